@@ -1,0 +1,44 @@
+"""aligniform: alignment, uniformity and contrastive learning on the hypersphere.
+
+The functional API mirrors ``torch.nn.functional``: every loss is a pure
+function of ``(N, d)`` L2-normalised features with an ``nn.Module`` twin.
+"""
+
+from . import metrics
+from ._validation import input_checks, set_input_checks
+from .losses import (
+    AlignLoss,
+    AsymptoticContrastiveLoss,
+    ContrastiveLoss,
+    HardContrastiveLoss,
+    SimpleLoss,
+    UniformLoss,
+    align_loss,
+    asymptotic_contrastive_loss,
+    contrastive_loss,
+    hard_contrastive_loss,
+    simple_loss,
+    uniform_loss,
+)
+from .objective import Objective
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlignLoss",
+    "AsymptoticContrastiveLoss",
+    "ContrastiveLoss",
+    "HardContrastiveLoss",
+    "Objective",
+    "SimpleLoss",
+    "UniformLoss",
+    "align_loss",
+    "asymptotic_contrastive_loss",
+    "contrastive_loss",
+    "hard_contrastive_loss",
+    "input_checks",
+    "metrics",
+    "set_input_checks",
+    "simple_loss",
+    "uniform_loss",
+]

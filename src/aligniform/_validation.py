@@ -1,0 +1,203 @@
+"""Input checks shared by every loss and metric.
+
+Every public loss and metric funnels its arguments through these helpers, so a
+user gets the same clear ``ValueError`` (naming the argument and what was
+expected) whichever function they called.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_CHECKS_ENABLED = True
+
+# Unit-norm tolerance. Low-precision dtypes cannot represent a unit vector's
+# norm to 1e-3, so the tolerance grows with the dtype's machine epsilon.
+NORM_TOLERANCE = 1e-3
+
+
+def set_input_checks(enabled: bool) -> None:
+    """Turn the value checks (NaN/inf, unit norm) on or off globally.
+
+    Shape, dtype and hyper-parameter checks always run; only the checks that
+    read tensor values (and so synchronise a GPU) can be switched off, e.g. in
+    a tuned training loop after the first steps were checked.
+
+    Examples:
+        >>> import aligniform
+        >>> aligniform.set_input_checks(False)
+        >>> aligniform.set_input_checks(True)
+    """
+    global _CHECKS_ENABLED
+    _CHECKS_ENABLED = bool(enabled)
+
+
+@contextmanager
+def input_checks(enabled: bool):
+    """Context manager form of :func:`set_input_checks`."""
+    previous = _CHECKS_ENABLED
+    set_input_checks(enabled)
+    try:
+        yield
+    finally:
+        set_input_checks(previous)
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return number
+
+
+def check_fraction(value, name: str) -> float:
+    """Return ``value`` as a float in (0, 1], or raise."""
+    number = check_positive(value, name)
+    if number > 1:
+        raise ValueError(f"{name} must lie in (0, 1] (the fraction of negatives kept), got {value!r}")
+    return number
+
+
+def _norm_tolerance(dtype: torch.dtype) -> float:
+    return max(NORM_TOLERANCE, 8 * torch.finfo(dtype).eps)
+
+
+def as_tensor(x, name: str) -> torch.Tensor:
+    """Convert numpy arrays (and array-likes) to tensors without copying when possible."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    try:
+        return torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}") from None
+
+
+def check_features(
+    x,
+    name: str,
+    *,
+    normalize: bool = False,
+    min_rows: int = 1,
+    require_unit_norm: bool = True,
+) -> torch.Tensor:
+    """Validate an ``(N, d)`` feature matrix and return it (normalised if asked).
+
+    Args:
+        x: features, a tensor (or numpy array, converted without copy).
+        name: the argument's name, used in error messages.
+        normalize: L2-normalise the rows instead of requiring unit norm.
+        min_rows: the smallest N the caller can work with.
+        require_unit_norm: check that rows lie on the unit sphere.
+    """
+    x = check_feature_structure(x, name, min_rows)
+    return check_feature_values(x, name, normalize, require_unit_norm)
+
+
+def check_feature_structure(x, name: str, min_rows: int = 1) -> torch.Tensor:
+    """Shape and dtype checks only (cheap, never reads values)."""
+    x = as_tensor(x, name)
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D (N, d) feature matrix, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    n, d = x.shape
+    if n < min_rows:
+        raise ValueError(
+            f"{name} has {n} row(s) but at least {min_rows} are needed "
+            f"(pairs of distinct samples need a batch of two or more)"
+        )
+    if d < 1:
+        raise ValueError(f"{name} must have at least one feature column, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_feature_values(x: torch.Tensor, name: str, normalize: bool = False, require_unit_norm: bool = True):
+    """NaN/inf and unit-norm checks (skipped when input checks are switched off); optional normalisation."""
+    if _CHECKS_ENABLED and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf values")
+    if normalize:
+        return F.normalize(x, dim=1)
+    if require_unit_norm and _CHECKS_ENABLED:
+        check_unit_norm(x, name)
+    return x
+
+
+def check_feature_pair(x, y, *, normalize: bool = False, min_rows: int = 1, require_unit_norm: bool = True):
+    """Validate positive pairs: structure of both, then matching shapes, then values."""
+    x = check_feature_structure(x, "x", min_rows)
+    y = check_feature_structure(y, "y", min_rows)
+    check_same_shape(x, y)
+    return (
+        check_feature_values(x, "x", normalize, require_unit_norm),
+        check_feature_values(y, "y", normalize, require_unit_norm),
+    )
+
+
+def check_unit_norm(x: torch.Tensor, name: str) -> None:
+    """Raise unless every row of ``x`` has L2 norm 1 (within a dtype-aware tolerance)."""
+    tolerance = _norm_tolerance(x.dtype)
+    with torch.no_grad():
+        deviation = 0.0
+        # Chunked so a (1e6, 128) matrix does not need a second full-size copy.
+        for chunk in x.split(65536):
+            norms = torch.linalg.vector_norm(chunk.float() if chunk.dtype != torch.float64 else chunk, dim=1)
+            deviation = max(deviation, float((norms - 1).abs().max()))
+    if deviation > tolerance:
+        raise ValueError(
+            f"{name} must be L2-normalised (unit-norm rows, tolerance {tolerance:g}); the largest "
+            f"deviation of a row norm from 1 is {deviation:.3g}. Normalise first with "
+            f"torch.nn.functional.normalize({name}, dim=1), or pass normalize=True"
+        )
+
+
+def check_same_shape(x: torch.Tensor, y: torch.Tensor, names: Sequence[str] = ("x", "y")) -> None:
+    """Positive pairs must match row for row, in shape, dtype and device."""
+    a, b = names
+    if x.shape != y.shape:
+        raise ValueError(
+            f"{a} and {b} must have the same shape (one row per positive pair), "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.dtype != y.dtype:
+        raise ValueError(f"{a} and {b} must have the same dtype, got {x.dtype} and {y.dtype}")
+    if x.device != y.device:
+        raise ValueError(f"{a} and {b} must be on the same device, got {x.device} and {y.device}")
+
+
+def check_queue(queue, x: torch.Tensor, normalize: bool = False) -> torch.Tensor | None:
+    """Validate a ``(K, d)`` queue of past features; it never carries gradient."""
+    if queue is None:
+        return None
+    queue = check_feature_structure(queue, "queue")
+    if queue.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"queue must have the same feature width as the batch: expected (K, {x.shape[1]}), "
+            f"got {tuple(queue.shape)}"
+        )
+    if queue.device != x.device:
+        raise ValueError(f"queue must be on the same device as the features ({x.device}), got {queue.device}")
+    return check_feature_values(queue.detach(), "queue", normalize).to(x.dtype)
+
+
+def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
+    """Validate a 1-D integer label vector of length ``n``."""
+    labels = as_tensor(labels, name)
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"{name} must be a 1-D vector with one label per row ({n}), got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        if labels.is_floating_point() and bool((labels == labels.round()).all()):
+            return labels.long()
+        raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+    return labels.long()

@@ -1,0 +1,95 @@
+"""Objective.parse: the papers' notation, values, round-trips and errors."""
+
+import pytest
+import torch
+from helpers import positive_pairs
+
+import aligniform as af
+
+PAPER_SPECS = [
+    "0.98*align(alpha=2) + 0.96*uniform(t=2)",
+    "contrastive(tau=0.5) + uniform(t=2)",
+    "3*align(alpha=2) + uniform(t=3)",
+    "hard_contrastive(tau=0.5, alpha=0.08)",
+    "simple(lam=0.01, hard_alpha=0.1)",
+    "asymptotic_contrastive(tau=0.2)",
+]
+
+
+@pytest.mark.parametrize("spec", PAPER_SPECS)
+def test_str_round_trips(spec):
+    objective = af.Objective.parse(spec)
+    again = af.Objective.parse(str(objective))
+    assert str(again) == str(objective)
+    x, y = positive_pairs(16, 8)
+    assert again(x, y).item() == pytest.approx(objective(x, y).item(), rel=1e-12)
+
+
+def test_paper_spec_prints_as_written():
+    assert str(af.Objective.parse("0.98*align(alpha=2) + 0.96*uniform(t=2)")) == "0.98*align(alpha=2) + 0.96*uniform(t=2)"
+    assert str(af.Objective.parse(" contrastive( tau = 0.5 )+uniform")) == "contrastive(tau=0.5) + uniform(t=2)"
+
+
+def test_weighted_sum_and_last_terms():
+    x, y = positive_pairs(20, 6)
+    objective = af.Objective.parse("0.98*align(alpha=2) + 0.96*uniform(t=2)")
+    loss = objective(x, y)
+    align = af.align_loss(x, y, 2)
+    uniform = (af.uniform_loss(x, 2) + af.uniform_loss(y, 2)) / 2  # the paper's two-view mean
+    assert loss.item() == pytest.approx(0.98 * align.item() + 0.96 * uniform.item(), rel=1e-12)
+    assert objective.last_terms == pytest.approx({"align": align.item(), "uniform": uniform.item()})
+
+
+def test_repeated_terms_get_distinct_keys():
+    x, y = positive_pairs(10, 4)
+    objective = af.Objective.parse("uniform(t=1) + uniform(t=4)")
+    objective(x, y)
+    assert set(objective.last_terms) == {"uniform", "uniform_2"}
+
+
+def test_queue_reaches_queue_terms_only():
+    x, y = positive_pairs(10, 4)
+    queue = positive_pairs(7, 4, seed=5)[0]
+    objective = af.Objective.parse("align(alpha=2) + uniform(t=2, intra_batch=false) + contrastive(tau=0.2)")
+    value = objective(x, y, queue=queue)
+    expected = (
+        af.align_loss(x, y)
+        + (af.uniform_loss(x, 2, queue, False) + af.uniform_loss(y, 2, queue, False)) / 2
+        + af.contrastive_loss(x, y, 0.2, queue)
+    )
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
+    assert "intra_batch=false" in str(objective)
+
+
+def test_gradient_flows():
+    x, y = positive_pairs(10, 4)
+    x.requires_grad_()
+    af.Objective.parse("contrastive(tau=0.5) + uniform(t=2)")(x, y).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("foo(t=2)", r"unknown objective term 'foo'; valid terms: align\(alpha=2\), uniform\(t=2"),
+        ("align(beta=2)", r"unknown argument\(s\) beta for align; valid: align\(alpha=2\)"),
+        ("hard_contrastive(tau=0.5)", r"hard_contrastive needs argument\(s\) alpha"),
+        ("uniform(t=-1)", r"in objective term uniform: t must be a positive"),
+        ("hard_contrastive(tau=0.5, alpha=2)", r"alpha must lie in \(0, 1\]"),
+        ("align(alpha=two)", r"expected a number"),
+        ("align(2)", r"arguments are written name=value"),
+        ("align(alpha=2) +", r"empty term"),
+        ("align(alpha=2", r"unbalanced"),
+        ("", r"non-empty string"),
+        ("0*align", r"weight of align must be a positive"),
+        ("2 align", r"cannot parse objective term"),
+    ],
+)
+def test_bad_specs_raise_clear_errors(spec, message):
+    with pytest.raises(ValueError, match=message):
+        af.Objective.parse(spec)
+
+
+def test_scientific_notation_weights():
+    objective = af.Objective.parse("1e-1*align + 2.5E+0*uniform(t=2)")
+    assert [term.weight for term in objective.terms] == [0.1, 2.5]

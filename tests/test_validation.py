@@ -1,0 +1,74 @@
+"""Every bad input named in the docs raises a ValueError naming the argument and the expectation."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import positive_pairs
+
+import aligniform as af
+from aligniform import metrics
+
+X, Y = positive_pairs(8, 4)
+ONE_ROW = X[:1]
+NAN = X.clone()
+NAN[2, 1] = float("nan")
+INF = X.clone()
+INF[0, 0] = float("inf")
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: af.align_loss(X[0], Y[0]), r"x must be a 2-D \(N, d\) feature matrix"),
+        (lambda: af.align_loss(X, Y[:5]), r"x and y must have the same shape"),
+        (lambda: af.align_loss(X, Y.float()), r"same dtype"),
+        (lambda: af.align_loss(X.long(), Y.long()), r"floating-point dtype"),
+        (lambda: af.uniform_loss(ONE_ROW), r"x has 1 row\(s\) but at least 2"),
+        (lambda: af.contrastive_loss(ONE_ROW, ONE_ROW), r"at least 2"),
+        (lambda: af.uniform_loss(NAN), r"x contains NaN or inf"),
+        (lambda: af.contrastive_loss(X, INF), r"y contains NaN or inf"),
+        (lambda: af.align_loss(X, Y, alpha=0), r"alpha must be a positive"),
+        (lambda: af.align_loss(X, Y, alpha=float("nan")), r"alpha must be a positive"),
+        (lambda: af.uniform_loss(X, t=-2), r"t must be a positive"),
+        (lambda: af.contrastive_loss(X, Y, tau=0), r"tau must be a positive"),
+        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=1.5), r"alpha must lie in \(0, 1\]"),
+        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=0), r"alpha must be a positive"),
+        (lambda: af.simple_loss(X, Y, lam=-1), r"lam must be a positive"),
+        (lambda: af.simple_loss(X, Y, lam=1, hard_alpha=2), r"hard_alpha must lie in \(0, 1\]"),
+        (lambda: af.uniform_loss(X, queue=X[:, :3]), r"queue must have the same feature width.*\(K, 4\)"),
+        (lambda: af.contrastive_loss(X, Y, queue=X[:, :2]), r"queue must have the same feature width"),
+        (lambda: af.uniform_loss(X, intra_batch=False), r"needs a queue"),
+        (lambda: af.uniform_loss(2 * X), r"x must be L2-normalised.*pass normalize=True"),
+        (lambda: af.contrastive_loss(X, 1.01 * Y), r"y must be L2-normalised"),
+        (lambda: af.align_loss(X, Y, alpha="two"), r"alpha must be a positive number, got 'two'"),
+        (lambda: metrics.uniformity(ONE_ROW), r"at least 2"),
+        (lambda: metrics.tolerance(X, [0, 1]), r"labels must be a 1-D vector with one label per row \(8\)"),
+        (lambda: metrics.tolerance(X, np.full(8, 0.5)), r"integer class labels"),
+        (lambda: metrics.alignment(X.numpy(), Y.numpy()[:, :2]), r"same shape"),
+        (lambda: metrics.mean_classifier_accuracy(X, [0] * 8, X[:, :2], [0] * 8), r"same feature width"),
+        (lambda: metrics.uniformity(X, max_pairs=-5), r"max_pairs must be a positive"),
+        (lambda: metrics.alignment("abc", Y), r"x must be a torch.Tensor or numpy array|2-D"),
+        (lambda: metrics.effective_rank(np.zeros((3, 3))), r"all zeros"),
+    ],
+)
+def test_bad_input_raises(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_tolerance_is_dtype_aware():
+    x = torch.nn.functional.normalize(torch.randn(16, 64), dim=1).bfloat16()
+    assert torch.isfinite(af.uniform_loss(x))  # bf16 rounding of unit vectors is not an error
+
+
+def test_checks_can_be_switched_off():
+    with af.input_checks(False):
+        af.uniform_loss(X * 1.5)  # no error: value checks skipped
+    with pytest.raises(ValueError):
+        af.uniform_loss(X * 1.5)
+
+
+def test_queue_without_pairs_allows_single_row():
+    queue = positive_pairs(5, 4, seed=2)[0]
+    assert torch.isfinite(af.uniform_loss(ONE_ROW, queue=queue, intra_batch=False))
+    assert torch.isfinite(af.contrastive_loss(ONE_ROW, Y[:1], queue=queue))
