@@ -24,10 +24,10 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-# Elements of one (rows × columns) block of logits. 2^22 float32 = 16 MiB: big
-# enough that each GEMM is efficient, small enough that a 65,536-row batch
-# stays far below 1 GiB of extra memory (a few blocks are alive at once).
-BLOCK_ELEMENTS = 1 << 22
+# Elements of one (rows × columns) tile of logits. 2^18 float32 = 1 MiB stays in
+# cache, so the few elementwise passes per tile are cheap; the GEMMs are still
+# large enough to run at full speed. Memory is O(N × block), never O(N²).
+BLOCK_ELEMENTS = 1 << 18
 
 
 def pair_count(n: int, queue_size: int, intra_batch: bool) -> int:
@@ -38,44 +38,57 @@ def pair_count(n: int, queue_size: int, intra_batch: bool) -> int:
 def _rows_per_block(n_columns: int, block_rows: int | None) -> int:
     if block_rows is not None:
         return max(1, int(block_rows))
-    return max(1, BLOCK_ELEMENTS // max(1, n_columns))
+    return max(8, BLOCK_ELEMENTS // max(1, n_columns))
 
 
-def _neg_scaled_sqdist(rows, cols, row_sq, col_sq, t: float) -> torch.Tensor:
-    """-t ||r - c||² for every (row, col), computed in place on the GEMM output."""
-    logits = rows @ cols.T
-    logits.mul_(2).sub_(row_sq[:, None]).sub_(col_sq[None, :])  # = -||r - c||²
-    return logits.clamp_max_(0).mul_(t)
+def _as_rows(x: torch.Tensor, t: float) -> torch.Tensor:
+    """[2t·x, -t||x||², -t]: its product with :func:`_as_columns` of c is -t ||x - c||²."""
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([2 * t * x, -t * x.pow(2).sum(1, keepdim=True), -t * ones], 1)
 
 
-def _blocks(x: torch.Tensor, queue: torch.Tensor | None, intra_batch: bool, block_rows: int | None):
-    """Yield (start, stop, columns, column_sq, kind) for every block of pairs.
+def _as_columns(c: torch.Tensor) -> torch.Tensor:
+    """[c, 1, ||c||²]; one GEMM against :func:`_as_rows` gives the scaled negative squared distances."""
+    return torch.cat([c, torch.ones_like(c[:, :1]), c.pow(2).sum(1, keepdim=True)], 1)
 
-    kind "batch": columns are x[start:], of which the first (stop - start) need
-    the strict-upper-triangle mask. kind "queue": columns are the whole queue.
-    """
-    n = x.shape[0]
-    sq = (x * x).sum(1)
+
+def _blocks(n: int, queue_size: int, intra_batch: bool, block_rows: int | None):
+    """Yield (start, stop, kind) tiles: "batch" tiles pair rows start:stop with x[start:]
+    (strict upper triangle), "queue" tiles pair them with the whole queue."""
     if intra_batch and n > 1:
         rows = _rows_per_block(n, block_rows)
         for start in range(0, n - 1, rows):
-            stop = min(start + rows, n)
-            yield start, stop, x[start:], sq[start:], "batch"
-    if queue is not None:
-        queue_sq = (queue * queue).sum(1)
-        rows = _rows_per_block(queue.shape[0], block_rows)
+            yield start, min(start + rows, n), "batch"
+    if queue_size:
+        rows = _rows_per_block(queue_size, block_rows)
         for start in range(0, n, rows):
-            stop = min(start + rows, n)
-            yield start, stop, queue, queue_sq, "queue"
+            yield start, min(start + rows, n), "queue"
 
 
-def _block_logits(x, sq, start, stop, columns, column_sq, kind, t):
-    logits = _neg_scaled_sqdist(x[start:stop], columns, sq[start:stop], column_sq, t)
-    if kind == "batch":
-        size = stop - start
-        diagonal = torch.ones(size, size, dtype=torch.bool, device=x.device).tril_()
-        logits[:, :size].masked_fill_(diagonal, -math.inf)
-    return logits
+class _Tiles:
+    """Augmented copies of x (and the queue) plus the tile logic, shared by forward and backward."""
+
+    def __init__(self, x, queue, t, intra_batch, block_rows):
+        self.rows = _as_rows(x, t)
+        self.columns = _as_columns(x)
+        self.queue_columns = None if queue is None else _as_columns(queue)
+        queue_size = 0 if queue is None else queue.shape[0]
+        self.blocks = list(_blocks(x.shape[0], queue_size, intra_batch, block_rows))
+
+    def columns_of(self, start, kind):
+        return self.columns[start:] if kind == "batch" else self.queue_columns
+
+    def logits(self, start, stop, kind, shift=None) -> torch.Tensor:
+        """-t ||x_i - c||² (minus ``shift``) for the tile; masked pairs are -inf."""
+        logits = self.rows[start:stop] @ self.columns_of(start, kind).T
+        logits.clamp_max_(0)  # a squared distance is never negative, whatever the rounding
+        if shift is not None:
+            logits.sub_(shift)
+        if kind == "batch":
+            size = stop - start
+            upper = torch.ones(size, size, dtype=torch.bool, device=logits.device).tril_()
+            logits[:, :size].masked_fill_(upper, -math.inf)
+        return logits
 
 
 def pairwise_logsumexp(
@@ -92,7 +105,7 @@ def pairwise_logsumexp(
         t: positive scale.
         queue: optional (K, d) features without gradient.
         intra_batch: include the i < j pairs of x.
-        block_rows: rows per tile (default: sized so a tile has ~4M elements).
+        block_rows: rows per tile (default: sized so a tile has ~256K elements).
 
     Returns:
         A 0-dim tensor (the log of the SUM over pairs, not the mean).
@@ -100,20 +113,13 @@ def pairwise_logsumexp(
     return _PairwiseLogSumExp.apply(x, queue, float(t), bool(intra_batch), block_rows)
 
 
-def _forward_lse(x, queue, t, intra_batch, block_rows) -> torch.Tensor:
-    sq = (x * x).sum(1)
-    partial = [
-        torch.logsumexp(_block_logits(x, sq, start, stop, cols, col_sq, kind, t).flatten(), 0)
-        for start, stop, cols, col_sq, kind in _blocks(x, queue, intra_batch, block_rows)
-    ]
-    return torch.logsumexp(torch.stack(partial), 0)
-
-
 class _PairwiseLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, queue, t, intra_batch, block_rows):
         with torch.no_grad():
-            lse = _forward_lse(x, queue, t, intra_batch, block_rows)
+            tiles = _Tiles(x, queue, t, intra_batch, block_rows)
+            partial = [torch.logsumexp(tiles.logits(*block).flatten(), 0) for block in tiles.blocks]
+            lse = torch.logsumexp(torch.stack(partial), 0)
         ctx.save_for_backward(x, queue if queue is not None else torch.empty(0), lse)
         ctx.has_queue = queue is not None
         ctx.options = (t, intra_batch, block_rows)
@@ -123,17 +129,20 @@ class _PairwiseLogSumExp(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_output):
         x, queue, lse = ctx.saved_tensors
-        queue = queue if ctx.has_queue else None
         t, intra_batch, block_rows = ctx.options
+        tiles = _Tiles(x, queue if ctx.has_queue else None, t, intra_batch, block_rows)
+        # [x, 1]: one GEMM with the weights gives both W @ c and the row sums of W.
+        x_ones = torch.cat([x, torch.ones_like(x[:, :1])], 1)
+        queue_ones = torch.cat([queue, torch.ones_like(queue[:, :1])], 1) if ctx.has_queue else None
         grad = torch.zeros_like(x)
-        sq = (x * x).sum(1)
-        with torch.no_grad():
-            for start, stop, cols, col_sq, kind in _blocks(x, queue, intra_batch, block_rows):
-                rows = x[start:stop]
-                weights = _block_logits(x, sq, start, stop, cols, col_sq, kind, t).sub_(lse).exp_()
-                # d(-t||r - c||²)/dr = -2t (r - c); the pair's softmax weight scales it.
-                grad[start:stop] += weights.sum(1)[:, None] * rows - weights @ cols
-                if kind == "batch":
-                    grad[start:] += weights.sum(0)[:, None] * cols - weights.T @ rows
-        grad.mul_(-2 * t * grad_output)
-        return grad, None, None, None, None
+        d = x.shape[1]
+        for start, stop, kind in tiles.blocks:
+            weights = tiles.logits(start, stop, kind, shift=lse).exp_()  # softmax over all pairs
+            columns = x_ones[start:] if kind == "batch" else queue_ones
+            pulled = weights @ columns  # [W @ c, W 1]
+            # d(-t||r - c||²)/dr = -2t (r - c), weighted by each pair's softmax weight.
+            grad[start:stop] += pulled[:, d:] * x[start:stop] - pulled[:, :d]
+            if kind == "batch":
+                pushed = weights.T @ x_ones[start:stop]  # [Wᵀ @ r, Wᵀ 1]
+                grad[start:] += pushed[:, d:] * x[start:] - pushed[:, :d]
+        return grad.mul_(-2 * t * grad_output), None, None, None, None
