@@ -1,0 +1,210 @@
+"""Figures over many encoders: the alignment–uniformity scatter and temperature curves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from scipy.stats import spearmanr
+
+from ._figure import check_records, finish, new_figure, numeric_rows, to_float
+
+
+def sweep_correlations(
+    records: Sequence[dict],
+    accuracy_key: str = "linear_acc",
+    *,
+    alignment_key: str = "alignment",
+    uniformity_key: str = "uniformity",
+) -> dict[str, float]:
+    """Spearman rank correlations of accuracy with alignment and with uniformity.
+
+    Rows missing any of the three values are skipped. Wang & Isola (2020) find
+    both strongly negative: lower alignment / uniformity losses go with higher
+    accuracy. A correlation is NaN when fewer than 3 rows remain or a column is
+    constant.
+
+    Returns:
+        ``{"alignment": ρ, "uniformity": ρ, "n": number of rows used}``.
+
+    Examples:
+        >>> rows = [{"alignment": a, "uniformity": -a, "linear_acc": 1 - a} for a in (0.1, 0.2, 0.3)]
+        >>> sweep_correlations(rows)
+        {'alignment': -1.0, 'uniformity': 1.0, 'n': 3}
+    """
+    rows = numeric_rows(check_records(records), (alignment_key, uniformity_key, accuracy_key))
+    accuracy = np.array([row[accuracy_key] for row in rows])
+    return {
+        "alignment": _spearman(accuracy, np.array([row[alignment_key] for row in rows])),
+        "uniformity": _spearman(accuracy, np.array([row[uniformity_key] for row in rows])),
+        "n": len(rows),
+    }
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    # spearmanr warns and returns NaN on constant input; say NaN without the warning.
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
+
+
+def _format_rho(rho: float) -> str:
+    return "n/a" if math.isnan(rho) else f"{rho:.2f}"
+
+
+def plot_sweep_scatter(
+    records: Sequence[dict],
+    accuracy_key: str = "linear_acc",
+    out: str | Path | None = None,
+    *,
+    alignment_key: str = "alignment",
+    uniformity_key: str = "uniformity",
+) -> Figure:
+    """Wang & Isola's (2020) correlation figure: one point per encoder.
+
+    x = uniformity metric L_uniform (t = 2), y = alignment metric L_align (α = 2),
+    colour = downstream accuracy (colour bar). The best encoders sit in the lower
+    left. The Spearman correlations of accuracy with alignment and with
+    uniformity (:func:`sweep_correlations`) are written in the upper left.
+
+    Args:
+        records: rows of a sweep (e.g. ``csv.DictReader`` rows of ``sweep.csv``)
+            with numeric or numeric-string values; rows missing a value are skipped.
+        accuracy_key: the accuracy column (e.g. ``linear_acc``, ``knn_acc``).
+        out: when given, save ``<out>.png`` and ``<out>.svg``.
+        alignment_key: the alignment column.
+        uniformity_key: the uniformity column.
+
+    Returns:
+        The matplotlib ``Figure``: the scatter axes and the colour bar axes.
+
+    Raises:
+        ValueError: no row has all three values.
+
+    Examples:
+        >>> rows = [{"alignment": a, "uniformity": -3 + a, "linear_acc": 0.8 - a} for a in (0.2, 0.4, 0.6)]
+        >>> figure = plot_sweep_scatter(rows)
+        >>> len(figure.axes)
+        2
+    """
+    keys = (uniformity_key, alignment_key, accuracy_key)
+    rows = numeric_rows(check_records(records), keys)
+    if not rows:
+        raise ValueError(f"no record has numeric values for all of {list(keys)}")
+    uniformity, alignment, accuracy = (np.array([row[key] for row in rows]) for key in keys)
+    correlations = sweep_correlations(rows, accuracy_key, alignment_key=alignment_key, uniformity_key=uniformity_key)
+
+    figure = new_figure(5.8, 4.4)
+    axes = figure.add_subplot()
+    points = axes.scatter(
+        uniformity, alignment, c=accuracy, cmap="viridis", s=30, edgecolors="black", linewidths=0.3, zorder=3
+    )
+    colorbar = figure.colorbar(points, ax=axes)
+    colorbar.set_label(accuracy_key)
+    axes.set_xlabel("uniformity  L_uniform (t = 2)")
+    axes.set_ylabel("alignment  L_align (α = 2)")
+    axes.set_title(f"{len(rows)} encoders (lower left is better)", fontsize=10)
+    axes.grid(alpha=0.3, zorder=0)
+    text = (
+        f"Spearman ρ({accuracy_key}, alignment) = {_format_rho(correlations['alignment'])}\n"
+        f"Spearman ρ({accuracy_key}, uniformity) = {_format_rho(correlations['uniformity'])}"
+    )
+    axes.text(
+        0.02,
+        0.98,
+        text,
+        transform=axes.transAxes,
+        va="top",
+        ha="left",
+        fontsize=8,
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"},
+        zorder=4,
+    )
+    return finish(figure, out)
+
+
+#: The three panels of :func:`plot_temperature_curves`: (record key, y label, sign applied).
+_TEMPERATURE_PANELS = (
+    ("accuracy", "accuracy", 1.0),
+    # Wang & Liu (2021) report −L_uniform(t = 2): higher means more uniform.
+    ("uniformity", "uniformity  −L_uniform (t = 2)", -1.0),
+    ("tolerance", "tolerance", 1.0),
+)
+
+
+def plot_temperature_curves(
+    records: Sequence[dict],
+    out: str | Path | None = None,
+    *,
+    accuracy_key: str = "accuracy",
+    loss_key: str = "loss",
+) -> Figure:
+    """Wang & Liu's (2021) temperature study: accuracy, uniformity and tolerance against τ.
+
+    Three panels share a log-scale τ axis: accuracy, uniformity plotted as
+    −L_uniform(t = 2) (higher is more uniform, as Wang & Liu report) and
+    tolerance. Each loss (e.g. ``contrastive``, ``hard_contrastive``) is one
+    line. Small τ gives high uniformity and low tolerance, large τ the reverse:
+    the uniformity–tolerance dilemma.
+
+    Args:
+        records: dicts (or CSV rows) with keys ``loss``, ``tau``, ``accuracy``,
+            ``uniformity`` (the L_uniform value, ≤ 0) and ``tolerance``. A
+            missing value skips that point in that panel only.
+        out: when given, save ``<out>.png`` and ``<out>.svg``.
+        accuracy_key: the key holding accuracy (e.g. ``linear_acc`` for sweep rows).
+        loss_key: the key naming the loss of each record.
+
+    Returns:
+        The matplotlib ``Figure`` (three axes).
+
+    Raises:
+        ValueError: no record has a positive numeric ``tau``.
+
+    Examples:
+        >>> rows = [{"loss": "contrastive", "tau": t, "accuracy": 0.8, "uniformity": -3.0, "tolerance": t / 2}
+        ...         for t in (0.1, 0.3, 1.0)]
+        >>> [axes.get_xscale() for axes in plot_temperature_curves(rows).axes]
+        ['log', 'log', 'log']
+    """
+    records = check_records(records)
+    by_loss: dict[str, list] = {}
+    for record in records:
+        tau = to_float(record.get("tau"))
+        if tau is None or tau <= 0:
+            continue
+        by_loss.setdefault(str(record.get(loss_key) or "contrastive"), []).append((tau, record))
+    if not by_loss:
+        raise ValueError("no record has a positive numeric 'tau'")
+
+    figure = new_figure(12.0, 3.6)
+    for column, (key, label, sign) in enumerate(_TEMPERATURE_PANELS):
+        axes = figure.add_subplot(1, 3, column + 1)
+        key = accuracy_key if key == "accuracy" else key
+        drawn = 0
+        for index, (loss, points) in enumerate(sorted(by_loss.items())):
+            values = [(tau, to_float(record.get(key))) for tau, record in points]
+            curve = sorted((tau, value) for tau, value in values if value is not None)
+            if curve:
+                taus, ys = zip(*curve)
+                axes.plot(taus, sign * np.array(ys), "o-", color=f"C{index % 10}", label=loss, markersize=4)
+                drawn += 1
+        if not drawn:
+            axes.text(0.5, 0.5, f"no '{key}' values", transform=axes.transAxes, ha="center", color="0.5")
+        axes.set_xscale("log")
+        axes.set_xlabel("temperature τ")
+        axes.set_ylabel(label)
+        axes.set_title(label.split("  ")[0].capitalize(), fontsize=10)
+        axes.grid(alpha=0.3, which="both")
+    handles, names = figure.axes[0].get_legend_handles_labels()
+    if not handles:  # the accuracy panel may be empty; take the legend from any panel
+        for axes in figure.axes:
+            handles, names = axes.get_legend_handles_labels()
+            if handles:
+                break
+    if handles:
+        figure.axes[0].legend(handles, names, fontsize=8)
+    return finish(figure, out)
