@@ -615,12 +615,13 @@ def shard_indices(
 
 
 def convert_sync_batchnorm(model: nn.Module, ctx: DistributedContext) -> nn.Module:
-    """Replace BatchNorm layers by SyncBatchNorm when several GPU processes train together.
+    """Replace BatchNorm layers by synchronised ones when several processes train together.
 
     Plain BatchNorm normalises each rank's shard with that shard's statistics;
-    SyncBatchNorm uses the global batch's, as one process would. PyTorch only
-    synchronises CUDA tensors, so on CPU (gloo) the model is returned
-    unchanged, with a warning, and each rank keeps per-shard statistics.
+    synchronised BatchNorm uses the global batch's, as one process would. On
+    CUDA this is PyTorch's fused ``nn.SyncBatchNorm``; PyTorch's only works on
+    CUDA tensors, so on CPU (gloo) it is aligniform's
+    :class:`~aligniform.sync_batchnorm.GlobalBatchNorm`.
 
     Examples:
         >>> from torch import nn
@@ -633,11 +634,9 @@ def convert_sync_batchnorm(model: nn.Module, ctx: DistributedContext) -> nn.Modu
     if not any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
         return model
     if ctx.device.type != "cuda":
-        warnings.warn(
-            "SyncBatchNorm needs CUDA; on CPU each process normalises its own shard of the batch",
-            stacklevel=2,
-        )
-        return model
+        from .sync_batchnorm import convert_to_global_batchnorm
+
+        return convert_to_global_batchnorm(model)
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 

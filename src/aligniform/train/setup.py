@@ -1,0 +1,83 @@
+"""Turning a TrainConfig into ready objects: data splits, augmentations, encoder, optimiser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..augment import build_augmentation, build_eval_transform
+from ..config import ConfigError, TrainConfig
+from ..data import ImageDataset, dataset_info, load_dataset, train_val_split
+from ..models import build_model
+
+
+@dataclass
+class TrainingData:
+    """The splits a run uses.
+
+    ``train`` is what the encoder learns from (labels unused); ``bank`` and
+    ``val`` are a labelled split of the evaluation training set for per-epoch
+    monitoring (5-NN of val against bank, held-out alignment/uniformity on val);
+    ``labelled_train`` and ``test`` serve the final evaluation.
+    """
+
+    train: ImageDataset
+    bank: ImageDataset
+    val: ImageDataset
+    labelled_train: ImageDataset
+    test: ImageDataset
+
+
+def load_training_data(config: TrainConfig) -> TrainingData:
+    info = dataset_info(config.dataset)
+    load = lambda split: load_dataset(  # noqa: E731
+        config.dataset, config.data_dir, split=split, download=config.download, image_size=config.image_size
+    )
+    labelled_train, test = load(labelled_split(info)), load(info.test_split)
+    bank_idx, val_idx = train_val_split(labelled_train.labels.numpy(), max(config.val_fraction, 0.02), config.seed)
+    bank, val = labelled_train.subset(bank_idx), labelled_train.subset(val_idx)
+    if info.train_split == labelled_split(info) and config.val_fraction > 0:
+        # The validation images are held out of self-supervised training too.
+        train = labelled_train.subset(bank_idx)
+    else:
+        train = load(info.train_split)
+    return TrainingData(train=train, bank=bank, val=val, labelled_train=labelled_train, test=test)
+
+
+def labelled_split(info) -> str:
+    # STL-10 trains on train+unlabeled but evaluates with the labelled train split.
+    return "train" if "train" in info.splits else info.train_split
+
+
+def build_transforms(config: TrainConfig, data: ImageDataset):
+    info = dataset_info(config.dataset)
+    mean, std = info.mean, info.std
+    if config.dataset == "imagefolder":  # statistics unknown in advance: measure them
+        mean, std = _channel_stats(data.images)
+    kind = config.augmentation or info.augmentation
+    size = data.image_size
+    try:
+        augmentation = build_augmentation(kind, size, mean, std)
+    except ValueError as error:
+        raise ConfigError(f"augmentation: {error}") from None
+    return augmentation, build_eval_transform(size, mean, std, resize=size)
+
+
+def _channel_stats(images: torch.Tensor):
+    sample = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:2000]].double() / 255
+    return tuple(sample.mean((0, 2, 3)).tolist()), tuple(sample.std((0, 2, 3)).clamp_min(1e-3).tolist())
+
+
+def build_encoder(config: TrainConfig, data: ImageDataset):
+    try:
+        return build_model(config.model, dim=config.dim, in_channels=data.channels, image_size=data.image_size)
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from None
+
+
+def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        model.parameters(), lr=config.scaled_lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
