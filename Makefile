@@ -10,7 +10,7 @@ $(BIN)/aligniform: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,text]'
 	touch $@
 
 venv: $(BIN)/aligniform

@@ -109,6 +109,47 @@ def command_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    run_sweep(args.grid, args.out, workers=args.workers, emit_commands=args.emit_commands)
+    return 0
+
+
+def command_analyze(args: argparse.Namespace) -> int:
+    from .analysis import (
+        analyze_embeddings,
+        embeddings_from_checkpoint,
+        embeddings_from_sentence_model,
+        format_analysis,
+        load_embedding_file,
+    )
+
+    sources = [args.checkpoint is not None, args.npz is not None, args.npy_dir is not None, args.sentence_model is not None]
+    if sum(sources) != 1:
+        raise UserError("give exactly one input: CHECKPOINT, --npz FILE, --npy-dir DIR or --sentence-model NAME --pairs FILE")
+    if args.sentence_model is not None:
+        if args.pairs is None:
+            raise UserError("--sentence-model needs --pairs FILE.tsv (two text columns per line: a positive pair)")
+        embeddings = embeddings_from_sentence_model(args.sentence_model, args.pairs)
+    elif args.checkpoint is not None:
+        embeddings = embeddings_from_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.split, args.layer,
+                                                args.device)
+    else:
+        embeddings = load_embedding_file(args.npz or args.npy_dir)
+    result = analyze_embeddings(embeddings, normalize=args.normalize, max_pairs=args.max_pairs)
+    print(json.dumps(result, indent=2) if args.json else format_analysis(result))
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.run_dirs, args.output, title=args.title)
+    print(f"report written to {path}")
+    return 0
+
+
 RESULT_COLUMNS = [
     ("linear_acc", "linear %", 100), ("knn_acc", "5-NN %", 100), ("mean_classifier_acc", "mean-cls %", 100),
     ("alignment", "align ↓", 1), ("uniformity", "uniform ↓", 1), ("tolerance", "tolerance", 1),
@@ -156,6 +197,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="epochs per encoder (default: the demo's budget)")
     demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     demo.set_defaults(handler=command_demo)
+
+    sweep = commands.add_parser("sweep", help="train many encoders over a grid of options (resumable)")
+    sweep.add_argument("grid", type=Path, help="YAML grid file (sections base, grid, runs)")
+    sweep.add_argument("--out", type=Path, required=True, help="sweep folder (one sub-folder per run, sweep.csv)")
+    sweep.add_argument("--workers", type=int, default=1, help="runs at a time on this machine")
+    sweep.add_argument("--emit-commands", action="store_true",
+                       help="print one `aligniform train` command per unfinished run (for a cluster scheduler)")
+    sweep.set_defaults(handler=command_sweep)
+
+    analyze = commands.add_parser("analyze", help="alignment, uniformity, tolerance, ... of any embeddings")
+    analyze.add_argument("checkpoint", type=Path, nargs="?", help="a checkpoint (positive pairs from its augmentation)")
+    analyze.add_argument("--dataset", help="dataset of the checkpoint's pairs (default: the one it was trained on)")
+    analyze.add_argument("--data-dir", help="dataset folder")
+    analyze.add_argument("--split", default="test", help="dataset split (default: test)")
+    analyze.add_argument("--layer", default="output", help="layer of the checkpoint's encoder (default: output)")
+    analyze.add_argument("--device", default="cpu", help="device for the checkpoint's encoder")
+    analyze.add_argument("--npz", type=Path, help=".npz with arrays x, y (positive pairs) and optional labels")
+    analyze.add_argument("--npy-dir", type=Path, help="folder with x.npy, y.npy and optional labels.npy")
+    analyze.add_argument("--sentence-model", help="sentence-transformers model (package name or folder)")
+    analyze.add_argument("--pairs", type=Path, help="TSV of sentence pairs for --sentence-model (optional 3rd column: label)")
+    analyze.add_argument("--normalize", action="store_true", help="L2-normalise features that are not unit-norm")
+    analyze.add_argument("--max-pairs", type=int, help="estimate uniformity from this many sampled pairs (default: exact)")
+    analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    analyze.set_defaults(handler=command_analyze)
+
+    report = commands.add_parser("report", help="one self-contained HTML report of runs or a sweep")
+    report.add_argument("run_dirs", type=Path, nargs="+", help="run folders and/or sweep folders")
+    report.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="the HTML file to write")
+    report.add_argument("--title", default="aligniform report")
+    report.set_defaults(handler=command_report)
     return parser
 
 
@@ -169,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"aligniform: training stopped: {error}", file=sys.stderr)
         return 1
-    except (ConfigError, DatasetError, CheckpointError, UserError, ValueError, FileNotFoundError) as error:
+    except (ConfigError, DatasetError, CheckpointError, UserError, ValueError, FileNotFoundError, ImportError) as error:
         print(f"aligniform {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -93,7 +93,7 @@ def is_finished(run: SweepRun, out: Path) -> bool:
     return (out / run.name / "results.json").is_file()
 
 
-def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, stream=sys.stdout) -> list[dict]:
+def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, stream=None) -> list[dict]:
     """Run (or print the commands of) every unfinished run, then write ``sweep.csv``.
 
     Args:
@@ -107,6 +107,7 @@ def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, str
         The rows of ``sweep.csv``.
     """
     out = Path(out)
+    stream = stream or sys.stdout
     runs = load_grid(grid_file)
     pending = [run for run in runs if not is_finished(run, out)]
     for run in pending:

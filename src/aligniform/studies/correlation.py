@@ -1,0 +1,123 @@
+"""The correlation study of Wang & Isola (2020, Fig. 5 / Sec. 4.2), in miniature on mnist5k.
+
+Many encoders trained with different objectives; the paper's claim is that
+lower alignment AND lower uniformity both go with higher downstream accuracy.
+This study runs (or reads) a sweep and reports Spearman and Kendall rank
+correlations of alignment and uniformity with linear and 5-NN accuracy. A
+negative correlation supports the claim (lower metric, higher accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy import stats
+
+GRID_NAME = "mnist5k_correlation.yaml"
+
+
+def default_grid() -> Path:
+    """The shipped grid, from a source checkout or the current folder."""
+    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
+        candidate = root / "configs" / "sweeps" / GRID_NAME
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"cannot find configs/sweeps/{GRID_NAME}; pass --grid FILE")
+
+
+@dataclass
+class CorrelationOptions:
+    """Options of the correlation study.
+
+    Attributes:
+        grid: sweep grid file (default: configs/sweeps/mnist5k_correlation.yaml, 24 encoders, ~45 min on 2 cores).
+        workers: runs at a time.
+        reuse: only read an existing sweep folder's sweep.csv (no training).
+    """
+
+    grid: str | None = None
+    workers: int = 1
+    reuse: bool = False
+
+
+def rank_correlations(rows: list[dict]) -> dict:
+    """Spearman and Kendall correlations of each metric with each accuracy, over finished runs."""
+    table = {}
+    for metric in ("alignment", "uniformity"):
+        for accuracy in ("linear_acc", "knn_acc"):
+            pairs = [(row[metric], row[accuracy]) for row in rows
+                     if _finite(row.get(metric)) and _finite(row.get(accuracy))]
+            if len(pairs) < 3:
+                table[f"{metric}~{accuracy}"] = {"n": len(pairs), "spearman": None, "kendall": None}
+                continue
+            xs, ys = zip(*pairs)
+            spearman = stats.spearmanr(xs, ys)
+            kendall = stats.kendalltau(xs, ys)
+            table[f"{metric}~{accuracy}"] = {
+                "n": len(pairs),
+                "spearman": float(spearman.statistic), "spearman_p": float(spearman.pvalue),
+                "kendall": float(kendall.statistic), "kendall_p": float(kendall.pvalue),
+            }
+    return table
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def run_correlation_study(out: Path, options: CorrelationOptions | None = None) -> dict:
+    """Run (or read) the sweep in ``out``, then write correlation.json, correlation.md and the scatter figure."""
+    from ..plots import plot_sweep_scatter
+    from ..sweep import read_sweep, run_sweep
+
+    options = options or CorrelationOptions()
+    out = Path(out)
+    if not options.reuse:
+        run_sweep(options.grid or default_grid(), out, workers=options.workers)
+    rows = read_sweep(out)
+    correlations = rank_correlations(rows)
+    for accuracy in ("linear_acc", "knn_acc"):
+        plot_sweep_scatter(rows, accuracy_key=accuracy, out=out / f"correlation_{accuracy}")
+    results = {"runs": len(rows), "correlations": correlations}
+    (out / "correlation.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "correlation.md").write_text(correlation_markdown(rows, correlations))
+    print(correlation_markdown(rows, correlations))
+    return results
+
+
+def correlation_markdown(rows: list[dict], correlations: dict) -> str:
+    lines = [
+        f"# Correlation study ({len(rows)} encoders)",
+        "",
+        "Rank correlation of each metric with accuracy. The paper's claim: lower alignment and lower",
+        "uniformity go with higher accuracy, i.e. NEGATIVE correlations.",
+        "",
+        "| metric vs accuracy | n | Spearman ρ (p) | Kendall τ (p) |",
+        "|---|---|---|---|",
+    ]
+    for key, value in correlations.items():
+        if value["spearman"] is None:
+            lines.append(f"| {key} | {value['n']} | — | — |")
+        else:
+            lines.append(f"| {key} | {value['n']} | {value['spearman']:+.3f} ({value['spearman_p']:.2g}) | "
+                         f"{value['kendall']:+.3f} ({value['kendall_p']:.2g}) |")
+    lines += ["", "| objective | batch | dim | alignment | uniformity | linear % | 5-NN % |", "|---|---|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda r: -r.get("linear_acc", 0) if _finite(r.get("linear_acc")) else 0):
+        cells = [_fmt(row.get("alignment")), _fmt(row.get("uniformity")),
+                 _fmt(100 * row["linear_acc"] if _finite(row.get("linear_acc")) else None),
+                 _fmt(100 * row["knn_acc"] if _finite(row.get("knn_acc")) else None)]
+        label = row.get("objective", row.get("run"))
+        setting = [str(_integer(row.get(key))) for key in ("batch_size", "dim")]
+        lines.append(f"| {label} | " + " | ".join(setting + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _integer(value):
+    return int(value) if _finite(value) else "default"
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if _finite(value) else "—"

@@ -1,0 +1,89 @@
+"""Sweeps: grid expansion, resumable runs in separate processes, sweep.csv, emitted commands; the correlation study."""
+
+import csv
+import json
+import shlex
+
+import pytest
+import yaml
+
+from aligniform.cli import main
+from aligniform.config import ConfigError
+from aligniform.studies.correlation import rank_correlations
+from aligniform.sweep import load_grid, read_sweep
+
+TINY_BASE = {"dataset": "digits", "epochs": 1, "batch_size": 128, "dim": 8, "linear_probe": "none"}
+
+
+def write_grid(path, **sections):
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def test_grid_expansion_and_stable_names(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE,
+                      grid={"objective": ["contrastive(tau=0.5)", "align(alpha=2) + uniform(t=2)"], "dim": [4, 8]},
+                      runs=[{"objective": "uniform(t=3)"}])
+    runs = load_grid(grid)
+    assert len(runs) == 5
+    assert runs[0].options == {**TINY_BASE, "objective": "contrastive(tau=0.5)", "dim": 4}
+    assert runs[4].options["objective"] == "uniform(t=3)"
+    assert [r.name for r in runs] == [r.name for r in load_grid(grid)]  # names are stable
+    assert len({r.name for r in runs}) == 5
+
+
+@pytest.mark.parametrize(
+    "sections,message",
+    [
+        ({"grid": {"epochs": 3}}, "non-empty list"),
+        ({"runs": [{"objective": "nope(1)"}]}, "run 0"),
+        ({"runs": [{"epochs": 0}]}, "epochs must be a positive"),
+        ({"grids": {}}, "sections base, grid"),
+    ],
+)
+def test_bad_grids(tmp_path, sections, message):
+    with pytest.raises(ConfigError, match=message):
+        load_grid(write_grid(tmp_path / "g.yaml", **sections))
+
+
+def test_emit_commands(tmp_path, capsys):
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE, grid={"seed": [1, 2, 3]})
+    assert main(["sweep", str(grid), "--out", str(tmp_path / "s"), "--emit-commands"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    command = shlex.split(lines[0])
+    assert command[1:4] == ["-m", "aligniform", "train"] and "--config" in command
+    requested = yaml.safe_load((tmp_path / "s" / load_grid(grid)[0].name / "requested.yaml").read_text())
+    assert requested["seed"] == 1 and requested["dataset"] == "digits"
+
+
+@pytest.mark.slow
+def test_sweep_runs_resumes_and_summarises(tmp_path, capsys):
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE,
+                      grid={"objective": ["contrastive(tau=0.5)", "align(alpha=2) + uniform(t=2)"]})
+    out = tmp_path / "s"
+    assert main(["sweep", str(grid), "--out", str(out), "--workers", "2"]) == 0
+    rows = read_sweep(out)
+    assert len(rows) == 2
+    for row in rows:
+        results = json.loads((out / row["run"] / "results.json").read_text())
+        assert row["knn_acc"] == pytest.approx(results["knn_acc"])
+        assert row["wall_seconds"] > 0 and row["dim"] == 8
+    with (out / "sweep.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert {"run", "objective", "alignment", "uniformity", "knn_acc", "wall_seconds"} <= set(header)
+    # a second call finds everything finished and trains nothing
+    stamp = (out / rows[0]["run"] / "results.json").stat().st_mtime
+    capsys.readouterr()
+    assert main(["sweep", str(grid), "--out", str(out)]) == 0
+    assert "2 already finished, 0 to run" in capsys.readouterr().out
+    assert (out / rows[0]["run"] / "results.json").stat().st_mtime == stamp
+
+
+def test_rank_correlations_match_scipy_and_sign():
+    rows = [{"alignment": a, "uniformity": u, "linear_acc": acc, "knn_acc": acc}
+            for a, u, acc in [(0.1, -3.0, 0.9), (0.2, -2.5, 0.8), (0.3, -2.0, 0.7), (0.5, -1.0, 0.4), (0.4, -1.5, 0.5)]]
+    table = rank_correlations(rows)
+    assert table["alignment~linear_acc"]["spearman"] == pytest.approx(-1.0)
+    assert table["uniformity~knn_acc"]["kendall"] == pytest.approx(-1.0)
+    assert rank_correlations(rows[:2])["alignment~linear_acc"]["spearman"] is None
