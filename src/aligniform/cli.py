@@ -142,6 +142,67 @@ def command_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+STUDIES = {
+    "correlation": ("correlation", "run_correlation_study", "CorrelationOptions"),
+    "temperature": ("temperature", "run_temperature_study", "TemperatureOptions"),
+    "theorem1": ("theorem1", "run_theorem1_study", "Theorem1Options"),
+    "latent-classes": ("latent_classes", "run_latent_classes_study", "LatentClassesOptions"),
+}
+
+
+def _study(name: str):
+    import importlib
+
+    module_name, function, options = STUDIES[name]
+    module = importlib.import_module(f".studies.{module_name}", __package__)
+    return getattr(module, function), getattr(module, options)
+
+
+def parse_study_options(options_class, assignments: list[str]) -> dict:
+    """``key=value`` strings -> typed overrides of a study's options dataclass (lists as a,b,c)."""
+    import dataclasses
+
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else None for f in dataclasses.fields(options_class)}
+    overrides = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in defaults:
+            raise UserError(f"--set expects KEY=VALUE with KEY one of {', '.join(defaults)}; got {assignment!r}")
+        overrides[key] = _typed(text.strip(), defaults[key], key)
+    return overrides
+
+
+def _typed(text: str, default, key: str):
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("true", "1", "yes")
+        if isinstance(default, (tuple, list)):
+            kind = type(default[0]) if default else float
+            return type(default)(kind(item) for item in text.replace(" ", "").split(",") if item)
+        if isinstance(default, (int, float)):
+            return type(default)(text)
+        return text
+    except ValueError:
+        raise UserError(f"--set {key}: cannot read {text!r} as {type(default).__name__}") from None
+
+
+def command_study(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    run_study, options_class = _study(args.name)
+    if args.list_options:
+        for field in dataclasses.fields(options_class):
+            print(f"{field.name} = {field.default!r}")
+        return 0
+    if args.out is None:
+        raise UserError("study needs --out DIR")
+    run_study(args.out, **parse_study_options(options_class, args.set))
+    return 0
+
+
 def command_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -221,6 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--max-pairs", type=int, help="estimate uniformity from this many sampled pairs (default: exact)")
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
     analyze.set_defaults(handler=command_analyze)
+
+    study = commands.add_parser("study", help="reproduce a paper's study: " + ", ".join(STUDIES))
+    study.add_argument("name", choices=sorted(STUDIES))
+    study.add_argument("--out", type=Path, help="output folder (json, markdown table, figures, runs)")
+    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="change a study option (lists as a,b,c); see --list-options")
+    study.add_argument("--list-options", action="store_true", help="print the study's options and defaults")
+    study.set_defaults(handler=command_study)
 
     report = commands.add_parser("report", help="one self-contained HTML report of runs or a sweep")
     report.add_argument("run_dirs", type=Path, nargs="+", help="run folders and/or sweep folders")

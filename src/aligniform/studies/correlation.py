@@ -68,12 +68,19 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def run_correlation_study(out: Path, options: CorrelationOptions | None = None) -> dict:
-    """Run (or read) the sweep in ``out``, then write correlation.json, correlation.md and the scatter figure."""
+def run_correlation_study(out: Path, options: CorrelationOptions | None = None, **overrides) -> dict:
+    """Run (or read) the sweep in ``out``, then write correlation.json, correlation.md and the scatter figures.
+
+    Examples:
+        >>> results = run_correlation_study(Path("runs/corr"), workers=2)  # doctest: +SKIP
+        >>> results["correlations"]["uniformity~linear_acc"]["spearman"] < 0  # doctest: +SKIP
+        True
+    """
     from ..plots import plot_sweep_scatter
     from ..sweep import read_sweep, run_sweep
+    from .common import build_options
 
-    options = options or CorrelationOptions()
+    options = build_options(CorrelationOptions, options, overrides)
     out = Path(out)
     if not options.reuse:
         run_sweep(options.grid or default_grid(), out, workers=options.workers)
