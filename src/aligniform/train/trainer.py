@@ -65,6 +65,7 @@ class Trainer:
         seed_worker(config.seed, self.context.rank)  # rank 0 keeps the seed; others get derived ones
         self.data = load_training_data(config)
         self.augmentation, self.eval_transform = build_transforms(config, self.data.train)
+        self.train_images = self._images_on_device(self.data.train.images)
         self.model = build_encoder(config, self.data.train).to(self.device)
         if config.sync_bn:
             self.model = convert_sync_batchnorm(self.model, self.context)
@@ -83,6 +84,12 @@ class Trainer:
         self.log: RunLog | None = None
 
     # ------------------------------------------------------------------ setup
+
+    def _images_on_device(self, images: torch.Tensor) -> torch.Tensor:
+        """On a GPU, keep the uint8 training images there (up to 4 GiB): no host-to-device copy per step."""
+        if self.device.type == "cuda" and images.numel() <= 4 * 2**30:
+            return images.to(self.device)
+        return images
 
     def _wrap(self, model):
         if not self.context.is_distributed:
@@ -180,7 +187,8 @@ class Trainer:
                    disable=not (self.config.progress and self.context.is_main))
         for step in bar:
             batch = indices[step * self.local_batch_size : (step + 1) * self.local_batch_size]
-            terms = self._train_step(self.data.train.images[batch].to(self.device, non_blocking=True), epoch, step + 1)
+            images = self.train_images[batch.to(self.train_images.device)]
+            terms = self._train_step(images.to(self.device, non_blocking=True), epoch, step + 1)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
