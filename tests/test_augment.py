@@ -15,6 +15,17 @@ from aligniform.augment import (
     two_views,
 )
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    # These tests run tiny batches: one thread is as fast, and it avoids the
+    # 10-50x slow-down of OpenMP barriers when other processes load the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 RGB_MEAN = (0.4467, 0.4398, 0.4066)
 RGB_STD = (0.2603, 0.2566, 0.2713)
 GRAY_MEAN = (0.1307,)

@@ -42,7 +42,8 @@ class TrainConfig:
     download: bool = False
     val_fraction: float = 0.1
     augmentation: str | None = None  # default: the dataset's ("digits" or "paper")
-    image_size: int | None = None  # default: the dataset's native size
+    image_size: int | None = None  # resize images on loading; default: the dataset's native size
+    input_size: int | None = None  # side of the encoder's input (augmentation crops); default: the images' size
     # encoder and objective
     model: str = "convnet"
     dim: int = 128
@@ -106,8 +107,10 @@ class TrainConfig:
             Objective.parse(self.objective)
         except ValueError as error:
             raise ConfigError(f"objective: {error}") from None
-        if self.image_size is not None and self.image_size <= 0:
-            raise ConfigError(f"image_size must be positive, got {self.image_size!r}")
+        for name in ("image_size", "input_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value!r}")
 
     # ------------------------------------------------------------------ YAML
 

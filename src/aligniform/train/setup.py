@@ -56,12 +56,20 @@ def build_transforms(config: TrainConfig, data: ImageDataset):
     if config.dataset == "imagefolder":  # statistics unknown in advance: measure them
         mean, std = _channel_stats(data.images)
     kind = config.augmentation or info.augmentation
-    size = data.image_size
+    size = input_size(config, data)
     try:
         augmentation = build_augmentation(kind, size, mean, std)
     except ValueError as error:
         raise ConfigError(f"augmentation: {error}") from None
-    return augmentation, build_eval_transform(size, mean, std, resize=size)
+    # Crops smaller than the images are evaluated as the paper does (Resize(70) + CenterCrop(64),
+    # scaled); at the images' own size the evaluation transform is the identity.
+    resize = size if size == data.image_size else None
+    return augmentation, build_eval_transform(size, mean, std, resize=resize)
+
+
+def input_size(config: TrainConfig, data: ImageDataset) -> int:
+    """The encoder's input side: ``config.input_size``, else the images' size."""
+    return config.input_size or data.image_size
 
 
 def _channel_stats(images: torch.Tensor):
@@ -71,7 +79,7 @@ def _channel_stats(images: torch.Tensor):
 
 def build_encoder(config: TrainConfig, data: ImageDataset):
     try:
-        return build_model(config.model, dim=config.dim, in_channels=data.channels, image_size=data.image_size)
+        return build_model(config.model, dim=config.dim, in_channels=data.channels, image_size=input_size(config, data))
     except ValueError as error:
         raise ConfigError(f"model: {error}") from None
 

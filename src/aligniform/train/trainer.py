@@ -32,7 +32,7 @@ from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .moco import FeatureQueue, MomentumEncoder
 from .run_log import RunLog
 from .schedule import build_scheduler
-from .setup import build_encoder, build_optimizer, build_transforms, load_training_data
+from .setup import build_encoder, build_optimizer, build_transforms, input_size, load_training_data
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
@@ -133,7 +133,7 @@ class Trainer:
             "queue": None if self.queue is None else self.queue.state_dict(),
             "rng": rng_states if rng_states is not None else self._rng_states(),
             "model_info": {"name": self.config.model, "dim": self.config.dim, "in_channels": self.data.train.channels,
-                           "image_size": self.data.train.image_size, "dataset": self.config.dataset},
+                           "image_size": input_size(self.config, self.data.train), "dataset": self.config.dataset},
         }
 
     def load_state_dict(self, state: dict) -> None:
