@@ -143,20 +143,13 @@ def command_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-STUDIES = {
-    "correlation": ("correlation", "run_correlation_study", "CorrelationOptions"),
-    "temperature": ("temperature", "run_temperature_study", "TemperatureOptions"),
-    "theorem1": ("theorem1", "run_theorem1_study", "Theorem1Options"),
-    "latent-classes": ("latent_classes", "run_latent_classes_study", "LatentClassesOptions"),
-}
+STUDY_NAMES = ("correlation", "latent-classes", "temperature", "theorem1")
 
 
 def _study(name: str):
-    import importlib
+    from .studies import STUDIES
 
-    module_name, function, options = STUDIES[name]
-    module = importlib.import_module(f".studies.{module_name}", __package__)
-    return getattr(module, function), getattr(module, options)
+    return STUDIES[name]
 
 
 def parse_study_options(options_class, assignments: list[str]) -> dict:
@@ -284,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
     analyze.set_defaults(handler=command_analyze)
 
-    study = commands.add_parser("study", help="reproduce a paper's study: " + ", ".join(STUDIES))
-    study.add_argument("name", choices=sorted(STUDIES))
+    study = commands.add_parser("study", help="reproduce a paper's study: " + ", ".join(STUDY_NAMES))
+    study.add_argument("name", choices=STUDY_NAMES)
     study.add_argument("--out", type=Path, help="output folder (json, markdown table, figures, runs)")
     study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="change a study option (lists as a,b,c); see --list-options")

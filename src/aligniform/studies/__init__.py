@@ -1,0 +1,61 @@
+"""Studies that check the papers' claims numerically (``aligniform study NAME``).
+
+Each study is one function ``run_<name>_study(out, options=None, **overrides) -> dict``
+with an options dataclass of CPU-small defaults. It writes ``<out>/<name>.json``,
+a markdown table ``<out>/<name>.md`` and figures (``.png`` + ``.svg``), prints
+progress lines, and returns the results.
+
+=================  ===================================  ======================================================
+name               function / options                   claim (paper)
+=================  ===================================  ======================================================
+``correlation``    :func:`run_correlation_study`        lower alignment and lower uniformity both go with
+                   :class:`CorrelationOptions`          higher accuracy across many encoders (Wang & Isola 2020)
+``theorem1``       :func:`run_theorem1_study`           L_contrastive − log M converges to the limit of
+                   :class:`Theorem1Options`             Theorem 1 as M grows, with a gap ~1/M (Wang & Isola 2020)
+``latent-classes`` :func:`run_latent_classes_study`     the mean classifier follows Arora et al.'s unsupervised
+                   :class:`LatentClassesOptions`        loss; Lemma 4.3's bound holds (Arora et al. 2019)
+``temperature``    :func:`run_temperature_study`        uniformity falls and tolerance rises with τ; the hard
+                   :class:`TemperatureOptions`          loss stays uniform at large τ (Wang & Liu 2021)
+=================  ===================================  ======================================================
+
+Examples:
+    >>> from pathlib import Path
+    >>> from aligniform.studies import run_latent_classes_study
+    >>> results = run_latent_classes_study(Path("/tmp/lc"), num_classes=(4,), steps=50)  # doctest: +SKIP
+"""
+
+from .correlation import CorrelationOptions, run_correlation_study
+from .latent_classes import (
+    LatentClassesOptions,
+    LatentClassModel,
+    arora_logistic_loss,
+    mean_classifier_evaluation,
+    run_latent_classes_study,
+)
+from .temperature import TemperatureOptions, run_temperature_study
+from .theorem1 import Theorem1Options, anchor_limit_terms, mixture_positive_pairs, run_theorem1_study
+
+#: Study name -> (run function, options dataclass), for the CLI.
+STUDIES = {
+    "correlation": (run_correlation_study, CorrelationOptions),
+    "theorem1": (run_theorem1_study, Theorem1Options),
+    "latent-classes": (run_latent_classes_study, LatentClassesOptions),
+    "temperature": (run_temperature_study, TemperatureOptions),
+}
+
+__all__ = [
+    "STUDIES",
+    "CorrelationOptions",
+    "run_correlation_study",
+    "LatentClassModel",
+    "LatentClassesOptions",
+    "TemperatureOptions",
+    "Theorem1Options",
+    "anchor_limit_terms",
+    "arora_logistic_loss",
+    "mean_classifier_evaluation",
+    "mixture_positive_pairs",
+    "run_latent_classes_study",
+    "run_temperature_study",
+    "run_theorem1_study",
+]
