@@ -62,3 +62,15 @@ def test_format_results_table():
     text = format_results({"a": {"linear_acc": 0.9123, "uniformity": -3.5}, "b": {}})
     lines = text.splitlines()
     assert "linear %" in lines[0] and "91.23" in lines[2] and "-3.50" in lines[2] and "—" in lines[3]
+
+
+def test_study_names_match_registry_and_study_runs(tmp_path, capsys):
+    from aligniform.cli import STUDY_NAMES
+    from aligniform.studies import STUDIES
+
+    assert sorted(STUDY_NAMES) == sorted(STUDIES)
+    assert main(["study", "latent-classes", "--out", str(tmp_path), "--set", "num_classes=4",
+                 "--set", "steps=20", "--set", "progress=false"]) == 0
+    assert (tmp_path / "latent-classes.json").is_file()
+    assert main(["study", "theorem1", "--out", str(tmp_path), "--set", "nosuch=1"]) == 2
+    assert "--set expects KEY=VALUE" in capsys.readouterr().err
