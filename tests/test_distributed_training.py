@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,13 +42,34 @@ def _weights(out):
     return load_checkpoint(out / "checkpoint.pt")["model"]
 
 
+def noise_imagefolder(root, per_class=120, size=12):
+    """Random-pixel images in two classes.
+
+    Why not digits: their constant background puts many activations on one shared value at a ReLU
+    kink or in a max-pool tie, so float32 rounding differences in summation order (one process vs.
+    two, or merely a reordered batch in one process) flip groups of gates within a few steps. The
+    per-step gradients agree to 1e-9 in float64 (test_distributed.py); on this data, at a moderate
+    lr, a whole float32 run can be compared: after 6 steps a 2-process run is as close to the
+    1-process run (~7e-7) as the same 1-process run with its batch rows reordered.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", per_class // 4)):
+        for label in ("a", "b"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
 def test_two_process_sync_bn_run_equals_one_process_run(tmp_path):
-    # A short run (3 steps of 256). Longer runs drift apart by more than float32 rounding: digits
-    # are full of exact zeros, so max-pool windows hold ties, and a rounding-level difference in
-    # summation order can route a gradient to another element of the window (seen from step 4 on).
-    gentle = ("--batch-size", "256", "--val-fraction", "0.4", "--lr", "0.02", "--momentum", "0.5")
-    _run(_single(tmp_path / "one", 1, *gentle))
-    _run(_torchrun(tmp_path / "two", 1, *gentle))
+    data = noise_imagefolder(tmp_path / "images")
+    options = ("--dataset", "imagefolder", "--data-dir", str(data), "--batch-size", "64", "--lr", "0.01")
+    _run(_single(tmp_path / "one", 2, *options))
+    _run(_torchrun(tmp_path / "two", 2, *options))
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert one.keys() == two.keys()
     for key in one:
@@ -55,8 +77,8 @@ def test_two_process_sync_bn_run_equals_one_process_run(tmp_path):
             torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-5, msg=key)
     # rank 0 alone wrote the run's files
     assert (tmp_path / "two" / "results.json").is_file()
-    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1
-    assert json.loads((tmp_path / "two" / "results.json").read_text())["knn_acc"] > 0.3
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((tmp_path / "two" / "results.json").read_text()).keys() >= {"knn_acc", "alignment"}
 
 
 def test_two_process_run_resumes_after_kill(tmp_path):

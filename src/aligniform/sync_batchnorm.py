@@ -90,11 +90,13 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every BatchNorm layer of ``module`` by a :class:`GlobalBatchNorm` with the same state."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        like = module.weight if module.affine else module.running_mean  # dtype and device to keep
+        factory = {} if like is None else {"device": like.device, "dtype": like.dtype}
         converted = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                                    module.track_running_stats)
+                                    module.track_running_stats, **factory)
         converted.load_state_dict(module.state_dict())
         converted.train(module.training)
-        return converted.to(next(iter(module.state_dict().values()), torch.empty(0)).device)
+        return converted
     for name, child in module.named_children():
         module.add_module(name, convert_to_global_batchnorm(child))
     return module
