@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import TrainConfig
 
 # The demo's budget: sized to finish in a few minutes on 2 CPU cores.
-DEMO_EPOCHS = 10
+DEMO_EPOCHS = 30
 DEMO_OBJECTIVES = {
     "contrastive": "contrastive(tau=0.2)",
     "align_uniform": "align(alpha=2) + uniform(t=2)",
