@@ -55,18 +55,50 @@ def bench_uniform_vs_pdist(n: int, d: int, repeats: int) -> None:
     print(f"  one x @ x.T GEMM:    {gemm * 1e3:.1f} ms  -> uniform_loss costs {ours / gemm:.2f} GEMMs")
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class PeakMemory:
+    """Samples this process's resident memory every 5 ms in a thread; ``extra`` is peak minus start."""
+
+    def __enter__(self):
+        import threading
+
+        self.start = self.peak = current_rss_mib()
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, current_rss_mib())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.extra = self.peak - self.start
 
 
 def bench_uniform_large(n: int, d: int) -> None:
+    """Run in a fresh process so the RSS high-water mark is this measurement's alone."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, __file__, "--large-only", str(n), str(d)], check=True)
+
+
+def _uniform_large_in_this_process(n: int, d: int) -> None:
     x = F.normalize(torch.randn(n, d), dim=1).requires_grad_()
-    before = peak_rss_mib()
-    start = time.perf_counter()
-    loss = af.uniform_loss(x, 2.0)
-    loss.backward()
-    seconds = time.perf_counter() - start
-    extra = peak_rss_mib() - before
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        loss = af.uniform_loss(x, 2.0)
+        loss.backward()
+        seconds = time.perf_counter() - start
+    extra = memory.extra
     print(
         f"uniform_loss fwd+bwd N={n} d={d}: {seconds:.1f} s, value {loss.item():.4f}, "
         f"peak extra memory {extra:.0f} MiB (inputs {x.numel() * 4 / 2**20:.0f} MiB; "
@@ -108,7 +140,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--large-only", nargs=2, type=int, metavar=("N", "D"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.large_only:
+        _uniform_large_in_this_process(*args.large_only)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.quick:
         bench_uniform_vs_pdist(1024, 128, args.repeats)
@@ -118,7 +154,7 @@ def main() -> None:
     bench_uniform_vs_pdist(4096, 128, args.repeats)
     bench_contrastive_vs_ntxent(4096, 128, args.repeats)
     bench_contrastive_vs_ntxent(256, 128, args.repeats)  # the largest N at which NTXentLoss fits in memory here
-    bench_uniform_large(65536, 128)  # last: its peak memory must not hide the others'
+    bench_uniform_large(65536, 128)
 
 
 if __name__ == "__main__":

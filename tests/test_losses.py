@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import aligniform as af
 import reference as ref
+from aligniform.losses import _pairwise as pairwise
 
 SIZES = [(2, 3), (5, 4), (17, 8), (33, 16)]
 
@@ -44,7 +45,10 @@ def test_uniform_with_queue_matches_reference(intra_batch, k):
 
 @pytest.mark.parametrize("n", [2, 7, 64, 100, 257])
 @pytest.mark.parametrize("block_rows", [1, 3, 16, 64, None])
-def test_tiled_uniform_equals_plain_pdist_form(n, block_rows):
+@pytest.mark.parametrize("keep_tiles", [True, False])
+def test_tiled_uniform_equals_plain_pdist_form(n, block_rows, keep_tiles, monkeypatch):
+    if not keep_tiles:  # the large-N path: backward recomputes every tile
+        monkeypatch.setattr(pairwise, "SAVED_ELEMENTS", 0)
     x = sphere(n, 6, seed=n).requires_grad_()
     plain = torch.pdist(x).pow(2).mul(-2).exp().mean().log()
     tiled = af.uniform_loss(x, 2.0, block_rows=block_rows)
@@ -54,7 +58,10 @@ def test_tiled_uniform_equals_plain_pdist_form(n, block_rows):
     torch.testing.assert_close(tiled_grad, plain_grad, atol=1e-9, rtol=1e-7)
 
 
-def test_uniform_queue_tiling_matches_single_block():
+@pytest.mark.parametrize("keep_tiles", [True, False])
+def test_uniform_queue_tiling_matches_single_block(keep_tiles, monkeypatch):
+    if not keep_tiles:
+        monkeypatch.setattr(pairwise, "SAVED_ELEMENTS", 0)
     x, queue = sphere(23, 4, seed=3).requires_grad_(), sphere(11, 4, seed=4)
     whole = af.uniform_loss(x, 3.0, queue=queue)
     tiled = af.uniform_loss(x, 3.0, queue=queue, block_rows=4)

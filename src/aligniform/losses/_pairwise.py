@@ -12,9 +12,12 @@ memory), and underflows to -inf when every pair is far apart. Here:
   ||x_i - x_j||² = ||x_i||² + ||x_j||² - 2 x_iᵀx_j (exact for any vectors);
 * only the strict upper triangle j > i is visited (each pair once);
 * block results are combined with log-sum-exp, so nothing underflows;
-* backward recomputes each block instead of storing it: it needs only x and
-  the scalar result. With weights w_ij = exp(s_ij - LSE) (a softmax over pairs),
-  dLSE/dx_i = -2t Σ_j w_ij (x_i - x_j), accumulated block by block.
+* backward needs the weights w_ij = exp(s_ij - LSE) (a softmax over pairs):
+  dLSE/dx_i = -2t Σ_j w_ij (x_i - x_j), accumulated tile by tile with two
+  GEMMs. When all tiles fit in ``SAVED_ELEMENTS`` the forward keeps each
+  tile's exp(s - tile max), so backward is just those GEMMs scaled by
+  exp(tile max - LSE); larger inputs recompute each tile instead and keep
+  memory at O(N × block).
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-# Elements of one (rows × columns) tile of logits. 2^18 float32 = 1 MiB stays in
-# cache, so the few elementwise passes per tile are cheap; the GEMMs are still
-# large enough to run at full speed. Memory is O(N × block), never O(N²).
-BLOCK_ELEMENTS = 1 << 18
+# Elements of one (rows × columns) tile of logits. 2^20 float32 = 4 MiB: small
+# enough that the few elementwise passes per tile stay cheap, large enough that
+# each GEMM runs at full speed (measured: 2^18 to 2^20 best on 2 cores).
+# Memory is O(N × block), never O(N²).
+BLOCK_ELEMENTS = 1 << 20
+# Forward tiles kept for backward when they all fit: 2^26 float32 = 256 MiB (N up to ~11,500).
+SAVED_ELEMENTS = 1 << 26
 
 
 def pair_count(n: int, queue_size: int, intra_batch: bool) -> int:
@@ -75,6 +81,11 @@ class _Tiles:
         queue_size = 0 if queue is None else queue.shape[0]
         self.blocks = list(_blocks(x.shape[0], queue_size, intra_batch, block_rows))
 
+    def total_elements(self, n: int) -> int:
+        """Elements of all tiles together (what keeping them for backward would cost)."""
+        widths = {"batch": lambda start: n - start, "queue": lambda start: self.queue_columns.shape[0]}
+        return sum((stop - start) * widths[kind](start) for start, stop, kind in self.blocks)
+
     def columns_of(self, start, kind):
         return self.columns[start:] if kind == "batch" else self.queue_columns
 
@@ -118,9 +129,20 @@ class _PairwiseLogSumExp(torch.autograd.Function):
     def forward(ctx, x, queue, t, intra_batch, block_rows):
         with torch.no_grad():
             tiles = _Tiles(x, queue, t, intra_batch, block_rows)
-            partial = [torch.logsumexp(tiles.logits(*block).flatten(), 0) for block in tiles.blocks]
-            lse = torch.logsumexp(torch.stack(partial), 0)
-        ctx.save_for_backward(x, queue if queue is not None else torch.empty(0), lse)
+            keep = tiles.total_elements(x.shape[0]) <= SAVED_ELEMENTS
+            maxima, sums, kept = [], [], []
+            for block in tiles.blocks:
+                logits = tiles.logits(*block)
+                peak = logits.max()  # finite: every tile holds at least one pair
+                exp = logits.sub_(peak).exp_()
+                maxima.append(peak)
+                sums.append(exp.sum())
+                if keep:
+                    kept.append(exp)
+            maxima, sums = torch.stack(maxima), torch.stack(sums)
+            lse = torch.logsumexp(maxima + sums.log(), 0)
+        ctx.save_for_backward(x, queue if queue is not None else torch.empty(0), lse, maxima)
+        ctx.kept = kept if keep else None
         ctx.has_queue = queue is not None
         ctx.options = (t, intra_batch, block_rows)
         return lse
@@ -128,7 +150,7 @@ class _PairwiseLogSumExp(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        x, queue, lse = ctx.saved_tensors
+        x, queue, lse, maxima = ctx.saved_tensors
         t, intra_batch, block_rows = ctx.options
         tiles = _Tiles(x, queue if ctx.has_queue else None, t, intra_batch, block_rows)
         # [x, 1]: one GEMM with the weights gives both W @ c and the row sums of W.
@@ -136,13 +158,20 @@ class _PairwiseLogSumExp(torch.autograd.Function):
         queue_ones = torch.cat([queue, torch.ones_like(queue[:, :1])], 1) if ctx.has_queue else None
         grad = torch.zeros_like(x)
         d = x.shape[1]
-        for start, stop, kind in tiles.blocks:
-            weights = tiles.logits(start, stop, kind, shift=lse).exp_()  # softmax over all pairs
+        for index, (start, stop, kind) in enumerate(tiles.blocks):
+            if ctx.kept is not None:
+                # Softmax weights = exp(s - tile max) * exp(tile max - LSE): scale the small GEMM results.
+                weights, scale = ctx.kept[index], torch.exp(maxima[index] - lse)
+            else:
+                weights, scale = tiles.logits(start, stop, kind, shift=lse).exp_(), None
             columns = x_ones[start:] if kind == "batch" else queue_ones
             pulled = weights @ columns  # [W @ c, W 1]
+            pushed = weights.T @ x_ones[start:stop] if kind == "batch" else None  # [Wᵀ @ r, Wᵀ 1]
+            if scale is not None:
+                pulled.mul_(scale)
+                pushed = None if pushed is None else pushed.mul_(scale)
             # d(-t||r - c||²)/dr = -2t (r - c), weighted by each pair's softmax weight.
             grad[start:stop] += pulled[:, d:] * x[start:stop] - pulled[:, :d]
-            if kind == "batch":
-                pushed = weights.T @ x_ones[start:stop]  # [Wᵀ @ r, Wᵀ 1]
+            if pushed is not None:
                 grad[start:] += pushed[:, d:] * x[start:] - pushed[:, :d]
         return grad.mul_(-2 * t * grad_output), None, None, None, None
