@@ -93,3 +93,27 @@ def test_bad_specs_raise_clear_errors(spec, message):
 def test_scientific_notation_weights():
     objective = af.Objective.parse("1e-1*align + 2.5E+0*uniform(t=2)")
     assert [term.weight for term in objective.terms] == [0.1, 2.5]
+
+
+def test_moco_mode_is_query_sided():
+    import reference as ref
+
+    q, k = positive_pairs(10, 4)
+    queue = positive_pairs(7, 4, seed=5)[0]
+    objective = af.Objective.parse("contrastive(tau=0.2) + 3*align(alpha=2) + uniform(t=3)")
+    value = objective(q, k, queue=queue, moco=True)
+    one_directional = sum(ref._infonce_terms(q.numpy(), k.numpy(), list(queue.numpy()), 0.2)) / 10
+    expected = one_directional + 3 * af.align_loss(q, k).item() + af.uniform_loss(q, 3, queue).item()
+    assert value.item() == pytest.approx(expected, rel=1e-10)
+    assert objective.last_terms["uniform"] == pytest.approx(ref.uniform(q, 3, queue=queue), rel=1e-10)
+
+
+def test_one_directional_losses_match_reference():
+    import reference as ref
+
+    x, y = positive_pairs(9, 5)
+    expected = sum(ref._infonce_terms(x.numpy(), y.numpy(), [], 0.3, alpha=0.5)) / 9
+    assert af.hard_contrastive_loss(x, y, 0.3, 0.5, symmetric=False).item() == pytest.approx(expected, rel=1e-10)
+    both = af.contrastive_loss(x, y, 0.3)
+    halves = (af.contrastive_loss(x, y, 0.3, symmetric=False) + af.contrastive_loss(y, x, 0.3, symmetric=False)) / 2
+    assert both.item() == pytest.approx(halves.item(), rel=1e-12)

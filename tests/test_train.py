@@ -91,9 +91,9 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path, monke
     calls = {"n": 0}
     original = trainer.objective.forward
 
-    def poisoned(x, y, queue=None):
+    def poisoned(x, y, queue=None, moco=False):
         calls["n"] += 1
-        loss = original(x, y, queue)
+        loss = original(x, y, queue, moco)
         return loss * float("nan") if calls["n"] == steps_per_epoch + 2 else loss
 
     steps_per_epoch = len(trainer.data.train) // 64

@@ -72,3 +72,10 @@ def test_queue_without_pairs_allows_single_row():
     queue = positive_pairs(5, 4, seed=2)[0]
     assert torch.isfinite(af.uniform_loss(ONE_ROW, queue=queue, intra_batch=False))
     assert torch.isfinite(af.contrastive_loss(ONE_ROW, Y[:1], queue=queue))
+
+
+def test_keyword_arguments_still_disable_autocast():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = af.contrastive_loss(x=X.float(), y=Y.float(), tau=0.05)
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(af.contrastive_loss(X, Y, 0.05).item(), rel=1e-5)

@@ -23,7 +23,8 @@ def full_precision(loss_fn):
 
     @functools.wraps(loss_fn)
     def wrapper(*args, **kwargs):
-        device_types = {a.device.type for a in args if isinstance(a, torch.Tensor)} or {"cpu"}
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        device_types = {t.device.type for t in tensors} or {"cpu"}
         with _autocast_disabled(device_types):
             return loss_fn(*args, **kwargs)
 

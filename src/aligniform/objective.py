@@ -28,6 +28,7 @@ class TermKind:
     module: type[nn.Module]
     params: dict = field(default_factory=dict)
     takes_queue: bool = True
+    directional: bool = False  # has a one-directional (MoCo) form: queries against [keys, queue]
 
     def signature(self, name: str) -> str:
         shown = [p if d is REQUIRED else f"{p}={_format_value(d)}" for p, d in self.params.items()]
@@ -37,9 +38,9 @@ class TermKind:
 TERMS: dict[str, TermKind] = {
     "align": TermKind(AlignLoss, {"alpha": 2.0}, takes_queue=False),
     "uniform": TermKind(UniformLoss, {"t": 2.0, "intra_batch": True}),
-    "contrastive": TermKind(ContrastiveLoss, {"tau": 0.1}),
-    "hard_contrastive": TermKind(HardContrastiveLoss, {"tau": REQUIRED, "alpha": REQUIRED}),
-    "simple": TermKind(SimpleLoss, {"lam": REQUIRED, "hard_alpha": None}),
+    "contrastive": TermKind(ContrastiveLoss, {"tau": 0.1}, directional=True),
+    "hard_contrastive": TermKind(HardContrastiveLoss, {"tau": REQUIRED, "alpha": REQUIRED}, directional=True),
+    "simple": TermKind(SimpleLoss, {"lam": REQUIRED, "hard_alpha": None}, directional=True),
     "asymptotic_contrastive": TermKind(AsymptoticContrastiveLoss, {"tau": REQUIRED}, takes_queue=False),
 }
 
@@ -95,7 +96,11 @@ class Term(nn.Module):
             raise ValueError(f"in objective term {name}: {error}") from None
         self.name, self.weight, self.values, self.kind = name, float(weight), values, kind
 
-    def forward(self, x, y, queue=None):
+    def forward(self, x, y, queue=None, moco: bool = False):
+        if moco and self.name == "uniform":
+            return self.loss(x, queue=queue)  # the keys carry no gradient: queries only (the authors' MoCo form)
+        if moco and self.kind.directional:
+            return self.loss(x, y, queue=queue, symmetric=False)
         if self.kind.takes_queue:
             return self.loss(x, y, queue=queue)
         return self.loss(x, y)
@@ -189,8 +194,18 @@ class Objective(nn.Module):
         """Whether any term can consume a MoCo queue."""
         return any(term.kind.takes_queue for term in self.terms)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None) -> torch.Tensor:
-        values = [term(x, y, queue) for term in self.terms]
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None, moco: bool = False
+    ) -> torch.Tensor:
+        """The weighted sum for views ``(x, y)``.
+
+        With ``moco=True``, x are the queries (with gradient) and y the momentum
+        encoder's keys (without): ``uniform`` is taken over the queries only
+        (query-to-queue pairs, plus query pairs when ``intra_batch``) and the
+        contrastive-family terms are MoCo's one-directional form, queries
+        against [keys, queue], as in Wang & Isola's MoCo experiments.
+        """
+        values = [term(x, y, queue, moco) for term in self.terms]
         # Kept as tensors: converting to floats here would synchronise a GPU every step.
         self._last_values = {key: value.detach() for key, value in zip(self.keys, values)}
         return sum(term.weight * value for term, value in zip(self.terms, values))

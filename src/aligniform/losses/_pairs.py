@@ -18,17 +18,24 @@ def positive_pairs(x, y, queue, normalize: bool):
     return upcast(x, y, queue)
 
 
-def directional_similarities(x, y, queue):
-    """Similarity rows for both directions of the symmetric loss.
+def directional_similarities(x, y, queue, symmetric: bool = True):
+    """Similarity rows for each direction of the loss.
 
-    Returns two (N, N + K) matrices: anchors x against candidates [y, queue],
-    and anchors y against candidates [x, queue]. In both, column i of row i is
-    the positive pair; every other column is a negative.
+    Returns (N, N + K) matrices: anchors x against candidates [y, queue], and,
+    when ``symmetric``, anchors y against candidates [x, queue]. In each, column
+    i of row i is the positive pair; every other column is a negative. MoCo's
+    form is one-directional: queries x against [keys y, queue].
     """
     cross = x @ y.T
     if queue is None:
-        return cross, cross.T
-    return torch.cat([cross, x @ queue.T], 1), torch.cat([cross.T, y @ queue.T], 1)
+        return (cross, cross.T) if symmetric else (cross,)
+    x_anchors = torch.cat([cross, x @ queue.T], 1)
+    return (x_anchors, torch.cat([cross.T, y @ queue.T], 1)) if symmetric else (x_anchors,)
+
+
+def mean_over_directions(per_direction, similarities) -> torch.Tensor:
+    """The loss averaged over the directions (both for the symmetric form, one for MoCo's)."""
+    return sum(per_direction(s) for s in similarities) / len(similarities)
 
 
 def hardest_negatives_mask(similarity: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -8,12 +8,17 @@ from torch import nn
 
 from .._numerics import full_precision
 from .._validation import check_positive
-from ._pairs import directional_similarities, positive_pairs
+from ._pairs import directional_similarities, mean_over_directions, positive_pairs
 
 
 @full_precision
 def contrastive_loss(
-    x: torch.Tensor, y: torch.Tensor, tau: float = 0.1, queue: torch.Tensor | None = None, normalize: bool = False
+    x: torch.Tensor,
+    y: torch.Tensor,
+    tau: float = 0.1,
+    queue: torch.Tensor | None = None,
+    normalize: bool = False,
+    symmetric: bool = True,
 ) -> torch.Tensor:
     """Symmetric InfoNCE over a batch of positive pairs.
 
@@ -28,6 +33,8 @@ def contrastive_loss(
         tau: positive temperature.
         queue: optional (K, d) extra negatives for every anchor (MoCo); no gradient.
         normalize: L2-normalise the inputs first instead of requiring unit norm.
+        symmetric: average both directions (the paper's form); ``False`` keeps only
+            anchors x against [y, queue], MoCo's form (x = queries, y = keys).
 
     Returns:
         Scalar tensor.
@@ -42,8 +49,8 @@ def contrastive_loss(
     tau = check_positive(tau, "tau")
     x, y, queue = positive_pairs(x, y, queue, normalize)
     targets = torch.arange(x.shape[0], device=x.device)
-    x_anchors, y_anchors = directional_similarities(x, y, queue)
-    return (F.cross_entropy(x_anchors / tau, targets) + F.cross_entropy(y_anchors / tau, targets)) / 2
+    similarities = directional_similarities(x, y, queue, symmetric)
+    return mean_over_directions(lambda s: F.cross_entropy(s / tau, targets), similarities)
 
 
 class ContrastiveLoss(nn.Module):
@@ -61,8 +68,8 @@ class ContrastiveLoss(nn.Module):
         self.tau = check_positive(tau, "tau")
         self.normalize = normalize
 
-    def forward(self, x, y, queue=None):
-        return contrastive_loss(x, y, self.tau, queue, self.normalize)
+    def forward(self, x, y, queue=None, symmetric: bool = True):
+        return contrastive_loss(x, y, self.tau, queue, self.normalize, symmetric)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:g}"

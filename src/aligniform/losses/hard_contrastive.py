@@ -9,7 +9,7 @@ from torch import nn
 
 from .._numerics import full_precision
 from .._validation import check_fraction, check_positive
-from ._pairs import directional_similarities, hardest_negatives_mask, positive_pairs
+from ._pairs import directional_similarities, hardest_negatives_mask, mean_over_directions, positive_pairs
 
 
 def _hard_infonce(similarity: torch.Tensor, tau: float, alpha: float) -> torch.Tensor:
@@ -29,6 +29,7 @@ def hard_contrastive_loss(
     alpha: float,
     queue: torch.Tensor | None = None,
     normalize: bool = False,
+    symmetric: bool = True,
 ) -> torch.Tensor:
     """InfoNCE whose denominator keeps only each anchor's hardest negatives.
 
@@ -45,6 +46,7 @@ def hard_contrastive_loss(
         alpha: fraction of negatives kept, in (0, 1].
         queue: optional (K, d) extra negatives (no gradient).
         normalize: L2-normalise the inputs first.
+        symmetric: both directions; ``False``: queries x only (MoCo).
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -55,8 +57,8 @@ def hard_contrastive_loss(
     tau = check_positive(tau, "tau")
     alpha = check_fraction(alpha, "alpha")
     x, y, queue = positive_pairs(x, y, queue, normalize)
-    x_anchors, y_anchors = directional_similarities(x, y, queue)
-    return (_hard_infonce(x_anchors, tau, alpha) + _hard_infonce(y_anchors, tau, alpha)) / 2
+    similarities = directional_similarities(x, y, queue, symmetric)
+    return mean_over_directions(lambda s: _hard_infonce(s, tau, alpha), similarities)
 
 
 class HardContrastiveLoss(nn.Module):
@@ -75,8 +77,8 @@ class HardContrastiveLoss(nn.Module):
         self.alpha = check_fraction(alpha, "alpha")
         self.normalize = normalize
 
-    def forward(self, x, y, queue=None):
-        return hard_contrastive_loss(x, y, self.tau, self.alpha, queue, self.normalize)
+    def forward(self, x, y, queue=None, symmetric: bool = True):
+        return hard_contrastive_loss(x, y, self.tau, self.alpha, queue, self.normalize, symmetric)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:g}, alpha={self.alpha:g}"

@@ -7,7 +7,7 @@ from torch import nn
 
 from .._numerics import full_precision
 from .._validation import check_fraction, check_positive
-from ._pairs import directional_similarities, hardest_negatives_mask, positive_pairs
+from ._pairs import directional_similarities, hardest_negatives_mask, mean_over_directions, positive_pairs
 
 
 def _simple(similarity: torch.Tensor, lam: float, hard_alpha: float | None) -> torch.Tensor:
@@ -27,6 +27,7 @@ def simple_loss(
     hard_alpha: float | None = None,
     queue: torch.Tensor | None = None,
     normalize: bool = False,
+    symmetric: bool = True,
 ) -> torch.Tensor:
     """Wang & Liu's Simple loss ``-s_ii + lam Σ_{j≠i} s_ij``, averaged over anchors.
 
@@ -42,6 +43,7 @@ def simple_loss(
         hard_alpha: optional fraction of negatives kept, in (0, 1].
         queue: optional (K, d) extra negatives (no gradient).
         normalize: L2-normalise the inputs first.
+        symmetric: both directions; ``False``: queries x only (MoCo).
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -53,8 +55,8 @@ def simple_loss(
     if hard_alpha is not None:
         hard_alpha = check_fraction(hard_alpha, "hard_alpha")
     x, y, queue = positive_pairs(x, y, queue, normalize)
-    x_anchors, y_anchors = directional_similarities(x, y, queue)
-    return (_simple(x_anchors, lam, hard_alpha) + _simple(y_anchors, lam, hard_alpha)) / 2
+    similarities = directional_similarities(x, y, queue, symmetric)
+    return mean_over_directions(lambda s: _simple(s, lam, hard_alpha), similarities)
 
 
 class SimpleLoss(nn.Module):
@@ -73,8 +75,8 @@ class SimpleLoss(nn.Module):
         self.hard_alpha = None if hard_alpha is None else check_fraction(hard_alpha, "hard_alpha")
         self.normalize = normalize
 
-    def forward(self, x, y, queue=None):
-        return simple_loss(x, y, self.lam, self.hard_alpha, queue, self.normalize)
+    def forward(self, x, y, queue=None, symmetric: bool = True):
+        return simple_loss(x, y, self.lam, self.hard_alpha, queue, self.normalize, symmetric)
 
     def extra_repr(self) -> str:
         return f"lam={self.lam:g}, hard_alpha={self.hard_alpha}"

@@ -48,8 +48,8 @@ def uniform_loss(
         True
     """
     t = check_positive(t, "t")
-    needs_pairs = queue is None or intra_batch
-    x = check_features(x, "x", normalize=normalize, min_rows=2 if needs_pairs else 1)
+    # Without a queue the pairs are the batch's own; with one, a single row still pairs with the queue.
+    x = check_features(x, "x", normalize=normalize, min_rows=2 if queue is None else 1)
     queue = check_queue(queue, x, normalize=normalize)
     if queue is None and not intra_batch:
         raise ValueError("uniform_loss with intra_batch=False needs a queue: there would be no pairs")

@@ -158,7 +158,8 @@ class Trainer:
         if self.context.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         if resume:
-            self.load_state_dict(load_checkpoint(self.out / "checkpoint.pt", map_location=self.device))
+            # On the CPU: RNG states must stay CPU byte tensors; load_state_dict copies the rest to the device.
+            self.load_state_dict(load_checkpoint(self.out / "checkpoint.pt", map_location="cpu"))
         if self.context.is_main:
             self.config.to_yaml(self.out / "config.yaml")
             self.log = RunLog(self.out)
@@ -217,7 +218,7 @@ class Trainer:
         # The encoder ends in L2 normalisation, so the per-call value checks would only cost a
         # GPU sync per step; a diverged encoder shows up as a non-finite loss just below.
         with input_checks(False):
-            loss = self.objective(x, y, queue=queue)
+            loss = self.objective(x, y, queue=queue, moco=self.key_encoder is not None)
         if not torch.isfinite(loss):
             raise TrainingDiverged(self._divergence_message(epoch, step))
         self.optimizer.zero_grad(set_to_none=True)
