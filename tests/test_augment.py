@@ -16,14 +16,7 @@ from aligniform.augment import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # These tests run tiny batches: one thread is as fast, and it avoids the
-    # 10-50x slow-down of OpenMP barriers when other processes load the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 RGB_MEAN = (0.4467, 0.4398, 0.4066)

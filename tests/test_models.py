@@ -9,14 +9,7 @@ from torch import nn
 from aligniform.models import MODELS, ConvNet, Encoder, ResNet18, SmallAlexNet, build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # These tests run tiny batches: one thread is as fast, and it avoids the
-    # 10-50x slow-down of OpenMP barriers when other processes load the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 # (name, in_channels, image_size, batch) -- small but BatchNorm-friendly batches.
 CONFIGS = [
