@@ -74,3 +74,14 @@ def test_study_names_match_registry_and_study_runs(tmp_path, capsys):
     assert (tmp_path / "latent-classes.json").is_file()
     assert main(["study", "theorem1", "--out", str(tmp_path), "--set", "nosuch=1"]) == 2
     assert "--set expects KEY=VALUE" in capsys.readouterr().err
+
+
+def test_analyze_figures_for_two_dimensional_features(tmp_path, capsys):
+    generator = torch.Generator().manual_seed(1)
+    x = F.normalize(torch.randn(120, 2, generator=generator), dim=1)
+    y = F.normalize(x + 0.1 * torch.randn(120, 2, generator=generator), dim=1)
+    np.savez(tmp_path / "p.npz", x=x.numpy(), y=y.numpy(), labels=np.arange(120) % 3)
+    assert main(["analyze", "--npz", str(tmp_path / "p.npz"), "--figures", str(tmp_path / "fig")]) == 0
+    for name in ("alignment_histogram", "hypersphere"):
+        assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 5000
+        assert "<svg" in (tmp_path / "fig" / f"{name}.svg").read_text()[:2000]

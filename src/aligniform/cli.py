@@ -139,8 +139,31 @@ def command_analyze(args: argparse.Namespace) -> int:
     else:
         embeddings = load_embedding_file(args.npz or args.npy_dir)
     result = analyze_embeddings(embeddings, normalize=args.normalize, max_pairs=args.max_pairs)
+    if args.figures is not None:
+        result["figures"] = analysis_figures(embeddings, args.figures, args.normalize)
     print(json.dumps(result, indent=2) if args.json else format_analysis(result))
+    if args.figures is not None and not args.json:
+        print("figures: " + ", ".join(result["figures"]))
     return 0
+
+
+def analysis_figures(embeddings, folder: Path, normalize: bool) -> list[str]:
+    """The paper's pictures of these embeddings: positive-pair distances; the circle when d = 2."""
+    import torch.nn.functional as F
+
+    from ._validation import as_tensor
+    from .plots import plot_alignment_histogram, plot_hypersphere
+
+    prepare = (lambda a: F.normalize(as_tensor(a, "x").double(), dim=1)) if normalize else (lambda a: a)
+    x = prepare(embeddings.x)
+    written = []
+    if embeddings.y is not None:
+        plot_alignment_histogram(x, prepare(embeddings.y), out=folder / "alignment_histogram")
+        written.append(str(folder / "alignment_histogram.png"))
+    if x.shape[1] == 2:
+        plot_hypersphere(x, labels=embeddings.labels, out=folder / "hypersphere")
+        written.append(str(folder / "hypersphere.png"))
+    return written
 
 
 STUDY_NAMES = ("correlation", "latent-classes", "temperature", "theorem1")
@@ -275,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--normalize", action="store_true", help="L2-normalise features that are not unit-norm")
     analyze.add_argument("--max-pairs", type=int, help="estimate uniformity from this many sampled pairs (default: exact)")
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    analyze.add_argument("--figures", type=Path, metavar="DIR",
+                         help="also write the positive-pair distance histogram, and for 2-d features the "
+                              "paper's hypersphere KDEs, as PNG and SVG into DIR")
     analyze.set_defaults(handler=command_analyze)
 
     study = commands.add_parser("study", help="reproduce a paper's study: " + ", ".join(STUDY_NAMES))
