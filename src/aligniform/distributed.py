@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime
 import os
 import random
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from ._validation import check_feature_pair, check_features, check_labels, check_positive

@@ -36,12 +36,12 @@ def run(config: TrainConfig, resume: bool = False, context=None) -> dict | None:
 
 def evaluate_trained(trainer: Trainer, protocols=("linear", "knn", "mean")) -> dict:
     """The final evaluation of a run: linear probe, 5-NN, mean classifier and the geometry metrics."""
-    from ..evaluate import LinearProbeConfig, evaluate_encoder
+    from ..evaluate import evaluate_encoder
+    from .setup import build_probe_config
 
     config = trainer.config
     if config.linear_probe == "none":
         protocols = tuple(p for p in protocols if p != "linear")
-    probe = LinearProbeConfig() if config.linear_probe == "paper" else LinearProbeConfig.short()
     results = evaluate_encoder(
         trainer.model,
         trainer.data.labelled_train,
@@ -50,7 +50,7 @@ def evaluate_trained(trainer: Trainer, protocols=("linear", "knn", "mean")) -> d
         protocols=protocols,
         eval_transform=trainer.eval_transform,
         augmentation=trainer.augmentation,
-        probe_config=probe,
+        probe_config=build_probe_config(config),
         k=config.knn_k,
         device=trainer.device,
         max_pairs=None if len(trainer.data.test) <= 20_000 else 2_000_000,

@@ -29,19 +29,35 @@ class TrainingData:
     test: ImageDataset
 
 
+def load_split(config: TrainConfig, split: str) -> ImageDataset:
+    """One split of the config's dataset, as the run loads it."""
+    return load_dataset(config.dataset, config.data_dir, split=split, download=config.download,
+                        image_size=config.image_size)
+
+
+def load_evaluation_splits(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+    """The labelled training split and the test split that the final evaluation uses."""
+    info = dataset_info(config.dataset)
+    return load_split(config, labelled_split(info)), load_split(config, info.test_split)
+
+
+def build_probe_config(config: TrainConfig):
+    """The linear probe's schedule: the paper's 100 epochs, or the short one for small datasets."""
+    from ..evaluate import LinearProbeConfig
+
+    return LinearProbeConfig() if config.linear_probe == "paper" else LinearProbeConfig.short()
+
+
 def load_training_data(config: TrainConfig) -> TrainingData:
     info = dataset_info(config.dataset)
-    load = lambda split: load_dataset(  # noqa: E731
-        config.dataset, config.data_dir, split=split, download=config.download, image_size=config.image_size
-    )
-    labelled_train, test = load(labelled_split(info)), load(info.test_split)
+    labelled_train, test = load_evaluation_splits(config)
     bank_idx, val_idx = train_val_split(labelled_train.labels.numpy(), max(config.val_fraction, 0.02), config.seed)
     bank, val = labelled_train.subset(bank_idx), labelled_train.subset(val_idx)
     if info.train_split == labelled_split(info) and config.val_fraction > 0:
         # The validation images are held out of self-supervised training too.
         train = labelled_train.subset(bank_idx)
     else:
-        train = load(info.train_split)
+        train = load_split(config, info.train_split)
     return TrainingData(train=train, bank=bank, val=val, labelled_train=labelled_train, test=test)
 
 

@@ -26,6 +26,7 @@ from ..distributed import (
     shard_indices,
 )
 from ..evaluate import extract_features, knn_accuracy
+from ..evaluate.features import seeded_global_rng
 from ..metrics import alignment, uniformity
 from ..objective import Objective
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
@@ -276,17 +277,12 @@ class Trainer:
         }
 
     def _held_out_pairs(self):
-        was_training = self.model.training
-        self.model.eval()
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(VALIDATION_SEED)
-            pairs = [
-                [v.float() for v in map(self.model, two_views(self.augmentation, chunk.to(self.device)))]
-                for chunk in self.data.val.images.split(512)
-            ]
-        self.model.train(was_training)
-        return torch.cat([p[0] for p in pairs]).cpu(), torch.cat([p[1] for p in pairs]).cpu()
+        """Two augmented views of every validation image, from a fixed seed (same views every epoch;
+        the training RNG stream is left as it was)."""
+        with seeded_global_rng(VALIDATION_SEED, self.device):
+            views = [extract_features(self.model, self.data.val.images, self.augmentation, ["output"],
+                                      device=self.device)["output"] for _ in range(2)]
+        return views[0], views[1]
 
 
 def write_json(path: Path, values: dict) -> None:
