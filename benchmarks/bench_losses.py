@@ -132,7 +132,9 @@ def bench_contrastive_vs_ntxent(n: int, d: int, repeats: int) -> None:
     except RuntimeError as error:  # NTXentLoss builds a (#positive pairs x #negative pairs) mask
         print(f"  pytorch-metric-learning NTXentLoss at 2N={2 * n}: failed ({str(error).splitlines()[0][:120]})")
         return
-    print(f"  pytorch-metric-learning NTXentLoss (2N={2 * n} embeddings): {other * 1e3:.1f} ms -> ratio {other / mine:.2f}x")
+    print(
+        f"  pytorch-metric-learning NTXentLoss (2N={2 * n} embeddings): {other * 1e3:.1f} ms -> ratio {other / mine:.2f}x"
+    )
     print("  (NTXent also uses same-view negatives, so it does ~4x the pairwise work of the paper's loss)")
 
 

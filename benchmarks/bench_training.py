@@ -45,7 +45,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(dataset=args.dataset, model=args.model, batch_size=args.batch_size, out=out, progress=False)
+        config = TrainConfig(
+            dataset=args.dataset, model=args.model, batch_size=args.batch_size, out=out, progress=False
+        )
         trainer = Trainer(config)
         images = trainer.data.train.images
         batch = args.batch_size
@@ -56,7 +58,7 @@ def main() -> None:
             index = torch.randperm(len(images))[:batch]
             trainer._train_step(images[index], 1, i)
 
-        prepared = [two_views(trainer.augmentation, images[i * batch:(i + 1) * batch]) for i in range(n_batches)]
+        prepared = [two_views(trainer.augmentation, images[i * batch : (i + 1) * batch]) for i in range(n_batches)]
 
         def model_step(i):
             view1, view2 = prepared[i % n_batches]
@@ -76,8 +78,9 @@ def main() -> None:
     if args.demo:
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "aligniform", "demo", "--out", out], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "aligniform", "demo", "--out", out], check=True, stdout=subprocess.DEVNULL
+            )
             print(f"  aligniform demo wall time: {(time.perf_counter() - started) / 60:.1f} min")
 
 

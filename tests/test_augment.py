@@ -15,7 +15,6 @@ from aligniform.augment import (
     two_views,
 )
 
-
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -85,10 +84,13 @@ def test_none_is_exactly_float_conversion_and_normalisation():
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize(("kind", "channels", "side", "mean", "std"), [
-    ("paper", 3, 32, RGB_MEAN, RGB_STD),
-    ("digits", 1, 28, GRAY_MEAN, GRAY_STD),
-])
+@pytest.mark.parametrize(
+    ("kind", "channels", "side", "mean", "std"),
+    [
+        ("paper", 3, 32, RGB_MEAN, RGB_STD),
+        ("digits", 1, 28, GRAY_MEAN, GRAY_STD),
+    ],
+)
 def test_two_views_differ_and_are_reproducible(kind, channels, side, mean, std):
     aug = build_augmentation(kind, side, mean, std)
     images = _uint8_images(32, channels, side, side)

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import positive_pairs, sphere
 from scipy.spatial.distance import pdist
 
 import aligniform as af
-import reference as ref
 from aligniform import metrics
+from tests.support import reference as ref
+from tests.support.sphere import positive_pairs, sphere
 
 
 @pytest.mark.parametrize("alpha", [1.0, 2.0])

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from helpers import positive_pairs
 
 import aligniform as af
+from tests.support.sphere import positive_pairs
 
 PAPER_SPECS = [
     "0.98*align(alpha=2) + 0.96*uniform(t=2)",
@@ -26,7 +26,9 @@ def test_str_round_trips(spec):
 
 
 def test_paper_spec_prints_as_written():
-    assert str(af.Objective.parse("0.98*align(alpha=2) + 0.96*uniform(t=2)")) == "0.98*align(alpha=2) + 0.96*uniform(t=2)"
+    assert (
+        str(af.Objective.parse("0.98*align(alpha=2) + 0.96*uniform(t=2)")) == "0.98*align(alpha=2) + 0.96*uniform(t=2)"
+    )
     assert str(af.Objective.parse(" contrastive( tau = 0.5 )+uniform")) == "contrastive(tau=0.5) + uniform(t=2)"
 
 

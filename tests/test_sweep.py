@@ -21,9 +21,12 @@ def write_grid(path, **sections):
 
 
 def test_grid_expansion_and_stable_names(tmp_path):
-    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE,
-                      grid={"objective": ["contrastive(tau=0.5)", "align(alpha=2) + uniform(t=2)"], "dim": [4, 8]},
-                      runs=[{"objective": "uniform(t=3)"}])
+    grid = write_grid(
+        tmp_path / "g.yaml",
+        base=TINY_BASE,
+        grid={"objective": ["contrastive(tau=0.5)", "align(alpha=2) + uniform(t=2)"], "dim": [4, 8]},
+        runs=[{"objective": "uniform(t=3)"}],
+    )
     runs = load_grid(grid)
     assert len(runs) == 5
     assert runs[0].options == {**TINY_BASE, "objective": "contrastive(tau=0.5)", "dim": 4}
@@ -59,8 +62,11 @@ def test_emit_commands(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_sweep_runs_resumes_and_summarises(tmp_path, capsys):
-    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE,
-                      grid={"objective": ["contrastive(tau=0.5)", "align(alpha=2) + uniform(t=2)"]})
+    grid = write_grid(
+        tmp_path / "g.yaml",
+        base=TINY_BASE,
+        grid={"objective": ["contrastive(tau=0.5)", "align(alpha=2) + uniform(t=2)"]},
+    )
     out = tmp_path / "s"
     assert main(["sweep", str(grid), "--out", str(out), "--workers", "2"]) == 0
     rows = read_sweep(out)
@@ -81,8 +87,10 @@ def test_sweep_runs_resumes_and_summarises(tmp_path, capsys):
 
 
 def test_rank_correlations_match_scipy_and_sign():
-    rows = [{"alignment": a, "uniformity": u, "linear_acc": acc, "knn_acc": acc}
-            for a, u, acc in [(0.1, -3.0, 0.9), (0.2, -2.5, 0.8), (0.3, -2.0, 0.7), (0.5, -1.0, 0.4), (0.4, -1.5, 0.5)]]
+    rows = [
+        {"alignment": a, "uniformity": u, "linear_acc": acc, "knn_acc": acc}
+        for a, u, acc in [(0.1, -3.0, 0.9), (0.2, -2.5, 0.8), (0.3, -2.0, 0.7), (0.5, -1.0, 0.4), (0.4, -1.5, 0.5)]
+    ]
     table = rank_correlations(rows)
     assert table["alignment~linear_acc"]["spearman"] == pytest.approx(-1.0)
     assert table["uniformity~knn_acc"]["kendall"] == pytest.approx(-1.0)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from helpers import positive_pairs
 
 import aligniform as af
 from aligniform import metrics
+from tests.support.sphere import positive_pairs
 
 X, Y = positive_pairs(8, 4)
 ONE_ROW = X[:1]

@@ -183,8 +183,7 @@ def check_queue(queue, x: torch.Tensor, normalize: bool = False) -> torch.Tensor
     queue = check_feature_structure(queue, "queue")
     if queue.shape[1] != x.shape[1]:
         raise ValueError(
-            f"queue must have the same feature width as the batch: expected (K, {x.shape[1]}), "
-            f"got {tuple(queue.shape)}"
+            f"queue must have the same feature width as the batch: expected (K, {x.shape[1]}), got {tuple(queue.shape)}"
         )
     if queue.device != x.device:
         raise ValueError(f"queue must be on the same device as the features ({x.device}), got {queue.device}")

@@ -208,14 +208,18 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         )
     if "x" not in arrays:
         found = ", ".join(sorted(arrays)) or "no arrays"
-        raise ValueError(f"embedding file {path} has no array x (found: {found}); save it as numpy.savez(path, x=..., y=...)")
+        raise ValueError(
+            f"embedding file {path} has no array x (found: {found}); save it as numpy.savez(path, x=..., y=...)"
+        )
     return arrays
 
 
 def _read_npy_folder(folder: Path) -> dict[str, np.ndarray]:
     if not (folder / "x.npy").is_file():
         present = ", ".join(sorted(p.name for p in folder.glob("*.npy"))) or "no .npy files"
-        raise ValueError(f"embedding folder {folder} has no x.npy (found: {present}); it needs x.npy, and optionally y.npy and labels.npy")
+        raise ValueError(
+            f"embedding folder {folder} has no x.npy (found: {present}); it needs x.npy, and optionally y.npy and labels.npy"
+        )
     arrays = {}
     for name in EMBEDDING_ARRAYS:
         file = folder / f"{name}.npy"
@@ -296,7 +300,9 @@ def embeddings_from_checkpoint(
         # Two passes over the whole split, as the training run's final evaluation draws them.
         x = extract_features(encoder, data.images, augmentation, [layer], batch_size, device)[layer]
         y = extract_features(encoder, data.images, augmentation, [layer], batch_size, device)[layer]
-    source = f"checkpoint {checkpoint}: {config.dataset} {split} split, layer {layer}, two augmented views (seed {seed})"
+    source = (
+        f"checkpoint {checkpoint}: {config.dataset} {split} split, layer {layer}, two augmented views (seed {seed})"
+    )
     return EmbeddingSet(x, y, data.labels.clone(), source)
 
 
@@ -475,7 +481,9 @@ def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     return np.asarray(embeddings, dtype=np.float32)
 
 
-def read_pairs_tsv(path: str | Path, labels_column: int | None = None) -> tuple[list[str], list[str], np.ndarray | None]:
+def read_pairs_tsv(
+    path: str | Path, labels_column: int | None = None
+) -> tuple[list[str], list[str], np.ndarray | None]:
     """Read a TSV of positive text pairs: ``first<TAB>second[<TAB>label]`` per line.
 
     Every line must have the same number of tab-separated columns (at least
@@ -559,8 +567,9 @@ def _label_index(labels_column: int | None, columns: int, path: Path) -> int | N
     if not 2 <= labels_column < columns:
         raise ValueError(
             f"labels_column must name a column after the two texts (2..{columns - 1}) of pairs file {path}, "
-            f"got {labels_column}" if columns > 2 else
-            f"labels_column={labels_column} but pairs file {path} has only the two text columns"
+            f"got {labels_column}"
+            if columns > 2
+            else f"labels_column={labels_column} but pairs file {path} has only the two text columns"
         )
     return int(labels_column)
 
@@ -652,8 +661,13 @@ def analyze_embeddings(
     labels = None if emb.labels is None else check_labels(emb.labels, emb.n).cpu()
     notes: dict[str, str] = {}
     result: dict[str, Any] = {
-        "source": emb.source, "n": emb.n, "d": emb.d, "normalized": bool(normalize),
-        "t": t, "alpha": alpha, "max_pairs": max_pairs,
+        "source": emb.source,
+        "n": emb.n,
+        "d": emb.d,
+        "normalized": bool(normalize),
+        "t": t,
+        "alpha": alpha,
+        "max_pairs": max_pairs,
     }
     result["alignment"] = _alignment(x, y, alpha, notes)
     result["uniformity"] = metrics.uniformity(x, t=t, max_pairs=max_pairs, seed=seed)
@@ -746,8 +760,11 @@ def _mean_classifier(x: torch.Tensor, labels: torch.Tensor | None, seed: int, no
         f"class means from a seeded (seed {seed}) class-stratified half of the labelled rows "
         f"({fit.numel()}), accuracy on the other half ({test.numel()})"
     )
-    return {"mean_classifier_acc": accuracy, "mean_classifier_fit_rows": int(fit.numel()),
-            "mean_classifier_test_rows": int(test.numel())}
+    return {
+        "mean_classifier_acc": accuracy,
+        "mean_classifier_fit_rows": int(fit.numel()),
+        "mean_classifier_test_rows": int(test.numel()),
+    }
 
 
 def _stratified_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -301,9 +301,7 @@ def build_augmentation(
     elif kind == "digits":
         steps = [
             ToFloat(),
-            K.RandomResizedCrop(
-                size, scale=DIGITS_CROP_SCALE, ratio=DIGITS_CROP_RATIO, cropping_mode="resample"
-            ),
+            K.RandomResizedCrop(size, scale=DIGITS_CROP_SCALE, ratio=DIGITS_CROP_RATIO, cropping_mode="resample"),
             # Zero padding is the digits' own (black) background.
             K.RandomAffine(
                 degrees=DIGITS_ROTATION_DEGREES,

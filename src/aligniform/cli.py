@@ -29,7 +29,11 @@ TRAIN_FLAGS = {
     "--device": ("device", str, "cpu, cuda or auto"),
     "--out": ("out", str, "output folder of the run"),
     "--schedule": ("schedule", str, "lr schedule: step, cosine or constant"),
-    "--milestones": ("milestones", str, "epochs where a step schedule multiplies the lr by --lr-decay, e.g. 155,170,185"),
+    "--milestones": (
+        "milestones",
+        str,
+        "epochs where a step schedule multiplies the lr by --lr-decay, e.g. 155,170,185",
+    ),
     "--lr-decay": ("lr_decay", float, "factor of the step schedule"),
     "--momentum": ("momentum", float, "SGD momentum"),
     "--weight-decay": ("weight_decay", float, "SGD weight decay"),
@@ -93,8 +97,12 @@ def command_eval(args: argparse.Namespace) -> int:
     from .train.restore import evaluate_checkpoint
 
     results = evaluate_checkpoint(
-        args.checkpoint, layer=args.layer, protocol=args.protocol, dataset=args.dataset,
-        data_dir=args.data_dir, device=args.device,
+        args.checkpoint,
+        layer=args.layer,
+        protocol=args.protocol,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        device=args.device,
     )
     out = args.json or Path(args.checkpoint).with_name(f"eval_{results['eval_layer']}.json")
     Path(out).write_text(json.dumps(results, indent=2) + "\n")
@@ -126,16 +134,24 @@ def command_analyze(args: argparse.Namespace) -> int:
         load_embedding_file,
     )
 
-    sources = [args.checkpoint is not None, args.npz is not None, args.npy_dir is not None, args.sentence_model is not None]
+    sources = [
+        args.checkpoint is not None,
+        args.npz is not None,
+        args.npy_dir is not None,
+        args.sentence_model is not None,
+    ]
     if sum(sources) != 1:
-        raise UserError("give exactly one input: CHECKPOINT, --npz FILE, --npy-dir DIR or --sentence-model NAME --pairs FILE")
+        raise UserError(
+            "give exactly one input: CHECKPOINT, --npz FILE, --npy-dir DIR or --sentence-model NAME --pairs FILE"
+        )
     if args.sentence_model is not None:
         if args.pairs is None:
             raise UserError("--sentence-model needs --pairs FILE.tsv (two text columns per line: a positive pair)")
         embeddings = embeddings_from_sentence_model(args.sentence_model, args.pairs)
     elif args.checkpoint is not None:
-        embeddings = embeddings_from_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.split, args.layer,
-                                                args.device)
+        embeddings = embeddings_from_checkpoint(
+            args.checkpoint, args.dataset, args.data_dir, args.split, args.layer, args.device
+        )
     else:
         embeddings = load_embedding_file(args.npz or args.npy_dir)
     result = analyze_embeddings(embeddings, normalize=args.normalize, max_pairs=args.max_pairs)
@@ -179,7 +195,9 @@ def parse_study_options(options_class, assignments: list[str]) -> dict:
     """``key=value`` strings -> typed overrides of a study's options dataclass (lists as a,b,c)."""
     import dataclasses
 
-    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else None for f in dataclasses.fields(options_class)}
+    defaults = {
+        f.name: f.default if f.default is not dataclasses.MISSING else None for f in dataclasses.fields(options_class)
+    }
     overrides = {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
@@ -229,8 +247,12 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 RESULT_COLUMNS = [
-    ("linear_acc", "linear %", 100), ("knn_acc", "5-NN %", 100), ("mean_classifier_acc", "mean-cls %", 100),
-    ("alignment", "align ↓", 1), ("uniformity", "uniform ↓", 1), ("tolerance", "tolerance", 1),
+    ("linear_acc", "linear %", 100),
+    ("knn_acc", "5-NN %", 100),
+    ("mean_classifier_acc", "mean-cls %", 100),
+    ("alignment", "align ↓", 1),
+    ("uniformity", "uniform ↓", 1),
+    ("tolerance", "tolerance", 1),
 ]
 
 
@@ -256,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train an encoder (also under torchrun)", description=command_train.__doc__)
+    train = commands.add_parser(
+        "train", help="train an encoder (also under torchrun)", description=command_train.__doc__
+    )
     add_train_arguments(train)
     train.set_defaults(handler=command_train)
 
@@ -280,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("grid", type=Path, help="YAML grid file (sections base, grid, runs)")
     sweep.add_argument("--out", type=Path, required=True, help="sweep folder (one sub-folder per run, sweep.csv)")
     sweep.add_argument("--workers", type=int, default=1, help="runs at a time on this machine")
-    sweep.add_argument("--emit-commands", action="store_true",
-                       help="print one `aligniform train` command per unfinished run (for a cluster scheduler)")
+    sweep.add_argument(
+        "--emit-commands",
+        action="store_true",
+        help="print one `aligniform train` command per unfinished run (for a cluster scheduler)",
+    )
     sweep.set_defaults(handler=command_sweep)
 
     analyze = commands.add_parser("analyze", help="alignment, uniformity, tolerance, ... of any embeddings")
@@ -294,20 +321,33 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--npz", type=Path, help=".npz with arrays x, y (positive pairs) and optional labels")
     analyze.add_argument("--npy-dir", type=Path, help="folder with x.npy, y.npy and optional labels.npy")
     analyze.add_argument("--sentence-model", help="sentence-transformers model (package name or folder)")
-    analyze.add_argument("--pairs", type=Path, help="TSV of sentence pairs for --sentence-model (optional 3rd column: label)")
+    analyze.add_argument(
+        "--pairs", type=Path, help="TSV of sentence pairs for --sentence-model (optional 3rd column: label)"
+    )
     analyze.add_argument("--normalize", action="store_true", help="L2-normalise features that are not unit-norm")
-    analyze.add_argument("--max-pairs", type=int, help="estimate uniformity from this many sampled pairs (default: exact)")
+    analyze.add_argument(
+        "--max-pairs", type=int, help="estimate uniformity from this many sampled pairs (default: exact)"
+    )
     analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    analyze.add_argument("--figures", type=Path, metavar="DIR",
-                         help="also write the positive-pair distance histogram, and for 2-d features the "
-                              "paper's hypersphere KDEs, as PNG and SVG into DIR")
+    analyze.add_argument(
+        "--figures",
+        type=Path,
+        metavar="DIR",
+        help="also write the positive-pair distance histogram, and for 2-d features the "
+        "paper's hypersphere KDEs, as PNG and SVG into DIR",
+    )
     analyze.set_defaults(handler=command_analyze)
 
     study = commands.add_parser("study", help="reproduce a paper's study: " + ", ".join(STUDY_NAMES))
     study.add_argument("name", choices=STUDY_NAMES)
     study.add_argument("--out", type=Path, help="output folder (json, markdown table, figures, runs)")
-    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="change a study option (lists as a,b,c); see --list-options")
+    study.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a study option (lists as a,b,c); see --list-options",
+    )
     study.add_argument("--list-options", action="store_true", help="print the study's options and defaults")
     study.set_defaults(handler=command_study)
 

@@ -125,16 +125,18 @@ class TrainConfig:
         return text
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError(f"a config must be a mapping of option: value, got {type(values).__name__}")
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
-            raise ConfigError(f"unknown config option(s) {', '.join(unknown)}; valid options: {', '.join(cls.option_names())}")
+            raise ConfigError(
+                f"unknown config option(s) {', '.join(unknown)}; valid options: {', '.join(cls.option_names())}"
+            )
         return cls(**{k: _coerce(k, v) for k, v in values.items()})
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
@@ -144,7 +146,7 @@ class TrainConfig:
             raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
         return cls.from_dict(values)
 
-    def replace(self, **overrides) -> "TrainConfig":
+    def replace(self, **overrides) -> TrainConfig:
         """A copy with some options changed (``None`` values are ignored, as for unset CLI flags)."""
         values = self.to_dict()
         values.update({k: v for k, v in overrides.items() if v is not None})

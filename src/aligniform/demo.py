@@ -57,7 +57,9 @@ def run_demo(out: Path, epochs: int | None = None, device: str = "auto") -> dict
     rows = {}
     info = dataset_info("mnist5k")
     print("raw-pixel baselines (linear probe and 5-NN on the 784 pixels) ...", flush=True)
-    baselines = raw_pixel_baselines(load_dataset("mnist5k", split=labelled_split(info)), load_dataset("mnist5k", split=info.test_split))
+    baselines = raw_pixel_baselines(
+        load_dataset("mnist5k", split=labelled_split(info)), load_dataset("mnist5k", split=info.test_split)
+    )
     rows["raw pixels"] = baselines
     for name, objective in DEMO_OBJECTIVES.items():
         print(f"training '{name}': {objective}, {epochs} epochs ...", flush=True)
@@ -67,7 +69,9 @@ def run_demo(out: Path, epochs: int | None = None, device: str = "auto") -> dict
     seconds = time.perf_counter() - started
     summary = {"results": rows, "epochs": epochs, "objectives": DEMO_OBJECTIVES, "wall_seconds": seconds}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    report = write_report([out / name for name in DEMO_OBJECTIVES], out / "report.html", title="aligniform demo: mnist5k")
+    report = write_report(
+        [out / name for name in DEMO_OBJECTIVES], out / "report.html", title="aligniform demo: mnist5k"
+    )
     print()
     print(format_results(rows))
     print()

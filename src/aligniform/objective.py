@@ -81,9 +81,7 @@ class Term(nn.Module):
         kind = TERMS[name]
         unknown = sorted(set(arguments) - set(kind.params))
         if unknown:
-            raise ValueError(
-                f"unknown argument(s) {', '.join(unknown)} for {name}; valid: {kind.signature(name)}"
-            )
+            raise ValueError(f"unknown argument(s) {', '.join(unknown)} for {name}; valid: {kind.signature(name)}")
         values = {p: arguments.get(p, default) for p, default in kind.params.items()}
         missing = [p for p, v in values.items() if v is REQUIRED]
         if missing:
@@ -107,11 +105,7 @@ class Term(nn.Module):
 
     def __str__(self) -> str:
         first = next(iter(self.kind.params), None)
-        shown = [
-            f"{p}={_format_value(v)}"
-            for p, v in self.values.items()
-            if p == first or v != self.kind.params[p]
-        ]
+        shown = [f"{p}={_format_value(v)}" for p, v in self.values.items() if p == first or v != self.kind.params[p]]
         text = f"{self.name}({', '.join(shown)})"
         return text if self.weight == 1 else f"{_format_value(self.weight)}*{text}"
 
@@ -178,7 +172,7 @@ class Objective(nn.Module):
         return keys
 
     @classmethod
-    def parse(cls, spec: str) -> "Objective":
+    def parse(cls, spec: str) -> Objective:
         """Build an objective from a spec such as ``"contrastive(tau=0.5) + uniform(t=2)"``.
 
         Raises:

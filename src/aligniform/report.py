@@ -297,7 +297,7 @@ def _problems_html(problems: list[str]) -> str:
 
 def _document(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
@@ -423,9 +423,9 @@ def _correlation_table(accuracy_key: str, correlations: dict) -> str:
 
     return (
         '<table class="correlations"><thead><tr><th>Spearman correlation</th><th>ρ</th></tr></thead><tbody>'
-        f"<tr><td>{_e(accuracy_key)} vs alignment</td><td class=\"number\">{rho(correlations['alignment'])}</td></tr>"
-        f"<tr><td>{_e(accuracy_key)} vs uniformity</td><td class=\"number\">{rho(correlations['uniformity'])}</td></tr>"
-        f"<tr><td>runs with all values</td><td class=\"number\">{correlations['n']}</td></tr></tbody></table>"
+        f'<tr><td>{_e(accuracy_key)} vs alignment</td><td class="number">{rho(correlations["alignment"])}</td></tr>'
+        f'<tr><td>{_e(accuracy_key)} vs uniformity</td><td class="number">{rho(correlations["uniformity"])}</td></tr>'
+        f'<tr><td>runs with all values</td><td class="number">{correlations["n"]}</td></tr></tbody></table>'
     )
 
 
@@ -483,9 +483,7 @@ def _config_html(text: str) -> str:
         return f'<p class="note">config.yaml is not valid YAML ({_e(error)}); shown as text.</p><pre>{_e(text)}</pre>'
     if not isinstance(config, dict):
         return f"<pre>{_e(text)}</pre>"
-    rows = "".join(
-        f"<tr><td>{_e(key)}</td><td>{_e(_config_value(value))}</td></tr>" for key, value in _flatten(config)
-    )
+    rows = "".join(f"<tr><td>{_e(key)}</td><td>{_e(_config_value(value))}</td></tr>" for key, value in _flatten(config))
     header = "<thead><tr><th>option</th><th>value</th></tr></thead>"
     return f'<table class="config">{header}<tbody>{rows}</tbody></table>{raw}'
 

@@ -53,7 +53,9 @@ def load_grid(path: str | Path) -> list[SweepRun]:
         raise ConfigError(f"sweep grid file {path} does not exist")
     spec = yaml.safe_load(path.read_text()) or {}
     if not isinstance(spec, dict) or not set(spec) <= {"base", "grid", "runs"}:
-        raise ConfigError(f"a sweep grid file has the sections base, grid and/or runs; {path} has {sorted(spec) if isinstance(spec, dict) else type(spec).__name__}")
+        raise ConfigError(
+            f"a sweep grid file has the sections base, grid and/or runs; {path} has {sorted(spec) if isinstance(spec, dict) else type(spec).__name__}"
+        )
     base = spec.get("base") or {}
     grid = spec.get("grid") or {}
     for key, values in grid.items():
@@ -79,8 +81,17 @@ def load_grid(path: str | Path) -> list[SweepRun]:
 
 def train_command(run: SweepRun, out: Path) -> list[str]:
     """The ordinary ``aligniform train`` invocation of one run."""
-    return [sys.executable, "-m", "aligniform", "train", "--config", str(out / run.name / "requested.yaml"),
-            "--out", str(out / run.name), "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "aligniform",
+        "train",
+        "--config",
+        str(out / run.name / "requested.yaml"),
+        "--out",
+        str(out / run.name),
+        "--no-progress",
+    ]
 
 
 def _prepare(run: SweepRun, out: Path) -> None:
@@ -116,8 +127,12 @@ def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, str
         for run in pending:
             print(shlex.join(train_command(run, out)), file=stream)
         return []
-    print(f"sweep: {len(runs)} runs, {len(runs) - len(pending)} already finished, {len(pending)} to run "
-          f"({workers} at a time)", file=stream, flush=True)
+    print(
+        f"sweep: {len(runs)} runs, {len(runs) - len(pending)} already finished, {len(pending)} to run "
+        f"({workers} at a time)",
+        file=stream,
+        flush=True,
+    )
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     failures = []
 

@@ -18,7 +18,8 @@ from torch.autograd.function import once_differentiable
 class _AllReduceSum(torch.autograd.Function):
     """y = Σ_r x_r on every rank. Backward: each rank's x_r feeds every rank's y, so its
     gradient is the sum of all ranks' incoming gradients (the same convention as
-    :func:`aligniform.distributed.all_gather_with_grad`)."""
+    :func:`aligniform.distributed.all_gather_with_grad`).
+    """
 
     @staticmethod
     def forward(ctx, tensor):
@@ -92,8 +93,9 @@ def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
         like = module.weight if module.affine else module.running_mean  # dtype and device to keep
         factory = {} if like is None else {"device": like.device, "dtype": like.dtype}
-        converted = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                                    module.track_running_stats, **factory)
+        converted = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **factory
+        )
         converted.load_state_dict(module.state_dict())
         converted.train(module.training)
         return converted

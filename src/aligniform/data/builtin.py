@@ -43,8 +43,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 def _select(name: str, images: np.ndarray, labels: np.ndarray, split: str) -> ImageDataset:
     if split not in BUILTIN_SPLITS:
         raise DatasetError(
-            f"unknown split {split!r} for dataset {name!r}; expected one of: "
-            f"{', '.join(BUILTIN_SPLITS)}"
+            f"unknown split {split!r} for dataset {name!r}; expected one of: {', '.join(BUILTIN_SPLITS)}"
         )
     if split == "all":
         index = np.arange(len(labels))

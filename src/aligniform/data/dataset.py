@@ -56,25 +56,19 @@ class ImageDataset:
     def __post_init__(self) -> None:
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8:
             raise ValueError(
-                f"images must be a torch.uint8 tensor, got "
-                f"{getattr(self.images, 'dtype', type(self.images).__name__)}"
+                f"images must be a torch.uint8 tensor, got {getattr(self.images, 'dtype', type(self.images).__name__)}"
             )
         if self.images.dim() != 4:
-            raise ValueError(
-                f"images must have shape (N, C, H, W), got {tuple(self.images.shape)}"
-            )
+            raise ValueError(f"images must have shape (N, C, H, W), got {tuple(self.images.shape)}")
         labels = torch.as_tensor(self.labels)
         if labels.dim() != 1 or labels.shape[0] != self.images.shape[0]:
             raise ValueError(
-                f"labels must have shape ({self.images.shape[0]},) to match images, "
-                f"got {tuple(labels.shape)}"
+                f"labels must have shape ({self.images.shape[0]},) to match images, got {tuple(labels.shape)}"
             )
         if labels.dtype.is_floating_point or labels.dtype == torch.bool:
             raise ValueError(f"labels must be integers, got {labels.dtype}")
         self.classes = [str(c) for c in self.classes]
-        if labels.numel() and (
-            int(labels.min()) < -1 or int(labels.max()) >= len(self.classes)
-        ):
+        if labels.numel() and (int(labels.min()) < -1 or int(labels.max()) >= len(self.classes)):
             raise ValueError(
                 f"labels must lie in [-1, {len(self.classes) - 1}] for "
                 f"{len(self.classes)} classes, got range "
@@ -140,8 +134,7 @@ class ImageDataset:
             if index.dtype == torch.bool:
                 if index.shape != (len(self),):
                     raise ValueError(
-                        f"a boolean mask for subset() must have shape ({len(self)},), "
-                        f"got {tuple(index.shape)}"
+                        f"a boolean mask for subset() must have shape ({len(self)},), got {tuple(index.shape)}"
                     )
                 index = index.nonzero().flatten()
             elif index.numel() == 0:
@@ -205,48 +198,87 @@ class DatasetInfo:
 # to the ImageNet statistics, the usual choice for unknown natural images.
 DATASETS: dict[str, DatasetInfo] = {
     "mnist5k": DatasetInfo(
-        name="mnist5k", channels=1, image_size=28, num_classes=10,
-        mean=(0.1313,), std=(0.3086,),
-        train_split="train", test_split="test", augmentation="digits",
+        name="mnist5k",
+        channels=1,
+        image_size=28,
+        num_classes=10,
+        mean=(0.1313,),
+        std=(0.3086,),
+        train_split="train",
+        test_split="test",
+        augmentation="digits",
         splits=("train", "test", "all"),
     ),
     "digits": DatasetInfo(
-        name="digits", channels=1, image_size=8, num_classes=10,
-        mean=(0.3053,), std=(0.3759,),
-        train_split="train", test_split="test", augmentation="digits",
+        name="digits",
+        channels=1,
+        image_size=8,
+        num_classes=10,
+        mean=(0.3053,),
+        std=(0.3759,),
+        train_split="train",
+        test_split="test",
+        augmentation="digits",
         splits=("train", "test", "all"),
     ),
     "cifar10": DatasetInfo(
-        name="cifar10", channels=3, image_size=32, num_classes=10,
-        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
-        train_split="train", test_split="test", augmentation="paper",
+        name="cifar10",
+        channels=3,
+        image_size=32,
+        num_classes=10,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        train_split="train",
+        test_split="test",
+        augmentation="paper",
         url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         md5="c58f30108f718f92721af3b95e74349a",
-        archive="cifar-10-python.tar.gz", folder="cifar-10-batches-py",
+        archive="cifar-10-python.tar.gz",
+        folder="cifar-10-batches-py",
         splits=("train", "test"),
     ),
     "cifar100": DatasetInfo(
-        name="cifar100", channels=3, image_size=32, num_classes=100,
-        mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
-        train_split="train", test_split="test", augmentation="paper",
+        name="cifar100",
+        channels=3,
+        image_size=32,
+        num_classes=100,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        train_split="train",
+        test_split="test",
+        augmentation="paper",
         url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
         md5="eb9058c3a382ffc7106e4002c42a8d85",
-        archive="cifar-100-python.tar.gz", folder="cifar-100-python",
+        archive="cifar-100-python.tar.gz",
+        folder="cifar-100-python",
         splits=("train", "test"),
     ),
     "stl10": DatasetInfo(
-        name="stl10", channels=3, image_size=96, num_classes=10,
-        mean=(0.4408, 0.4279, 0.3867), std=(0.2682, 0.2610, 0.2686),
-        train_split="train+unlabeled", test_split="test", augmentation="paper",
+        name="stl10",
+        channels=3,
+        image_size=96,
+        num_classes=10,
+        mean=(0.4408, 0.4279, 0.3867),
+        std=(0.2682, 0.2610, 0.2686),
+        train_split="train+unlabeled",
+        test_split="test",
+        augmentation="paper",
         url="http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
         md5="91f7769df0f17e558f3565bffb0c7dfb",
-        archive="stl10_binary.tar.gz", folder="stl10_binary",
+        archive="stl10_binary.tar.gz",
+        folder="stl10_binary",
         splits=("train", "test", "unlabeled", "train+unlabeled"),
     ),
     "imagefolder": DatasetInfo(
-        name="imagefolder", channels=3, image_size=0, num_classes=0,
-        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-        train_split="train", test_split="test", augmentation="paper",
+        name="imagefolder",
+        channels=3,
+        image_size=0,
+        num_classes=0,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        train_split="train",
+        test_split="test",
+        augmentation="paper",
     ),
 }
 
@@ -271,9 +303,7 @@ def dataset_info(name: str) -> DatasetInfo:
     """
     key = str(name).strip().lower()
     if key not in DATASETS:
-        raise DatasetError(
-            f"unknown dataset {name!r}; expected one of: {', '.join(sorted(DATASETS))}"
-        )
+        raise DatasetError(f"unknown dataset {name!r}; expected one of: {', '.join(sorted(DATASETS))}")
     return DATASETS[key]
 
 
@@ -300,18 +330,14 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.T
         raise ValueError(f"image_size must be a positive integer, got {size!r}")
     size = int(size)
     if images.dim() != 4 or images.dtype != torch.uint8:
-        raise ValueError(
-            f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} "
-            f"{tuple(images.shape)}"
-        )
+        raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     if images.shape[2] == size and images.shape[3] == size:
         return images
     out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8)
     for start in range(0, images.shape[0], chunk):
-        block = images[start:start + chunk].to(torch.float32)
+        block = images[start : start + chunk].to(torch.float32)
         # antialias only matters when shrinking; bilinear with align_corners=False
         # matches PIL/torchvision resizing.
-        block = F.interpolate(block, size=(size, size), mode="bilinear",
-                              align_corners=False, antialias=True)
-        out[start:start + chunk] = block.round_().clamp_(0, 255).to(torch.uint8)
+        block = F.interpolate(block, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out[start : start + chunk] = block.round_().clamp_(0, 255).to(torch.uint8)
     return out

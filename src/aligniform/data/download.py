@@ -89,9 +89,7 @@ def download_file(
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
-    )
+    handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
     tmp_path = Path(handle.name)
     digest = hashlib.md5()
     try:
@@ -110,9 +108,7 @@ def download_file(
                     if bar is not None:
                         bar.close()
                 if total is not None and total.isdigit() and handle.tell() != int(total):
-                    raise OSError(
-                        f"connection closed after {handle.tell()} of {total} bytes"
-                    )
+                    raise OSError(f"connection closed after {handle.tell()} of {total} bytes")
         except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             if isinstance(err, urllib.error.HTTPError):
                 err.close()  # an HTTPError keeps the response's socket open

@@ -45,8 +45,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         from numpy._core import multiarray, numeric
     except ImportError:  # NumPy 1.x
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
-    table = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-             ("_codecs", "encode"): codecs.encode}
+    table = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): codecs.encode}
     for package in ("numpy.core", "numpy._core"):
         table[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
         table[(f"{package}.multiarray", "scalar")] = multiarray.scalar
@@ -67,9 +66,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
-                f"unexpected object {module}.{name} (only NumPy arrays are allowed)"
-            ) from None
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name} (only NumPy arrays are allowed)") from None
 
 
 def _load_pickle(path: Path) -> dict[str, Any]:
@@ -78,8 +75,17 @@ def _load_pickle(path: Path) -> dict[str, Any]:
             # latin1 turns the Python 2 byte strings of the official release into
             # str (keys, names) and is what NumPy expects for the raw array data.
             obj = _ArrayOnlyUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError, OSError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        OSError,
+    ) as err:
         raise DatasetError(f"{path} is corrupt: it is not a readable pickle ({err})") from err
     if not isinstance(obj, dict):
         raise DatasetError(f"{path} is corrupt: expected a dict, got {type(obj).__name__}")
@@ -124,23 +130,23 @@ def read_cifar(folder: str | Path, variant: str, split: str) -> ImageDataset:
         path = folder / file_name
         batch = _load_pickle(path)
         if "data" not in batch or label_key not in batch:
-            raise DatasetError(
-                f"{path} is corrupt: expected entries 'data' and {label_key!r}, "
-                f"found {sorted(batch)}"
-            )
+            raise DatasetError(f"{path} is corrupt: expected entries 'data' and {label_key!r}, found {sorted(batch)}")
         data = np.asarray(batch["data"])
         batch_labels = np.asarray(batch[label_key])
-        if (data.dtype != np.uint8 and np.issubdtype(data.dtype, np.integer) and data.size
-                and data.min() >= 0 and data.max() <= 255):
+        if (
+            data.dtype != np.uint8
+            and np.issubdtype(data.dtype, np.integer)
+            and data.size
+            and data.min() >= 0
+            and data.max() <= 255
+        ):
             data = data.astype(np.uint8)  # e.g. pixels pickled as a list of ints
         if data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS or data.dtype != np.uint8:
             raise DatasetError(
                 f"{path} is corrupt: 'data' should be uint8 of shape (N, {_CIFAR_PIXELS}), "
                 f"got {data.dtype} {data.shape}"
             )
-        if batch_labels.shape != (data.shape[0],) or not np.issubdtype(
-            batch_labels.dtype, np.integer
-        ):
+        if batch_labels.shape != (data.shape[0],) or not np.issubdtype(batch_labels.dtype, np.integer):
             raise DatasetError(
                 f"{path} is corrupt: expected {data.shape[0]} integer labels, "
                 f"got {batch_labels.dtype} {batch_labels.shape}"
@@ -163,8 +169,7 @@ def read_cifar(folder: str | Path, variant: str, split: str) -> ImageDataset:
 
 # --------------------------------------------------------------------------- STL-10
 
-STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey",
-                 "ship", "truck"]
+STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
 _STL10_IMAGE_BYTES = 3 * 96 * 96
 # Which (images, labels) files make up each split; None = unlabelled.
 _STL10_PARTS: dict[str, list[tuple[str, str | None]]] = {
@@ -204,10 +209,7 @@ def _stl10_labels(path: Path, expected: int) -> np.ndarray:
         )
     labels = np.fromfile(path, dtype=np.uint8).astype(np.int64)
     if labels.size and (labels.min() < 1 or labels.max() > 10):
-        raise DatasetError(
-            f"{path} is corrupt: labels must be in 1..10, got "
-            f"[{labels.min()}, {labels.max()}]"
-        )
+        raise DatasetError(f"{path} is corrupt: labels must be in 1..10, got [{labels.min()}, {labels.max()}]")
     return labels - 1
 
 
@@ -254,7 +256,7 @@ def read_stl10(folder: str | Path, split: str, chunk: int = 2048) -> ImageDatase
         for start in range(0, count, chunk):
             stop = min(start + chunk, count)
             # The file is column-major per channel: swap the two spatial axes.
-            out[offset + start:offset + stop] = stored[start:stop].transpose(0, 1, 3, 2)
+            out[offset + start : offset + stop] = stored[start:stop].transpose(0, 1, 3, 2)
         del stored
         offset += count
 
@@ -265,8 +267,7 @@ def read_stl10(folder: str | Path, split: str, chunk: int = 2048) -> ImageDatase
         names = [n for n in names if n]
         if len(names) != len(STL10_CLASSES):
             raise DatasetError(
-                f"{names_path} is corrupt: expected {len(STL10_CLASSES)} class names, "
-                f"found {len(names)}"
+                f"{names_path} is corrupt: expected {len(STL10_CLASSES)} class names, found {len(names)}"
             )
         classes = names
     return ImageDataset(

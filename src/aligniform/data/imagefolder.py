@@ -37,8 +37,11 @@ def _has_direct_images(folder: Path) -> bool:
 
 def _images_under(folder: Path) -> list[Path]:
     # Recursive, so class folders may be organised further (e.g. by date).
-    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_image(p)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and _is_image(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def imagefolder_splits(root: str | Path) -> dict[str, Path]:
@@ -82,9 +85,7 @@ def _decode(path: Path) -> np.ndarray:
         raise DatasetError(f"imagefolder: cannot decode image {path}: {err}") from err
 
 
-def read_imagefolder(
-    root: str | Path, split: str = "train", image_size: int | None = None
-) -> ImageDataset:
+def read_imagefolder(root: str | Path, split: str = "train", image_size: int | None = None) -> ImageDataset:
     """Read a class-per-folder image collection into memory.
 
     Every image is converted to RGB. Without ``image_size`` all images must
@@ -112,9 +113,7 @@ def read_imagefolder(
     splits = imagefolder_splits(root)
     if split not in splits:
         available = ", ".join(sorted(splits)) or "none (no <split>/<class>/ folders found)"
-        raise DatasetError(
-            f"unknown split {split!r} for imagefolder at {root}; available: {available}"
-        )
+        raise DatasetError(f"unknown split {split!r} for imagefolder at {root}; available: {available}")
     folder = splits[split]
     classes = sorted({c.name for f in set(splits.values()) for c in _subdirs(f)})
     files, labels = [], []
@@ -124,8 +123,7 @@ def read_imagefolder(
         labels.extend([classes.index(class_dir.name)] * len(class_files))
     if not files:
         raise DatasetError(
-            f"imagefolder: no images with extensions {', '.join(IMAGE_EXTENSIONS)} under "
-            f"{folder}/<class>/"
+            f"imagefolder: no images with extensions {', '.join(IMAGE_EXTENSIONS)} under {folder}/<class>/"
         )
 
     arrays = [_decode(path) for path in files]

@@ -28,8 +28,7 @@ def _how_to_get(info: DatasetInfo, data_dir: Path | str) -> str:
     )
 
 
-def _locate(info: DatasetInfo, data_dir: str | Path | None, split: str,
-            download: bool) -> Path:
+def _locate(info: DatasetInfo, data_dir: str | Path | None, split: str, download: bool) -> Path:
     """Return the folder holding ``info``'s files for ``split``, fetching them if allowed."""
     required = _required_files(info, split)
     if data_dir is None:
@@ -51,8 +50,7 @@ def _locate(info: DatasetInfo, data_dir: str | Path | None, split: str,
         return found
     archive = data_dir / info.archive
     if download:
-        download_and_extract(info.url, data_dir, info.md5, info.archive,
-                             extracted_name=info.folder, progress=True)
+        download_and_extract(info.url, data_dir, info.md5, info.archive, extracted_name=info.folder, progress=True)
     elif archive.is_file():
         # A hand-placed archive is extracted without a checksum test: it may be a
         # legitimate re-pack, and the readers validate every file anyway.
@@ -72,22 +70,18 @@ def _locate(info: DatasetInfo, data_dir: str | Path | None, split: str,
         missing = [name for name in required if not (partial / name).is_file()]
         detail = f"{partial} is incomplete: {', '.join(missing)} missing"
         if download and partial == extracted:
-            detail += (" (the folder exists, so nothing was downloaded; delete it to "
-                       "download the dataset again)")
+            detail += " (the folder exists, so nothing was downloaded; delete it to download the dataset again)"
     else:
-        detail = (f"looked in {data_dir} and in {extracted} for {', '.join(required)}"
-                  + ("" if download else f", and for the archive {archive}"))
-    raise DatasetError(
-        f"{info.name} split {split!r} not found: {detail}. To get it, "
-        f"{_how_to_get(info, data_dir)}"
-    )
+        detail = f"looked in {data_dir} and in {extracted} for {', '.join(required)}" + (
+            "" if download else f", and for the archive {archive}"
+        )
+    raise DatasetError(f"{info.name} split {split!r} not found: {detail}. To get it, {_how_to_get(info, data_dir)}")
 
 
 def _validate_image_size(image_size: object) -> int | None:
     if image_size is None:
         return None
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
-            or image_size <= 0:
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
         raise ValueError(f"image_size must be a positive integer or None, got {image_size!r}")
     return int(image_size)
 
@@ -137,8 +131,7 @@ def load_dataset(
     size = _validate_image_size(image_size)
     if info.splits and split not in info.splits:
         raise DatasetError(
-            f"unknown split {split!r} for dataset {info.name!r}; expected one of: "
-            f"{', '.join(info.splits)}"
+            f"unknown split {split!r} for dataset {info.name!r}; expected one of: {', '.join(info.splits)}"
         )
     if download and info.name == "imagefolder":
         raise DatasetError(
@@ -153,8 +146,7 @@ def load_dataset(
     elif info.name == "imagefolder":
         if data_dir is None:
             raise DatasetError(
-                "imagefolder needs data_dir=<folder> holding <split>/<class>/<image> or "
-                "<class>/<image> files"
+                "imagefolder needs data_dir=<folder> holding <split>/<class>/<image> or <class>/<image> files"
             )
         return read_imagefolder(Path(data_dir).expanduser(), split, size)
     elif info.name in _FILE_DATASETS:

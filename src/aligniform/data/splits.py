@@ -27,9 +27,7 @@ def _allocate(class_sizes: np.ndarray, total: int) -> np.ndarray:
     return np.minimum(counts, class_sizes)
 
 
-def train_val_split(
-    labels_or_n: LabelsOrCount, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def train_val_split(labels_or_n: LabelsOrCount, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split sample indices into disjoint train and validation sets.
 
     The result depends only on the arguments, never on global random state.
@@ -61,8 +59,7 @@ def train_val_split(
         >>> train_val_split(5, 0.4, seed=1)[1].shape
         (2,)
     """
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating,
-                                                                        np.integer)):
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating, np.integer)):
         raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
     val_fraction = float(val_fraction)
     if not 0.0 <= val_fraction < 1.0:
@@ -75,16 +72,13 @@ def train_val_split(
         n = int(labels_or_n)
         labels = None
     elif isinstance(labels_or_n, (bool, float, str, bytes)):
-        raise ValueError(
-            f"labels_or_n must be a sample count or a 1-D array of integer labels, "
-            f"got {labels_or_n!r}"
-        )
+        raise ValueError(f"labels_or_n must be a sample count or a 1-D array of integer labels, got {labels_or_n!r}")
     else:
         if isinstance(labels_or_n, torch.Tensor):
             labels_or_n = labels_or_n.detach().cpu().numpy()
         labels = np.asarray(labels_or_n)
         if labels.ndim == 0 and np.issubdtype(labels.dtype, np.integer):
-            n, labels = int(labels), None          # a 0-d array holding a count
+            n, labels = int(labels), None  # a 0-d array holding a count
         elif labels.ndim != 1:
             raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
         elif labels.size and not np.issubdtype(labels.dtype, np.integer):
@@ -96,9 +90,7 @@ def train_val_split(
 
     n_val = int(round(n * val_fraction))
     if n_val >= n:
-        raise ValueError(
-            f"val_fraction={val_fraction} of n={n} samples leaves no training samples"
-        )
+        raise ValueError(f"val_fraction={val_fraction} of n={n} samples leaves no training samples")
     rng = np.random.default_rng(int(seed))
     if labels is None or n_val == 0:
         val = rng.permutation(n)[:n_val]
@@ -110,9 +102,11 @@ def train_val_split(
         perm = rng.permutation(n)
         grouped = perm[np.argsort(inverse[perm], kind="stable")]
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        val = np.concatenate(
-            [grouped[s:s + k] for s, k in zip(starts, per_class)]
-        ) if len(classes) else np.empty(0, np.int64)
+        val = (
+            np.concatenate([grouped[s : s + k] for s, k in zip(starts, per_class)])
+            if len(classes)
+            else np.empty(0, np.int64)
+        )
     is_val = np.zeros(n, dtype=bool)
     is_val[val] = True
     return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)

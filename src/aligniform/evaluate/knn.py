@@ -80,9 +80,7 @@ def _vote(similarity: torch.Tensor, train_class: torch.Tensor, num_classes: int,
     neighbour_class = train_class[top_index]
     votes = torch.zeros(similarity.shape[0], num_classes, dtype=torch.int64, device=similarity.device)
     votes.scatter_add_(1, neighbour_class, torch.ones_like(neighbour_class))
-    summed_similarity = torch.zeros(
-        similarity.shape[0], num_classes, dtype=similarity.dtype, device=similarity.device
-    )
+    summed_similarity = torch.zeros(similarity.shape[0], num_classes, dtype=similarity.dtype, device=similarity.device)
     summed_similarity.scatter_add_(1, neighbour_class, top_similarity)
     # Only classes with the most votes compete; among them the larger summed similarity wins.
     most_votes = votes == votes.max(dim=1, keepdim=True).values

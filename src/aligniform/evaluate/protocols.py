@@ -123,15 +123,11 @@ def evaluate_encoder(
     if "knn" in protocols:
         results["knn_acc"] = knn_accuracy(train[layer], train_labels, test[layer], test_labels, k)
     if "mean" in protocols:
-        results["mean_classifier_acc"] = _mean_classifier_accuracy(
-            train[layer], train_labels, test[layer], test_labels
-        )
+        results["mean_classifier_acc"] = _mean_classifier_accuracy(train[layer], train_labels, test[layer], test_labels)
     if "knn" in protocols and layer == OUTPUT_LAYER:
         results["knn_acc_output"] = results["knn_acc"]
     else:
-        results["knn_acc_output"] = knn_accuracy(
-            train[OUTPUT_LAYER], train_labels, test[OUTPUT_LAYER], test_labels, k
-        )
+        results["knn_acc_output"] = knn_accuracy(train[OUTPUT_LAYER], train_labels, test[OUTPUT_LAYER], test_labels, k)
     with seeded_global_rng(seed, device):
         view_a = features(test_set.images, augmentation, [OUTPUT_LAYER])[OUTPUT_LAYER]
         view_b = features(test_set.images, augmentation, [OUTPUT_LAYER])[OUTPUT_LAYER]
@@ -232,9 +228,7 @@ def _mean_classifier_accuracy(train_z, train_labels, test_z, test_labels) -> flo
     """
     # metrics.mean_classifier_accuracy counts an unlabelled test sample as an error; leave them out.
     keep = test_labels >= 0
-    return metrics.mean_classifier_accuracy(
-        train_z, train_labels, test_z[keep], test_labels[keep], normalize=True
-    )
+    return metrics.mean_classifier_accuracy(train_z, train_labels, test_z[keep], test_labels[keep], normalize=True)
 
 
 def _flat_pixels(images: torch.Tensor) -> torch.Tensor:

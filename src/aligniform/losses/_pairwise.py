@@ -60,7 +60,8 @@ def _as_columns(c: torch.Tensor) -> torch.Tensor:
 
 def _blocks(n: int, queue_size: int, intra_batch: bool, block_rows: int | None):
     """Yield (start, stop, kind) tiles: "batch" tiles pair rows start:stop with x[start:]
-    (strict upper triangle), "queue" tiles pair them with the whole queue."""
+    (strict upper triangle), "queue" tiles pair them with the whole queue.
+    """
     if intra_batch and n > 1:
         rows = _rows_per_block(n, block_rows)
         for start in range(0, n - 1, rows):
@@ -109,7 +110,7 @@ def pairwise_logsumexp(
     intra_batch: bool = True,
     block_rows: int | None = None,
 ) -> torch.Tensor:
-    """log Σ exp(-t ||a - b||²) over the pairs of :func:`pair_count`, differentiable in x.
+    """Log Σ exp(-t ||a - b||²) over the pairs of :func:`pair_count`, differentiable in x.
 
     Args:
         x: (N, d) features (already validated).

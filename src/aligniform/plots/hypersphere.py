@@ -33,7 +33,7 @@ _CHUNK = 2048
 
 
 def vmf_kde(angles, grid=None, kappa: float = DEFAULT_KAPPA) -> tuple[np.ndarray, np.ndarray]:
-    """von Mises–Fisher kernel density estimate of angles on the circle.
+    """Von Mises–Fisher kernel density estimate of angles on the circle.
 
     density(θ) = mean_i exp(κ cos(θ − θ_i)) / (2π I₀(κ)), which integrates to 1
     over any interval of length 2π. It is computed as

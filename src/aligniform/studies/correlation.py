@@ -48,8 +48,9 @@ def rank_correlations(rows: list[dict]) -> dict:
     table = {}
     for metric in ("alignment", "uniformity"):
         for accuracy in ("linear_acc", "knn_acc"):
-            pairs = [(row[metric], row[accuracy]) for row in rows
-                     if _finite(row.get(metric)) and _finite(row.get(accuracy))]
+            pairs = [
+                (row[metric], row[accuracy]) for row in rows if _finite(row.get(metric)) and _finite(row.get(accuracy))
+            ]
             if len(pairs) < 3:
                 table[f"{metric}~{accuracy}"] = {"n": len(pairs), "spearman": None, "kendall": None}
                 continue
@@ -58,8 +59,10 @@ def rank_correlations(rows: list[dict]) -> dict:
             kendall = stats.kendalltau(xs, ys)
             table[f"{metric}~{accuracy}"] = {
                 "n": len(pairs),
-                "spearman": float(spearman.statistic), "spearman_p": float(spearman.pvalue),
-                "kendall": float(kendall.statistic), "kendall_p": float(kendall.pvalue),
+                "spearman": float(spearman.statistic),
+                "spearman_p": float(spearman.pvalue),
+                "kendall": float(kendall.statistic),
+                "kendall_p": float(kendall.pvalue),
             }
     return table
 
@@ -109,13 +112,22 @@ def correlation_markdown(rows: list[dict], correlations: dict) -> str:
         if value["spearman"] is None:
             lines.append(f"| {key} | {value['n']} | — | — |")
         else:
-            lines.append(f"| {key} | {value['n']} | {value['spearman']:+.3f} ({value['spearman_p']:.2g}) | "
-                         f"{value['kendall']:+.3f} ({value['kendall_p']:.2g}) |")
-    lines += ["", "| objective | batch | dim | alignment | uniformity | linear % | 5-NN % |", "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {key} | {value['n']} | {value['spearman']:+.3f} ({value['spearman_p']:.2g}) | "
+                f"{value['kendall']:+.3f} ({value['kendall_p']:.2g}) |"
+            )
+    lines += [
+        "",
+        "| objective | batch | dim | alignment | uniformity | linear % | 5-NN % |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in sorted(rows, key=lambda r: -r.get("linear_acc", 0) if _finite(r.get("linear_acc")) else 0):
-        cells = [_fmt(row.get("alignment")), _fmt(row.get("uniformity")),
-                 _fmt(100 * row["linear_acc"] if _finite(row.get("linear_acc")) else None),
-                 _fmt(100 * row["knn_acc"] if _finite(row.get("knn_acc")) else None)]
+        cells = [
+            _fmt(row.get("alignment")),
+            _fmt(row.get("uniformity")),
+            _fmt(100 * row["linear_acc"] if _finite(row.get("linear_acc")) else None),
+            _fmt(100 * row["knn_acc"] if _finite(row.get("knn_acc")) else None),
+        ]
         label = row.get("objective", row.get("run"))
         setting = [str(_integer(row.get(key))) for key in ("batch_size", "dim")]
         lines.append(f"| {label} | " + " | ".join(setting + cells) + " |")

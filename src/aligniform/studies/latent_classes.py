@@ -38,13 +38,13 @@ from torch import nn
 from .common import (
     Progress,
     build_options,
-    torch_threads,
     cell,
     markdown_table,
     new_figure,
     options_dict,
     save_figure,
     spearman,
+    torch_threads,
     write_json,
 )
 
@@ -104,7 +104,7 @@ class LatentClassModel:
         return float((self.class_probs**2).sum())
 
     def draw_classes(self, n: int) -> torch.Tensor:
-        """n class labels drawn independently from ρ."""
+        """N class labels drawn independently from ρ."""
         return torch.multinomial(self.class_probs, n, replacement=True, generator=self.generator)
 
     def draw_from_classes(self, labels: torch.Tensor) -> torch.Tensor:
@@ -113,17 +113,17 @@ class LatentClassModel:
         return self.class_means[labels] + self.spread * noise
 
     def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """n labelled samples: c ~ ρ, x ~ D_c. Returns ``(x, labels)``."""
+        """N labelled samples: c ~ ρ, x ~ D_c. Returns ``(x, labels)``."""
         labels = self.draw_classes(n)
         return self.draw_from_classes(labels), labels
 
     def positive_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """n positive pairs: c ~ ρ, then x and x⁺ drawn independently from D_c. Returns ``(x, x_pos, labels)``."""
+        """N positive pairs: c ~ ρ, then x and x⁺ drawn independently from D_c. Returns ``(x, x_pos, labels)``."""
         labels = self.draw_classes(n)
         return self.draw_from_classes(labels), self.draw_from_classes(labels), labels
 
     def negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """n negatives: a fresh class c⁻ ~ ρ each (so it collides with an anchor's class with prob. τ)."""
+        """N negatives: a fresh class c⁻ ~ ρ each (so it collides with an anchor's class with prob. τ)."""
         return self.sample(n)
 
 
@@ -269,7 +269,7 @@ class HeldOut:
     test_labels: torch.Tensor
 
     @classmethod
-    def draw(cls, model: LatentClassModel, triples: int, labelled: int) -> "HeldOut":
+    def draw(cls, model: LatentClassModel, triples: int, labelled: int) -> HeldOut:
         anchor, positive, _ = model.positive_pairs(triples)
         negative, _ = model.negatives(triples)
         train_x, train_labels = _labelled_sample(model, labelled)
@@ -278,7 +278,7 @@ class HeldOut:
 
 
 def _labelled_sample(model: LatentClassModel, n: int):
-    """n samples from ρ, redrawn until every class has a sample (a class mean must exist)."""
+    """N samples from ρ, redrawn until every class has a sample (a class mean must exist)."""
     for _ in range(100):
         x, labels = model.sample(n)
         if len(torch.unique(labels)) == model.num_classes:
@@ -293,7 +293,10 @@ def checkpoint_metrics(encoder: nn.Module, held_out: HeldOut, model: LatentClass
     anchor, positive, negative = encoder(held_out.anchor), encoder(held_out.positive), encoder(held_out.negative)
     unsupervised = float(arora_logistic_loss(anchor, positive, negative))
     supervised = mean_classifier_evaluation(
-        encoder(held_out.train_x), held_out.train_labels, encoder(held_out.test_x), held_out.test_labels,
+        encoder(held_out.train_x),
+        held_out.train_labels,
+        encoder(held_out.test_x),
+        held_out.test_labels,
         model.class_probs,
     )
     encoder.train()
@@ -369,16 +372,30 @@ def plot_latent_classes(settings: list[dict], stem: Path) -> list[str]:
         records = setting["records"]
         label = f"K = {setting['num_classes']} (τ = {setting['collision_probability']:.3g})"
         color = f"C{index % 10}"
-        accuracy_axes.plot([r["unsupervised_loss"] for r in records], [r["accuracy"] for r in records], "o-",
-                           color=color, markersize=3, label=label)
+        accuracy_axes.plot(
+            [r["unsupervised_loss"] for r in records],
+            [r["accuracy"] for r in records],
+            "o-",
+            color=color,
+            markersize=3,
+            label=label,
+        )
         accuracy_axes.plot(records[0]["unsupervised_loss"], records[0]["accuracy"], "x", color=color, markersize=8)
-        bound_axes.plot([r["sup_bound"] for r in records], [r["binary_loss"] for r in records], "o-", color=color,
-                        markersize=3, label=label)
+        bound_axes.plot(
+            [r["sup_bound"] for r in records],
+            [r["binary_loss"] for r in records],
+            "o-",
+            color=color,
+            markersize=3,
+            label=label,
+        )
     accuracy_axes.set_xlabel("unsupervised loss L_un (held out)")
     accuracy_axes.set_ylabel("mean-classifier accuracy (held out)")
     accuracy_axes.set_title("accuracy follows L_un (× = initialisation)", fontsize=10)
-    limits = [min(r["binary_loss"] for s in settings for r in s["records"]),
-              max(r["sup_bound"] for s in settings for r in s["records"])]
+    limits = [
+        min(r["binary_loss"] for s in settings for r in s["records"]),
+        max(r["sup_bound"] for s in settings for r in s["records"]),
+    ]
     bound_axes.plot(limits, limits, "k--", linewidth=1, label="L_sup^μ = bound")
     bound_axes.set_xlabel("Arora's bound (L_un − τ log 2) / (1 − τ)")
     bound_axes.set_ylabel("mean classifier's L_sup^μ (binary tasks)")
@@ -406,28 +423,55 @@ def markdown_report(results: dict) -> str:
     rows = []
     for s in results["settings"]:
         first, last = s["records"][0], s["records"][-1]
-        rows.append([
-            s["num_classes"], f"{s['collision_probability']:.4f}",
-            f"{first['unsupervised_loss']:.4f} → {last['unsupervised_loss']:.4f}",
-            f"{first['accuracy']:.3f} → {last['accuracy']:.3f}",
-            f"{last['multiclass_loss']:.4f}", f"{last['binary_loss']:.4f}", f"{last['sup_bound']:.4f}",
-            cell(s["spearman_unsup_vs_accuracy"], 2), cell(s["spearman_unsup_vs_binary_loss"], 2), s["bound_holds"],
-        ])
-    lines.append(markdown_table(
-        ["K", "τ", "L_un", "mean-cls accuracy", "K-way CE", "L_sup^μ", "bound", "ρ(L_un, acc)", "ρ(L_un, L_sup^μ)",
-         "bound holds"], rows))
+        rows.append(
+            [
+                s["num_classes"],
+                f"{s['collision_probability']:.4f}",
+                f"{first['unsupervised_loss']:.4f} → {last['unsupervised_loss']:.4f}",
+                f"{first['accuracy']:.3f} → {last['accuracy']:.3f}",
+                f"{last['multiclass_loss']:.4f}",
+                f"{last['binary_loss']:.4f}",
+                f"{last['sup_bound']:.4f}",
+                cell(s["spearman_unsup_vs_accuracy"], 2),
+                cell(s["spearman_unsup_vs_binary_loss"], 2),
+                s["bound_holds"],
+            ]
+        )
+    lines.append(
+        markdown_table(
+            [
+                "K",
+                "τ",
+                "L_un",
+                "mean-cls accuracy",
+                "K-way CE",
+                "L_sup^μ",
+                "bound",
+                "ρ(L_un, acc)",
+                "ρ(L_un, L_sup^μ)",
+                "bound holds",
+            ],
+            rows,
+        )
+    )
     lines += [
         "",
         "## Spearman correlations over all checkpoints",
         "",
-        markdown_table(["pair", "Spearman ρ", "expected sign"], [
-            ["L_un vs accuracy, median within a setting",
-             cell(pooled["median_within_setting_unsup_vs_accuracy"], 3), "−"],
-            ["L_un vs accuracy, pooled", cell(pooled["unsup_vs_accuracy"], 3), "− (τ differs across settings)"],
-            ["bound vs accuracy, pooled", cell(pooled["bound_vs_accuracy"], 3), "−"],
-            ["L_un vs L_sup^μ, pooled", cell(pooled["unsup_vs_binary_loss"], 3), "+"],
-            ["bound vs L_sup^μ, pooled", cell(pooled["bound_vs_binary_loss"], 3), "+"],
-        ]),
+        markdown_table(
+            ["pair", "Spearman ρ", "expected sign"],
+            [
+                [
+                    "L_un vs accuracy, median within a setting",
+                    cell(pooled["median_within_setting_unsup_vs_accuracy"], 3),
+                    "−",
+                ],
+                ["L_un vs accuracy, pooled", cell(pooled["unsup_vs_accuracy"], 3), "− (τ differs across settings)"],
+                ["bound vs accuracy, pooled", cell(pooled["bound_vs_accuracy"], 3), "−"],
+                ["L_un vs L_sup^μ, pooled", cell(pooled["unsup_vs_binary_loss"], 3), "+"],
+                ["bound vs L_sup^μ, pooled", cell(pooled["bound_vs_binary_loss"], 3), "+"],
+            ],
+        ),
         "",
         f"{pooled['checkpoints']} checkpoints; run time {results['seconds']:.1f} s.",
     ]

@@ -43,11 +43,19 @@ NEAR_COLLAPSE = 1.0
 
 #: Wang & Liu (2021), ResNet-18 on CIFAR-10 (memory bank 16384, 200 epochs): τ -> (accuracy %, −L_uniform, tolerance).
 PUBLISHED = {
-    "contrastive": {0.07: (79.75, 3.86, 0.04), 0.3: (83.27, 3.60, 0.178),
-                    0.7: (82.69, 3.17, 0.333), 1.0: (82.21, 2.96, 0.372)},
+    "contrastive": {
+        0.07: (79.75, 3.86, 0.04),
+        0.3: (83.27, 3.60, 0.178),
+        0.7: (82.69, 3.17, 0.333),
+        1.0: (82.21, 2.96, 0.372),
+    },
     # Only the accuracies per τ and a uniformity range (≈ 3.87–3.89) are published for the hard loss.
-    "hard_contrastive": {0.07: (79.2, "3.87–3.89", None), 0.3: (83.63, "3.87–3.89", None),
-                         0.7: (84.19, "3.87–3.89", None), 1.0: (84.19, "3.87–3.89", None)},
+    "hard_contrastive": {
+        0.07: (79.2, "3.87–3.89", None),
+        0.3: (83.63, "3.87–3.89", None),
+        0.7: (84.19, "3.87–3.89", None),
+        1.0: (84.19, "3.87–3.89", None),
+    },
 }
 
 
@@ -124,10 +132,18 @@ def run_config(loss: str, tau: float, options: TemperatureOptions, runs: Path):
     from ..config import TrainConfig
 
     return TrainConfig(
-        dataset=options.dataset, model=options.model, objective=objective_spec(loss, tau, options.hard_alpha),
-        epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, dim=options.dim,
-        linear_probe=options.linear_probe, seed=options.seed, device=options.device,
-        out=str(runs / f"{loss}_tau{tau:g}"), progress=options.progress,
+        dataset=options.dataset,
+        model=options.model,
+        objective=objective_spec(loss, tau, options.hard_alpha),
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        dim=options.dim,
+        linear_probe=options.linear_probe,
+        seed=options.seed,
+        device=options.device,
+        out=str(runs / f"{loss}_tau{tau:g}"),
+        progress=options.progress,
     )
 
 
@@ -264,8 +280,11 @@ def markdown_report(results: dict) -> str:
         ]
     collapsed = [f"{r['loss']} τ = {r['tau']:g}" for r in results["rows"] if r["near_collapse"]]
     if collapsed:
-        lines += ["", f"Near collapse (−L_uniform < {NEAR_COLLAPSE:g}), i.e. under-trained at this budget rather than "
-                  f"a property of τ; raise `epochs`: {', '.join(collapsed)}."]
+        lines += [
+            "",
+            f"Near collapse (−L_uniform < {NEAR_COLLAPSE:g}), i.e. under-trained at this budget rather than "
+            f"a property of τ; raise `epochs`: {', '.join(collapsed)}.",
+        ]
     counts = ", ".join(f"{count} {status}" for status, count in results["counts"].items())
     lines += ["", f"Run time: {results['seconds']:.1f} s (runs: {counts})."]
     return "\n".join(lines) + "\n"

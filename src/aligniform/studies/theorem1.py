@@ -52,13 +52,13 @@ from ..losses import contrastive_loss
 from .common import (
     Progress,
     build_options,
-    torch_threads,
     figure_paths,
     log_log_slope,
     markdown_table,
     new_figure,
     options_dict,
     save_figure,
+    torch_threads,
     write_json,
 )
 
@@ -232,8 +232,9 @@ def anchor_statistics(x: torch.Tensor, y: torch.Tensor, taus, rows_per_chunk: in
     """
     n = x.shape[0]
     positive = (x * y).sum(1).double()
-    stats = {float(tau): {key: torch.empty(2, n, dtype=torch.float64) for key in ("limit", "coefficient")}
-             for tau in taus}
+    stats = {
+        float(tau): {key: torch.empty(2, n, dtype=torch.float64) for key in ("limit", "coefficient")} for tau in taus
+    }
     for row, (anchors, candidates) in enumerate(((x, y), (y, x))):
         for start in range(0, n, rows_per_chunk):
             stop = min(start + rows_per_chunk, n)
@@ -275,15 +276,17 @@ def finite_m_curve(x, y, limit_terms: torch.Tensor, tau: float, negatives, repea
             shifted.append(value)
             gaps.append(value - float(limit_terms[:, batch].mean()))
         shifted, gaps = np.array(shifted), np.array(gaps)
-        rows.append({
-            "M": m,
-            "loss_minus_log_m": float(shifted.mean()),
-            "loss_minus_log_m_std": float(shifted.std(ddof=1)),
-            "gap": float(gaps.mean()),
-            "gap_std": float(gaps.std(ddof=1)),
-            "gap_sem": float(gaps.std(ddof=1) / math.sqrt(repeats)),
-            "m_times_gap": float(m * gaps.mean()),
-        })
+        rows.append(
+            {
+                "M": m,
+                "loss_minus_log_m": float(shifted.mean()),
+                "loss_minus_log_m_std": float(shifted.std(ddof=1)),
+                "gap": float(gaps.mean()),
+                "gap_std": float(gaps.std(ddof=1)),
+                "gap_sem": float(gaps.std(ddof=1) / math.sqrt(repeats)),
+                "m_times_gap": float(m * gaps.mean()),
+            }
+        )
     return rows
 
 
@@ -338,15 +341,21 @@ def convergence_study(x, y, options: Theorem1Options, negatives, progress: Progr
 def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress):
     """The encoder of part (b) and its training config: trained (or reused), random, or loaded from a checkpoint."""
     from ..config import TrainConfig
-    from ..models import build_model
     from ..data import dataset_info
+    from ..models import build_model
     from ..train.checkpoint import CheckpointError
     from ..train.restore import load_encoder
 
     config = TrainConfig(
-        dataset=options.dataset, model="convnet", objective=options.encoder_objective,
-        epochs=max(1, options.encoder_epochs), seed=options.seed, device=options.device,
-        out=str(out / "theorem1_encoder"), progress=options.progress, linear_probe="none",
+        dataset=options.dataset,
+        model="convnet",
+        objective=options.encoder_objective,
+        epochs=max(1, options.encoder_epochs),
+        seed=options.seed,
+        device=options.device,
+        out=str(out / "theorem1_encoder"),
+        progress=options.progress,
+        linear_probe="none",
     )
     if options.encoder == "random":
         info = dataset_info(config.dataset)
@@ -397,12 +406,14 @@ def encoder_population(options: Theorem1Options, out: Path, progress: Progress):
 
     model, config = fixed_encoder(options, out, progress)
     device = resolve_device(options.device)
-    test = load_dataset(config.dataset, config.data_dir, split=dataset_info(config.dataset).test_split,
-                        image_size=config.image_size)
+    test = load_dataset(
+        config.dataset, config.data_dir, split=dataset_info(config.dataset).test_split, image_size=config.image_size
+    )
     augmentation, _ = build_transforms(config, test)
     progress(f"encoder features: {options.views_per_image} augmented pairs of each of {len(test)} test images")
-    x, y = encoder_positive_pairs(model.to(device), test.images, augmentation.to(device), options.views_per_image,
-                                  options.seed, device)
+    x, y = encoder_positive_pairs(
+        model.to(device), test.images, augmentation.to(device), options.views_per_image, options.seed, device
+    )
     return x, y, config
 
 
@@ -419,8 +430,16 @@ def plot_gaps(results: dict, stem: Path) -> list[str]:
             m = np.array([r["M"] for r in curve["rows"]], dtype=float)
             gap = np.array([abs(r["gap"]) for r in curve["rows"]])
             sem = np.array([r["gap_sem"] for r in curve["rows"]])
-            axes.errorbar(m, gap, yerr=2 * sem, fmt="o-", color=f"C{index}", markersize=3, capsize=2,
-                          label=f"τ = {curve['tau']:g}")
+            axes.errorbar(
+                m,
+                gap,
+                yerr=2 * sem,
+                fmt="o-",
+                color=f"C{index}",
+                markersize=3,
+                capsize=2,
+                label=f"τ = {curve['tau']:g}",
+            )
             axes.plot(m, abs(curve["predicted_m_times_gap"]) / m, ":", color=f"C{index}", linewidth=1.2)
         axes.plot([], [], "k:", linewidth=1.2, label="predicted c / M")
         axes.set_xscale("log")
@@ -472,8 +491,12 @@ def markdown_report(results: dict) -> str:
                 "",
             ]
             rows = [
-                [r["M"], f"{r['loss_minus_log_m']:.4f} ± {r['loss_minus_log_m_std']:.4f}",
-                 f"{r['gap']:+.5f} ± {r['gap_sem']:.5f}", f"{r['m_times_gap']:.3f}"]
+                [
+                    r["M"],
+                    f"{r['loss_minus_log_m']:.4f} ± {r['loss_minus_log_m_std']:.4f}",
+                    f"{r['gap']:+.5f} ± {r['gap_sem']:.5f}",
+                    f"{r['m_times_gap']:.3f}",
+                ]
                 for r in curve["rows"]
             ]
             lines.append(markdown_table(["M", "L − log M (mean ± std over batches)", "gap to limit", "M · gap"], rows))
@@ -513,8 +536,9 @@ def _run(out: Path, options: Theorem1Options) -> dict:
     progress = Progress(STUDY, options.progress)
     results: dict = {"options": options_dict(options)}
 
-    x, y = mixture_positive_pairs(options.population, options.dim, options.components, options.spread,
-                                  options.view_noise, options.seed)
+    x, y = mixture_positive_pairs(
+        options.population, options.dim, options.components, options.spread, options.view_noise, options.seed
+    )
     results["synthetic"] = convergence_study(x, y, options, options.negatives, progress, "synthetic")
 
     if options.encoder != "none":

@@ -8,7 +8,15 @@ from ..config import TrainConfig
 from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .trainer import Trainer, TrainingDiverged, write_json
 
-__all__ = ["CheckpointError", "Trainer", "TrainingDiverged", "load_checkpoint", "run", "save_atomic", "evaluate_trained"]
+__all__ = [
+    "CheckpointError",
+    "Trainer",
+    "TrainingDiverged",
+    "load_checkpoint",
+    "run",
+    "save_atomic",
+    "evaluate_trained",
+]
 
 
 def run(config: TrainConfig, resume: bool = False, context=None) -> dict | None:
@@ -55,5 +63,11 @@ def evaluate_trained(trainer: Trainer, protocols=("linear", "knn", "mean")) -> d
         device=trainer.device,
         max_pairs=None if len(trainer.data.test) <= 20_000 else 2_000_000,
     )
-    results.update({"objective": config.objective, "epochs": trainer.epoch, "eval_layer": config.eval_layer or trainer.model.default_eval_layer})
+    results.update(
+        {
+            "objective": config.objective,
+            "epochs": trainer.epoch,
+            "eval_layer": config.eval_layer or trainer.model.default_eval_layer,
+        }
+    )
     return results

@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig
+from ..distributed import resolve_device
 from ..models import build_model
 from .checkpoint import CheckpointError, load_checkpoint
 from .setup import build_probe_config, build_transforms, load_evaluation_splits
-from ..distributed import resolve_device
 
 PROTOCOLS = {"linear": ("linear",), "knn": ("knn",), "mean": ("mean",), "all": ("linear", "knn", "mean")}
 
@@ -41,14 +41,28 @@ def evaluate_checkpoint(path, layer=None, protocol="all", dataset=None, data_dir
     model, config = load_encoder(path, device)
     config = config.replace(dataset=dataset, data_dir=data_dir)
     if layer is not None and layer not in model.layer_names:
-        raise ValueError(f"--layer {layer!r} is not a layer of {config.model}; valid layers: {', '.join(model.layer_names)}")
+        raise ValueError(
+            f"--layer {layer!r} is not a layer of {config.model}; valid layers: {', '.join(model.layer_names)}"
+        )
     train, test = load_evaluation_splits(config)
     augmentation, eval_transform = build_transforms(config, train)
     results = evaluate_encoder(
-        model, train, test, layer=layer or config.eval_layer, protocols=PROTOCOLS[protocol],
-        eval_transform=eval_transform, augmentation=augmentation, probe_config=build_probe_config(config),
-        k=k or config.knn_k, device=device,
+        model,
+        train,
+        test,
+        layer=layer or config.eval_layer,
+        protocols=PROTOCOLS[protocol],
+        eval_transform=eval_transform,
+        augmentation=augmentation,
+        probe_config=build_probe_config(config),
+        k=k or config.knn_k,
+        device=device,
     )
-    results.update({"checkpoint": str(path), "dataset": config.dataset,
-                    "eval_layer": layer or config.eval_layer or model.default_eval_layer})
+    results.update(
+        {
+            "checkpoint": str(path),
+            "dataset": config.dataset,
+            "eval_layer": layer or config.eval_layer or model.default_eval_layer,
+        }
+    )
     return results

@@ -31,8 +31,9 @@ class TrainingData:
 
 def load_split(config: TrainConfig, split: str) -> ImageDataset:
     """One split of the config's dataset, as the run loads it."""
-    return load_dataset(config.dataset, config.data_dir, split=split, download=config.download,
-                        image_size=config.image_size)
+    return load_dataset(
+        config.dataset, config.data_dir, split=split, download=config.download, image_size=config.image_size
+    )
 
 
 def load_evaluation_splits(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
@@ -104,4 +105,3 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
     return torch.optim.SGD(
         model.parameters(), lr=config.scaled_lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-

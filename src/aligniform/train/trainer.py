@@ -13,9 +13,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .._validation import input_checks
 from ..augment import two_views
 from ..config import TrainConfig
-from .._validation import input_checks
 from ..distributed import (
     DistributedContext,
     barrier,
@@ -72,7 +72,9 @@ class Trainer:
             self.model = convert_sync_batchnorm(self.model, self.context)
         self.objective = Objective.parse(config.objective)
         self.optimizer = build_optimizer(config, self.model)
-        self.scheduler = build_scheduler(self.optimizer, config.schedule, config.epochs, config.milestones, config.lr_decay)
+        self.scheduler = build_scheduler(
+            self.optimizer, config.schedule, config.epochs, config.milestones, config.lr_decay
+        )
         self.network = self._wrap(self.model)  # DDP broadcasts rank 0's initial weights here
         self.key_encoder = MomentumEncoder(self.model, config.moco_momentum) if config.moco else None
         self.queue = (
@@ -102,7 +104,9 @@ class Trainer:
     def local_batch_size(self) -> int:
         world = self.context.world_size
         if self.config.batch_size % world:
-            raise ValueError(f"batch_size {self.config.batch_size} must be divisible by the number of processes ({world})")
+            raise ValueError(
+                f"batch_size {self.config.batch_size} must be divisible by the number of processes ({world})"
+            )
         return self.config.batch_size // world
 
     def _autocast(self):
@@ -133,8 +137,13 @@ class Trainer:
             "key_encoder": None if self.key_encoder is None else self.key_encoder.state_dict(),
             "queue": None if self.queue is None else self.queue.state_dict(),
             "rng": rng_states if rng_states is not None else self._rng_states(),
-            "model_info": {"name": self.config.model, "dim": self.config.dim, "in_channels": self.data.train.channels,
-                           "image_size": input_size(self.config, self.data.train), "dataset": self.config.dataset},
+            "model_info": {
+                "name": self.config.model,
+                "dim": self.config.dim,
+                "in_channels": self.data.train.channels,
+                "image_size": input_size(self.config, self.data.train),
+                "dataset": self.config.dataset,
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -185,8 +194,12 @@ class Trainer:
                 f"batch_size {self.config.batch_size} is larger than the training set ({len(self.data.train)} images)"
             )
         totals: dict[str, float] = {}
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{self.config.epochs}", leave=False,
-                   disable=not (self.config.progress and self.context.is_main))
+        bar = tqdm(
+            range(steps),
+            desc=f"epoch {epoch}/{self.config.epochs}",
+            leave=False,
+            disable=not (self.config.progress and self.context.is_main),
+        )
         for step in bar:
             batch = indices[step * self.local_batch_size : (step + 1) * self.local_batch_size]
             images = self.train_images[batch.to(self.train_images.device)]
@@ -278,10 +291,15 @@ class Trainer:
 
     def _held_out_pairs(self):
         """Two augmented views of every validation image, from a fixed seed (same views every epoch;
-        the training RNG stream is left as it was)."""
+        the training RNG stream is left as it was).
+        """
         with seeded_global_rng(VALIDATION_SEED, self.device):
-            views = [extract_features(self.model, self.data.val.images, self.augmentation, ["output"],
-                                      device=self.device)["output"] for _ in range(2)]
+            views = [
+                extract_features(self.model, self.data.val.images, self.augmentation, ["output"], device=self.device)[
+                    "output"
+                ]
+                for _ in range(2)
+            ]
         return views[0], views[1]
 
 

@@ -81,9 +81,7 @@ def knn_reference(train_z, train_labels, test_z, k):
     train_z, test_z = np.asarray(train_z, np.float64), np.asarray(test_z, np.float64)
     predictions, vote_ties = [], 0
     for query in test_z:
-        sims = [
-            float(np.dot(query, row) / (np.linalg.norm(query) * np.linalg.norm(row))) for row in train_z
-        ]
+        sims = [float(np.dot(query, row) / (np.linalg.norm(query) * np.linalg.norm(row))) for row in train_z]
         nearest = sorted(range(len(sims)), key=lambda i: -sims[i])[:k]
         votes, summed = {}, {}
         for i in nearest:
@@ -204,8 +202,15 @@ def test_linear_probe_config_defaults_short_schedule_and_validation():
     assert (paper.milestones, paper.gamma, paper.weight_decay) == ((60, 80), 0.2, 0.0)
     assert LinearProbeConfig.short().milestones == (18, 24)
     assert LinearProbeConfig(milestones=[3, 5]).milestones == (3, 5)  # lists (YAML) are accepted
-    for bad in (dict(epochs=0), dict(lr=-1), dict(batch_size=1.5), dict(milestones=(80, 60)),
-                dict(betas=(0.5,)), dict(gamma=0), dict(weight_decay=-1)):
+    for bad in (
+        dict(epochs=0),
+        dict(lr=-1),
+        dict(batch_size=1.5),
+        dict(milestones=(80, 60)),
+        dict(betas=(0.5,)),
+        dict(gamma=0),
+        dict(weight_decay=-1),
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             LinearProbeConfig(**bad)
 
@@ -266,14 +271,23 @@ def test_evaluate_encoder_on_digits_matches_metrics_on_the_same_features(digits)
     train, test = digits["train"], digits["test"]
     rng_before = torch.get_rng_state()
     results = evaluate_encoder(
-        encoder, train, test,
-        eval_transform=digits["eval_transform"], augmentation=digits["augmentation"],
+        encoder,
+        train,
+        test,
+        eval_transform=digits["eval_transform"],
+        augmentation=digits["augmentation"],
         probe_config=LinearProbeConfig(epochs=5, milestones=(3, 4)),
     )
     assert encoder.training and torch.equal(torch.get_rng_state(), rng_before)
     assert set(results) == {
-        "linear_acc", "knn_acc", "mean_classifier_acc", "knn_acc_output",
-        "alignment", "uniformity", "tolerance", "effective_rank",
+        "linear_acc",
+        "knn_acc",
+        "mean_classifier_acc",
+        "knn_acc_output",
+        "alignment",
+        "uniformity",
+        "tolerance",
+        "effective_rank",
     }
     assert all(isinstance(value, float) and math.isfinite(value) for value in results.values())
     for key in ("linear_acc", "knn_acc", "mean_classifier_acc", "knn_acc_output"):
@@ -295,8 +309,14 @@ def test_evaluate_encoder_on_digits_matches_metrics_on_the_same_features(digits)
     )
     # Augmentations are seeded: evaluating twice gives the same alignment.
     again = evaluate_encoder(
-        encoder, train, test, protocols="knn", layer="output", max_pairs=20_000,
-        eval_transform=digits["eval_transform"], augmentation=digits["augmentation"],
+        encoder,
+        train,
+        test,
+        protocols="knn",
+        layer="output",
+        max_pairs=20_000,
+        eval_transform=digits["eval_transform"],
+        augmentation=digits["augmentation"],
     )
     assert again["alignment"] == results["alignment"]
     assert set(again) == {"knn_acc", "knn_acc_output", "alignment", "uniformity", "tolerance", "effective_rank"}

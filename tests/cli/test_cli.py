@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-import torch.nn.functional as F
 import torch
+import torch.nn.functional as F
 
 from aligniform import metrics
 from aligniform.cli import format_results, main
@@ -49,8 +49,18 @@ def test_report_command_writes_html(tmp_path, capsys):
     run.mkdir()
     (run / "config.yaml").write_text("dataset: digits\nobjective: align(alpha=2) + uniform(t=2)\n")
     (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": -1.0, "knn_acc": 0.9, "lr": 0.1}) + "\n")
-    (run / "results.json").write_text(json.dumps({"linear_acc": 0.9, "knn_acc": 0.8, "mean_classifier_acc": 0.7,
-                                                  "alignment": 0.5, "uniformity": -3.0, "tolerance": 0.4}))
+    (run / "results.json").write_text(
+        json.dumps(
+            {
+                "linear_acc": 0.9,
+                "knn_acc": 0.8,
+                "mean_classifier_acc": 0.7,
+                "alignment": 0.5,
+                "uniformity": -3.0,
+                "tolerance": 0.4,
+            }
+        )
+    )
     out = tmp_path / "report.html"
     assert main(["report", str(run), "-o", str(out)]) == 0
     html = out.read_text()
@@ -69,8 +79,23 @@ def test_study_names_match_registry_and_study_runs(tmp_path, capsys):
     from aligniform.studies import STUDIES
 
     assert sorted(STUDY_NAMES) == sorted(STUDIES)
-    assert main(["study", "latent-classes", "--out", str(tmp_path), "--set", "num_classes=4",
-                 "--set", "steps=20", "--set", "progress=false"]) == 0
+    assert (
+        main(
+            [
+                "study",
+                "latent-classes",
+                "--out",
+                str(tmp_path),
+                "--set",
+                "num_classes=4",
+                "--set",
+                "steps=20",
+                "--set",
+                "progress=false",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "latent-classes.json").is_file()
     assert main(["study", "theorem1", "--out", str(tmp_path), "--set", "nosuch=1"]) == 2
     assert "--set expects KEY=VALUE" in capsys.readouterr().err

@@ -17,9 +17,25 @@ pytestmark = pytest.mark.slow
 
 # Augmentation "none": two processes draw their own random augmentations, so only deterministic
 # views let a 2-process run and a 1-process run see the very same global batches.
-COMMON = ["train", "--dataset", "digits", "--batch-size", "128", "--dim", "16", "--no-progress",
-          "--linear-probe", "none", "--augmentation", "none", "--seed", "5", "--sync-bn",
-          "--objective", "contrastive(tau=0.5) + uniform(t=2)"]
+COMMON = [
+    "train",
+    "--dataset",
+    "digits",
+    "--batch-size",
+    "128",
+    "--dim",
+    "16",
+    "--no-progress",
+    "--linear-probe",
+    "none",
+    "--augmentation",
+    "none",
+    "--seed",
+    "5",
+    "--sync-bn",
+    "--objective",
+    "contrastive(tau=0.5) + uniform(t=2)",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -28,8 +44,21 @@ def _single(out, epochs, *extra):
 
 
 def _torchrun(out, epochs, *extra):
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            "-m", "aligniform", *COMMON, "--epochs", str(epochs), "--out", str(out), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "aligniform",
+        *COMMON,
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _run(command):
@@ -84,8 +113,9 @@ def test_two_process_sync_bn_run_equals_one_process_run(tmp_path):
 def test_two_process_run_resumes_after_kill(tmp_path):
     _run(_torchrun(tmp_path / "whole", 3))
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_torchrun(killed, 3), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        _torchrun(killed, 3), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     metrics = killed / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):
@@ -101,7 +131,8 @@ def test_two_process_run_resumes_after_kill(tmp_path):
 
 def test_resume_with_other_process_count_is_refused(tmp_path):
     _run(_torchrun(tmp_path / "run", 1))
-    result = subprocess.run(_single(tmp_path / "run", 2, "--resume"), env=ENV, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        _single(tmp_path / "run", 2, "--resume"), env=ENV, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2
     assert "written by 2 process(es)" in result.stderr and "Traceback" not in result.stderr

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import positive_pairs
 from scipy.integrate import trapezoid
 from scipy.stats import spearmanr, vonmises
 
 from aligniform import plots
+from tests.support.sphere import positive_pairs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

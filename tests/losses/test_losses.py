@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import positive_pairs, sphere
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aligniform as af
-import reference as ref
 from aligniform.losses import _pairwise as pairwise
+from tests.support import reference as ref
+from tests.support.sphere import positive_pairs, sphere
 
 SIZES = [(2, 3), (5, 4), (17, 8), (33, 16)]
 
@@ -241,7 +241,9 @@ def test_rotation_and_permutation_invariance(n, d, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(2, 30), d=st.integers(1, 8), t=st.floats(0.1, 10), alpha=st.floats(0.2, 4), seed=st.integers(0, 999))
+@given(
+    n=st.integers(2, 30), d=st.integers(1, 8), t=st.floats(0.1, 10), alpha=st.floats(0.2, 4), seed=st.integers(0, 999)
+)
 def test_loss_ranges(n, d, t, alpha, seed):
     x, y = positive_pairs(n, d, noise=2.0, seed=seed)
     uniform = af.uniform_loss(x, t).item()

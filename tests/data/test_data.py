@@ -36,8 +36,7 @@ from aligniform.data import (
 
 # ---------------------------------------------------------------- fake-data builders
 
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
-                 "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def _cifar_rows(n: int, offset: int) -> np.ndarray:
@@ -53,6 +52,7 @@ def _dump(path: Path, obj: object, protocol: int = 2) -> None:
 def py2_pickle(obj: object) -> bytes:
     """Protocol-2 pickle laid out as Python 2's cPickle wrote the official CIFAR files:
     byte strings as BINSTRING and arrays via numpy.core.multiarray._reconstruct."""
+
     def enc(v: object) -> bytes:
         if isinstance(v, (str, bytes)):
             raw = v.encode("latin1") if isinstance(v, str) else v
@@ -66,12 +66,38 @@ def py2_pickle(obj: object) -> bytes:
         if isinstance(v, dict):
             return b"}(" + b"".join(enc(k) + enc(x) for k, x in v.items()) + b"u"
         assert isinstance(v, np.ndarray) and v.dtype == np.uint8
-        dtype = (b"cnumpy\ndtype\n" + enc("u1") + enc(0) + enc(1) + b"\x87R"
-                 + b"(" + enc(3) + enc("|") + b"NNN" + enc(-1) + enc(-1) + enc(0) + b"tb")
+        dtype = (
+            b"cnumpy\ndtype\n"
+            + enc("u1")
+            + enc(0)
+            + enc(1)
+            + b"\x87R"
+            + b"("
+            + enc(3)
+            + enc("|")
+            + b"NNN"
+            + enc(-1)
+            + enc(-1)
+            + enc(0)
+            + b"tb"
+        )
         shape = b"(" + b"".join(enc(d) for d in v.shape) + b"t"
-        return (b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n"
-                + enc(0) + b"\x85" + enc("b") + b"\x87R"
-                + b"(" + enc(1) + shape + dtype + enc(False) + enc(v.tobytes()) + b"tb")
+        return (
+            b"cnumpy.core.multiarray\n_reconstruct\n"
+            + b"cnumpy\nndarray\n"
+            + enc(0)
+            + b"\x85"
+            + enc("b")
+            + b"\x87R"
+            + b"("
+            + enc(1)
+            + shape
+            + dtype
+            + enc(False)
+            + enc(v.tobytes())
+            + b"tb"
+        )
+
     return b"\x80\x02" + enc(obj) + b"."
 
 
@@ -80,12 +106,17 @@ def make_cifar10(root: Path) -> Path:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for b in range(1, 6):
-        _dump(folder / f"data_batch_{b}", {
-            b"batch_label": b"training batch", b"data": _cifar_rows(2, offset=10 * b),
-            b"labels": [b % 10, (b + 3) % 10], b"filenames": [b"a.png", b"b.png"]})
+        _dump(
+            folder / f"data_batch_{b}",
+            {
+                b"batch_label": b"training batch",
+                b"data": _cifar_rows(2, offset=10 * b),
+                b"labels": [b % 10, (b + 3) % 10],
+                b"filenames": [b"a.png", b"b.png"],
+            },
+        )
     _dump(folder / "test_batch", {b"data": _cifar_rows(3, offset=99), b"labels": [9, 0, 4]})
-    _dump(folder / "batches.meta", {b"label_names": [n.encode() for n in CIFAR10_NAMES],
-                                    b"num_cases_per_batch": 2})
+    _dump(folder / "batches.meta", {b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_cases_per_batch": 2})
     return folder
 
 
@@ -93,12 +124,17 @@ def make_cifar100(root: Path) -> Path:
     """str keys and protocol 5 this time, to cover pickles written by Python 3."""
     folder = root / "cifar-100-python"
     folder.mkdir(parents=True)
-    _dump(folder / "train", {"data": _cifar_rows(4, 1), "fine_labels": [0, 42, 99, 7],
-                             "coarse_labels": [0, 1, 2, 3]}, protocol=5)
-    _dump(folder / "test", {"data": _cifar_rows(2, 5), "fine_labels": [3, 98],
-                            "coarse_labels": [1, 1]}, protocol=5)
-    _dump(folder / "meta", {"fine_label_names": [f"c{i:02d}" for i in range(100)],
-                            "coarse_label_names": [f"k{i}" for i in range(20)]}, protocol=5)
+    _dump(
+        folder / "train",
+        {"data": _cifar_rows(4, 1), "fine_labels": [0, 42, 99, 7], "coarse_labels": [0, 1, 2, 3]},
+        protocol=5,
+    )
+    _dump(folder / "test", {"data": _cifar_rows(2, 5), "fine_labels": [3, 98], "coarse_labels": [1, 1]}, protocol=5)
+    _dump(
+        folder / "meta",
+        {"fine_label_names": [f"c{i:02d}" for i in range(100)], "coarse_label_names": [f"k{i}" for i in range(20)]},
+        protocol=5,
+    )
     return folder
 
 
@@ -120,8 +156,14 @@ def write_stl(path: Path, images: np.ndarray) -> None:
 def make_stl10(root: Path) -> SimpleNamespace:
     folder = root / "stl10_binary"
     folder.mkdir(parents=True)
-    fake = SimpleNamespace(folder=folder, train=stl_images(2, 1), test=stl_images(3, 2),
-                           unlabeled=stl_images(2, 3), train_y=[1, 10], test_y=[3, 5, 10])
+    fake = SimpleNamespace(
+        folder=folder,
+        train=stl_images(2, 1),
+        test=stl_images(3, 2),
+        unlabeled=stl_images(2, 3),
+        train_y=[1, 10],
+        test_y=[3, 5, 10],
+    )
     write_stl(folder / "train_X.bin", fake.train)
     write_stl(folder / "test_X.bin", fake.test)
     write_stl(folder / "unlabeled_X.bin", fake.unlabeled)
@@ -141,6 +183,7 @@ def solid(h: int, w: int, rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- loopback server
+
 
 @pytest.fixture
 def http_server(monkeypatch):
@@ -168,8 +211,7 @@ def http_server(monkeypatch):
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}",
-                              files=files, hits=hits)
+        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}", files=files, hits=hits)
     finally:
         server.shutdown()
         server.server_close()
@@ -177,6 +219,7 @@ def http_server(monkeypatch):
 
 
 # ---------------------------------------------------------------- registry / container
+
 
 def test_registry_metadata_matches_the_official_archives():
     assert dataset_info("CIFAR10").md5 == "c58f30108f718f92721af3b95e74349a"
@@ -220,6 +263,7 @@ def test_image_dataset_subset_and_properties():
 
 # ---------------------------------------------------------------- CIFAR
 
+
 def test_cifar10_train_pixels_labels_and_classes(tmp_path):
     make_cifar10(tmp_path)
     ds = load_dataset("cifar10", tmp_path, "train")
@@ -242,11 +286,19 @@ def test_cifar10_test_split_and_data_dir_is_the_extracted_folder(tmp_path):
 
 def test_cifar10_reads_python2_pickles(tmp_path):
     folder = make_cifar10(tmp_path)
-    (folder / "test_batch").write_bytes(py2_pickle(
-        {"batch_label": "testing batch 1 of 1", "data": _cifar_rows(3, 50), "labels": [1, 2, 3],
-         "filenames": ["x.png", "y.png", "z.png"]}))
-    (folder / "batches.meta").write_bytes(py2_pickle(
-        {"label_names": CIFAR10_NAMES, "num_cases_per_batch": 10000, "num_vis": 3072}))
+    (folder / "test_batch").write_bytes(
+        py2_pickle(
+            {
+                "batch_label": "testing batch 1 of 1",
+                "data": _cifar_rows(3, 50),
+                "labels": [1, 2, 3],
+                "filenames": ["x.png", "y.png", "z.png"],
+            }
+        )
+    )
+    (folder / "batches.meta").write_bytes(
+        py2_pickle({"label_names": CIFAR10_NAMES, "num_cases_per_batch": 10000, "num_vis": 3072})
+    )
     ds = load_dataset("cifar10", tmp_path, "test")
     assert ds.labels.tolist() == [1, 2, 3] and ds.classes == CIFAR10_NAMES
     assert torch.equal(ds.images.reshape(3, -1), torch.from_numpy(_cifar_rows(3, 50)))
@@ -301,8 +353,14 @@ def test_cifar_missing_folder_message(tmp_path):
     with pytest.raises(DatasetError) as info:
         load_dataset("cifar100", tmp_path / "nowhere", "test")
     message = str(info.value)
-    for expected in (str(tmp_path / "nowhere"), "test, meta", "cifar-100-python.tar.gz",
-                     "download=True", "--download", DATASETS["cifar100"].url):
+    for expected in (
+        str(tmp_path / "nowhere"),
+        "test, meta",
+        "cifar-100-python.tar.gz",
+        "download=True",
+        "--download",
+        DATASETS["cifar100"].url,
+    ):
         assert expected in message
 
 
@@ -323,6 +381,7 @@ def test_bad_split_lists_valid_ones(tmp_path):
 
 
 # ---------------------------------------------------------------- STL-10
+
 
 def test_stl10_column_major_transpose(tmp_path):
     folder = tmp_path / "stl10_binary"
@@ -385,6 +444,7 @@ def test_stl10_missing_files_message(tmp_path):
 
 # ---------------------------------------------------------------- imagefolder
 
+
 def test_imagefolder_split_layout(tmp_path):
     save_png(tmp_path / "train" / "dog" / "b.png", solid(4, 4, (1, 2, 3)))
     save_png(tmp_path / "train" / "dog" / "a.png", solid(4, 4, (10, 20, 30)))
@@ -439,11 +499,13 @@ def test_imagefolder_errors(tmp_path):
 
 # ---------------------------------------------------------------- downloads
 
+
 def test_download_file_verifies_md5(tmp_path, http_server):
     body = b"hello aligniform" * 1000
     http_server.files["/f.bin"] = body
-    dest = download_file(f"{http_server.url}/f.bin", tmp_path / "cache" / "f.bin",
-                         md5=hashlib.md5(body).hexdigest().upper(), timeout=10)
+    dest = download_file(
+        f"{http_server.url}/f.bin", tmp_path / "cache" / "f.bin", md5=hashlib.md5(body).hexdigest().upper(), timeout=10
+    )
     assert dest.read_bytes() == body
     assert sorted(p.name for p in dest.parent.iterdir()) == ["f.bin"]  # no temp files
 
@@ -479,8 +541,7 @@ def test_download_and_extract_then_skip(tmp_path, http_server):
     assert http_server.hits["/stl10_binary.tar.gz"] == 1
     # Verified archive present: extract again without touching the network.
     download_and_extract(url, cache, md5, "stl10_binary.tar.gz", timeout=10)
-    download_and_extract(url, cache, md5, "stl10_binary.tar.gz",
-                         extracted_name="stl10_binary", timeout=10)
+    download_and_extract(url, cache, md5, "stl10_binary.tar.gz", extracted_name="stl10_binary", timeout=10)
     assert http_server.hits["/stl10_binary.tar.gz"] == 1
     # A damaged archive no longer verifies, so it is fetched again.
     (cache / "stl10_binary.tar.gz").write_bytes(b"garbage")
@@ -492,8 +553,9 @@ def test_download_and_extract_then_skip(tmp_path, http_server):
 def test_load_dataset_download(tmp_path, http_server, monkeypatch):
     body = make_targz(make_cifar10(tmp_path / "build"), tmp_path / "c.tar.gz")
     http_server.files["/cifar-10-python.tar.gz"] = body
-    fake = dataclasses.replace(DATASETS["cifar10"], url=f"{http_server.url}/cifar-10-python.tar.gz",
-                               md5=hashlib.md5(body).hexdigest())
+    fake = dataclasses.replace(
+        DATASETS["cifar10"], url=f"{http_server.url}/cifar-10-python.tar.gz", md5=hashlib.md5(body).hexdigest()
+    )
     monkeypatch.setitem(DATASETS, "cifar10", fake)
     cache = tmp_path / "new" / "cache"
     ds = load_dataset("cifar10", cache, "test", download=True)
@@ -509,8 +571,10 @@ def test_load_dataset_download(tmp_path, http_server, monkeypatch):
 
 
 def test_extract_rejects_path_traversal_and_links(tmp_path):
-    for name, member in [("evil.tar.gz", tarfile.TarInfo("../escaped.txt")),
-                         ("link.tar.gz", tarfile.TarInfo("data/link"))]:
+    for name, member in [
+        ("evil.tar.gz", tarfile.TarInfo("../escaped.txt")),
+        ("link.tar.gz", tarfile.TarInfo("data/link")),
+    ]:
         archive = tmp_path / name
         with tarfile.open(archive, "w:gz") as tar:
             if member.name.endswith("link"):
@@ -534,6 +598,7 @@ def test_extract_corrupt_archive(tmp_path):
 
 # ---------------------------------------------------------------- mnist5k / digits
 
+
 def test_mnist5k_fixed_stratified_split():
     train = load_dataset("mnist5k", split="train")
     test = load_dataset("mnist5k", split="test")
@@ -550,7 +615,8 @@ def test_mnist5k_fixed_stratified_split():
     everything = load_dataset("mnist5k", split="all")
     assert len(everything) == 5000
     assert sorted(rows | {bytes(img.numpy()) for img in test.images}) == sorted(
-        {bytes(img.numpy()) for img in everything.images})
+        {bytes(img.numpy()) for img in everything.images}
+    )
 
 
 def test_digits_value_range_and_split():
@@ -569,6 +635,7 @@ def test_digits_value_range_and_split():
 
 
 # ---------------------------------------------------------------- train_val_split
+
 
 def test_train_val_split_stratified_deterministic_disjoint():
     labels = np.repeat(np.arange(4), [50, 30, 15, 5])
@@ -592,18 +659,21 @@ def test_train_val_split_from_count():
     assert empty_train.tolist() == [0, 1, 2, 3] and empty_val.size == 0
 
 
-@pytest.mark.parametrize("args, match", [
-    ((10, 1.0, 0), "val_fraction must be in"),
-    ((10, -0.1, 0), "val_fraction must be in"),
-    ((10, "0.2", 0), "val_fraction must be a number"),
-    ((10, 0.2, -1), "seed must be a non-negative integer"),
-    ((10, 0.2, 1.5), "seed must be a non-negative integer"),
-    ((np.zeros((2, 5), int), 0.2, 0), "labels must be 1-D"),
-    ((np.array([0.5, 1.0, 2.0]), 0.2, 0), "labels must be integers"),
-    ((0, 0.2, 0), "at least one sample"),
-    ((2, 0.9, 0), "leaves no training samples"),
-    ((True, 0.2, 0), "labels_or_n must be"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((10, 1.0, 0), "val_fraction must be in"),
+        ((10, -0.1, 0), "val_fraction must be in"),
+        ((10, "0.2", 0), "val_fraction must be a number"),
+        ((10, 0.2, -1), "seed must be a non-negative integer"),
+        ((10, 0.2, 1.5), "seed must be a non-negative integer"),
+        ((np.zeros((2, 5), int), 0.2, 0), "labels must be 1-D"),
+        ((np.array([0.5, 1.0, 2.0]), 0.2, 0), "labels must be integers"),
+        ((0, 0.2, 0), "at least one sample"),
+        ((2, 0.9, 0), "leaves no training samples"),
+        ((True, 0.2, 0), "labels_or_n must be"),
+    ],
+)
 def test_train_val_split_rejects_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         train_val_split(*args)

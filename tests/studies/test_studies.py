@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from aligniform import asymptotic_contrastive_loss
 from aligniform.studies.common import build_options
 from aligniform.studies.latent_classes import (
-    LatentClassModel,
     LatentClassesOptions,
+    LatentClassModel,
     arora_logistic_loss,
     mean_classifier_evaluation,
     run_latent_classes_study,
@@ -41,7 +41,12 @@ def test_limit_terms_average_to_asymptotic_loss():
 
 def test_theorem1_gap_shrinks_on_synthetic_features(tmp_path):
     results = run_theorem1_study(
-        tmp_path, encoder="none", taus=(0.5,), negatives=(1, 4, 16, 64, 256), population=2048, repeats=16,
+        tmp_path,
+        encoder="none",
+        taus=(0.5,),
+        negatives=(1, 4, 16, 64, 256),
+        population=2048,
+        repeats=16,
         progress=False,
     )
     curve = results["synthetic"]["curves"]["0.5"]
@@ -59,8 +64,15 @@ def test_theorem1_gap_shrinks_on_synthetic_features(tmp_path):
 
 def test_theorem1_on_a_random_encoder(tmp_path):
     results = run_theorem1_study(
-        tmp_path, encoder="random", dataset="digits", views_per_image=2, taus=(0.5,), negatives=(1, 8, 64),
-        population=1024, repeats=4, progress=False,
+        tmp_path,
+        encoder="random",
+        dataset="digits",
+        views_per_image=2,
+        taus=(0.5,),
+        negatives=(1, 8, 64),
+        population=1024,
+        repeats=4,
+        progress=False,
     )
     curve = results["encoder"]["curves"]["0.5"]
     assert results["encoder"]["population"] == 2 * 359
@@ -88,7 +100,7 @@ def test_latent_class_samples_follow_class_probabilities():
 def test_latent_class_collision_rate_matches_collision_probability():
     model = LatentClassModel(5, dim=2, within_class_spread=1.0, class_probs=[4, 3, 1, 1, 1], seed=0)
     tau = model.collision_probability()
-    assert tau == pytest.approx((0.16 + 0.09 + 0.01 * 3))
+    assert tau == pytest.approx(0.16 + 0.09 + 0.01 * 3)
     n = 40_000
     anchor, positive, labels = model.positive_pairs(n)
     _, negative_labels = model.negatives(n)
@@ -106,10 +118,13 @@ def test_arora_logistic_loss_matches_a_hand_written_loop():
         total = 0.0
         for i in range(6):
             positive_score = sum(anchor[i, d].item() * positive[i, d].item() for d in range(5))
-            total += math.log(1 + sum(
-                math.exp(sum(anchor[i, d].item() * negatives[i, j, d].item() for d in range(5)) - positive_score)
-                for j in range(k)
-            ))
+            total += math.log(
+                1
+                + sum(
+                    math.exp(sum(anchor[i, d].item() * negatives[i, j, d].item() for d in range(5)) - positive_score)
+                    for j in range(k)
+                )
+            )
         return total / 6
 
     assert arora_logistic_loss(anchor, positive, negatives[:, 0]).item() == pytest.approx(by_hand(1), abs=1e-12)
@@ -155,7 +170,10 @@ def test_temperature_study_runs_and_resumes(tmp_path):
     options = dict(taus=(0.2, 0.5), epochs=1, batch_size=128, dim=32, linear_probe="none", progress=False)
     results = run_temperature_study(tmp_path, **options)
     assert [(r["loss"], r["tau"]) for r in results["rows"]] == [
-        ("contrastive", 0.2), ("contrastive", 0.5), ("hard_contrastive", 0.2), ("hard_contrastive", 0.5)
+        ("contrastive", 0.2),
+        ("contrastive", 0.5),
+        ("hard_contrastive", 0.2),
+        ("hard_contrastive", 0.5),
     ]
     for row in results["rows"]:
         assert row["linear_acc"] is None and 0 < row["knn_acc"] <= 1

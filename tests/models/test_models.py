@@ -8,7 +8,6 @@ from torch import nn
 
 from aligniform.models import MODELS, ConvNet, Encoder, ResNet18, SmallAlexNet, build_model
 
-
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 # (name, in_channels, image_size, batch) -- small but BatchNorm-friendly batches.

@@ -72,9 +72,7 @@ def _encoder() -> nn.Module:
     """Linear-Tanh-Linear-normalise, float64. No BatchNorm: its per-shard statistics would
     differ from the global batch's on CPU, where SyncBatchNorm is unavailable."""
     torch.manual_seed(1234)
-    return nn.Sequential(
-        nn.Linear(INPUT_DIM, 8), nn.Tanh(), nn.Linear(8, FEATURE_DIM), _Normalize()
-    ).double()
+    return nn.Sequential(nn.Linear(INPUT_DIM, 8), nn.Tanh(), nn.Linear(8, FEATURE_DIM), _Normalize()).double()
 
 
 class _Normalize(nn.Module):
@@ -437,8 +435,16 @@ def test_convert_sync_batchnorm_on_cpu_and_gpu():
 def _bn_encoder() -> nn.Module:
     torch.manual_seed(11)
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-        nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 5), _Normalize(),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 8),
+        nn.BatchNorm1d(8),
+        nn.ReLU(),
+        nn.Linear(8, 5),
+        _Normalize(),
     ).double()
 
 
@@ -474,8 +480,9 @@ def test_global_batchnorm_matches_one_process_batchnorm(tmp_path):
     for rank, (rank_loss, rank_grads, rank_stats) in results.items():
         torch.testing.assert_close(rank_loss, loss, rtol=1e-12, atol=1e-12)
         for name in grads:  # after DDP's averaging
-            torch.testing.assert_close(rank_grads[name], grads[name], rtol=1e-9, atol=1e-12,
-                                       msg=lambda m, name=name: f"{name}: {m}")
+            torch.testing.assert_close(
+                rank_grads[name], grads[name], rtol=1e-9, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}"
+            )
         for name in stats:
             torch.testing.assert_close(rank_stats[name], stats[name], rtol=1e-12, atol=1e-12, msg=name)
 

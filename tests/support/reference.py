@@ -76,7 +76,9 @@ def asymptotic(x, y, tau):
     second = []
     for anchors, others in ((x, y), (y, x)):
         for i in range(n):
-            second.append(math.log(sum(math.exp(float(anchors[i] @ others[j]) / tau) for j in range(n) if j != i) / (n - 1)))
+            second.append(
+                math.log(sum(math.exp(float(anchors[i] @ others[j]) / tau) for j in range(n) if j != i) / (n - 1))
+            )
     return first + sum(second) / len(second)
 
 

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -39,7 +38,9 @@ def test_end_to_end_one_epoch_cli(tmp_path, capsys):
         assert 0.3 < results[key] <= 1.0  # one epoch on digits is already far above chance (0.1)
     assert 0 <= results["alignment"] <= 4 and -4 <= results["uniformity"] <= 0
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-    assert {"epoch", "loss", "align", "uniform", "val_alignment", "val_uniformity", "knn_acc", "lr", "seconds"} <= set(record)
+    assert {"epoch", "loss", "align", "uniform", "val_alignment", "val_uniformity", "knn_acc", "lr", "seconds"} <= set(
+        record
+    )
     saved = TrainConfig.from_yaml(out / "config.yaml")
     assert saved.dataset == "digits" and saved.epochs == 1 and saved.dim == 16
     assert "linear %" in capsys.readouterr().out
@@ -56,8 +57,21 @@ def test_eval_command_on_checkpoint(tmp_path, capsys):
 
 
 def _train_command(out, epochs):
-    return [sys.executable, "-m", "aligniform", "train", *FAST, "--epochs", str(epochs), "--out", str(out),
-            "--linear-probe", "none", "--seed", "3"]
+    return [
+        sys.executable,
+        "-m",
+        "aligniform",
+        "train",
+        *FAST,
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        "--linear-probe",
+        "none",
+        "--seed",
+        "3",
+    ]
 
 
 def _final_weights(out):
@@ -104,8 +118,22 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path, monke
 
 
 def test_nan_stop_from_cli_is_one_line(tmp_path, capsys):
-    code = main(["train", *FAST, "--epochs", "1", "--lr", "1e30", "--momentum", "0", "--out", str(tmp_path / "x"),
-                 "--objective", "simple(lam=1)"])
+    code = main(
+        [
+            "train",
+            *FAST,
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--momentum",
+            "0",
+            "--out",
+            str(tmp_path / "x"),
+            "--objective",
+            "simple(lam=1)",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "NaN/inf at epoch 1, step" in err and "Traceback" not in err
 
@@ -136,7 +164,9 @@ def test_bad_cli_arguments_exit_nonzero_without_traceback(tmp_path, capsys, args
 def test_cli_subprocess_error_has_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "aligniform", "train", "--objective", "bogus(1)", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "bogus" in result.stderr
@@ -168,8 +198,23 @@ def test_config_file_with_cli_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     TrainConfig(dataset="digits", epochs=7, dim=16, batch_size=64).to_yaml(path)
     out = tmp_path / "run"
-    assert main(["train", "--config", str(path), "--epochs", "1", "--out", str(out), "--no-progress",
-                 "--linear-probe", "none"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(path),
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--linear-probe",
+                "none",
+            ]
+        )
+        == 0
+    )
     saved = TrainConfig.from_yaml(out / "config.yaml")
     assert (saved.epochs, saved.dim, saved.batch_size) == (1, 16, 64)
 
@@ -205,8 +250,13 @@ def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
 
 
 def test_moco_mode_trains_and_fills_queue(tmp_path):
-    config = tiny_config(tmp_path / "moco", moco=True, queue_size=256, objective="contrastive(tau=0.2) + uniform(t=2)",
-                         linear_probe="none")
+    config = tiny_config(
+        tmp_path / "moco",
+        moco=True,
+        queue_size=256,
+        objective="contrastive(tau=0.2) + uniform(t=2)",
+        linear_probe="none",
+    )
     trainer = Trainer(config)
     before = trainer.queue.features.clone()
     trainer.fit()

