@@ -1,10 +1,13 @@
-# The two set-up commands of the README. Both build .venv on a fresh machine.
+# The README's commands (test, test-quick, lint, demo). Each builds .venv first on a fresh machine.
 # torch==2.13.0 goes in first so pip never resolves a CUDA build of plain `torch`.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test demo bench
+# The tests and the package's docstring examples, on two workers.
+PYTEST := $(BIN)/python -m pytest -n 2 tests src/aligniform --doctest-modules
+
+.PHONY: venv test test-quick lint demo bench
 
 $(BIN)/aligniform: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,7 +19,18 @@ $(BIN)/aligniform: pyproject.toml
 venv: $(BIN)/aligniform
 
 test: venv
-	$(BIN)/python -m pytest -n 2 tests
+	$(PYTEST)
+
+# Everything except the tests marked slow: those that spawn processes (subprocess, torchrun, multiprocessing)
+# and the longest end-to-end runs.
+test-quick: venv
+	$(PYTEST) -m "not slow"
+
+# Style (ruff: lint and format) on the whole tree, types (mypy) on the core listed in pyproject.toml.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 demo: venv
 	$(BIN)/aligniform demo --out demo_out

@@ -92,3 +92,22 @@ def test_metrics_accept_normalize_flag():
     assert metrics.uniformity(5 * x, normalize=True) == pytest.approx(metrics.uniformity(x))
     with pytest.raises(ValueError, match="normalize=True"):
         metrics.uniformity(5 * x)
+
+
+def test_mean_classifier_binary_loss_matches_a_hand_written_loop():
+    generator = torch.Generator().manual_seed(3)
+    train_z = F.normalize(torch.randn(30, 4, generator=generator, dtype=torch.float64), dim=1)
+    train_labels = torch.arange(30) % 3
+    test_z = F.normalize(torch.randn(9, 4, generator=generator, dtype=torch.float64), dim=1)
+    test_labels = torch.arange(9) % 3
+    probs = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    result = metrics.mean_classifier_evaluation(train_z, train_labels, test_z, test_labels, probs)
+    means = [train_z[train_labels == c].mean(0) for c in range(3)]
+    collision = float((probs**2).sum())
+    total = 0.0
+    for z, c in zip(test_z, test_labels.tolist()):
+        for other in range(3):
+            if other != c:
+                margin = float(z @ (means[c] - means[other]))
+                total += probs[other].item() * np.log1p(np.exp(-margin)) / (1 - collision)
+    assert result["binary_loss"] == pytest.approx(total / 9, abs=1e-12)

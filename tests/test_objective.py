@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import aligniform as af
+from tests.support import reference as ref
 from tests.support.sphere import positive_pairs
 
 PAPER_SPECS = [
@@ -98,21 +99,21 @@ def test_scientific_notation_weights():
 
 
 def test_moco_mode_is_query_sided():
-    import reference as ref
-
     q, k = positive_pairs(10, 4)
     queue = positive_pairs(7, 4, seed=5)[0]
     objective = af.Objective.parse("contrastive(tau=0.2) + 3*align(alpha=2) + uniform(t=3)")
     value = objective(q, k, queue=queue, moco=True)
-    one_directional = sum(ref._infonce_terms(q.numpy(), k.numpy(), list(queue.numpy()), 0.2)) / 10
+    # MoCo: each query against [its own key, queue], not the other keys of the batch (issue 11).
+    own_key_terms = [
+        ref._infonce_terms(q.numpy()[i : i + 1], k.numpy()[i : i + 1], list(queue.numpy()), 0.2) for i in range(10)
+    ]
+    one_directional = sum(term for terms in own_key_terms for term in terms) / 10
     expected = one_directional + 3 * af.align_loss(q, k).item() + af.uniform_loss(q, 3, queue).item()
     assert value.item() == pytest.approx(expected, rel=1e-10)
     assert objective.last_terms["uniform"] == pytest.approx(ref.uniform(q, 3, queue=queue), rel=1e-10)
 
 
 def test_one_directional_losses_match_reference():
-    import reference as ref
-
     x, y = positive_pairs(9, 5)
     expected = sum(ref._infonce_terms(x.numpy(), y.numpy(), [], 0.3, alpha=0.5)) / 9
     assert af.hard_contrastive_loss(x, y, 0.3, 0.5, symmetric=False).item() == pytest.approx(expected, rel=1e-10)

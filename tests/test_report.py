@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from aligniform import plots
-from aligniform.report import main, render_report, write_report
+from aligniform.cli import main
+from aligniform.report import render_report, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATA_PNG = "data:image/png;base64,"
@@ -263,7 +264,7 @@ def test_paths_that_are_not_runs_or_sweeps_raise(tmp_path):
 def test_command_line_writes_the_report(tmp_path, capsys):
     run = make_run(tmp_path / "run", results(0.8, 0.7, 0.5, -3.0), metrics=False)
     out = tmp_path / "cli.html"
-    assert main([str(run), "-o", str(out), "--title", "CLI"]) == 0
+    assert main(["report", str(run), "-o", str(out), "--title", "CLI"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert "<h1>CLI</h1>" in out.read_text()
 
@@ -283,6 +284,7 @@ window.addEventListener("load", function () {
 """
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(sweep_report, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (Debian package 'chromium'); cannot check rendering in a browser")

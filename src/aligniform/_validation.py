@@ -8,10 +8,12 @@ expected) whichever function they called.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import SupportsFloat, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
@@ -20,6 +22,10 @@ _CHECKS_ENABLED = True
 # Unit-norm tolerance. Low-precision dtypes cannot represent a unit vector's
 # norm to 1e-3, so the tolerance grows with the dtype's machine epsilon.
 NORM_TOLERANCE = 1e-3
+
+#: Features or labels as the losses and metrics accept them: a tensor, or a numpy array (converted without
+#: copy) or other array-like.
+ArrayLike: TypeAlias = "torch.Tensor | npt.ArrayLike"
 
 
 def set_input_checks(enabled: bool) -> None:
@@ -39,7 +45,7 @@ def set_input_checks(enabled: bool) -> None:
 
 
 @contextmanager
-def input_checks(enabled: bool):
+def input_checks(enabled: bool) -> Iterator[None]:
     """Context manager form of :func:`set_input_checks`."""
     previous = _CHECKS_ENABLED
     set_input_checks(enabled)
@@ -49,7 +55,7 @@ def input_checks(enabled: bool):
         set_input_checks(previous)
 
 
-def check_positive(value, name: str) -> float:
+def check_positive(value: SupportsFloat | str, name: str) -> float:
     """Return ``value`` as a float, or raise if it is not a finite number > 0."""
     try:
         number = float(value)
@@ -60,7 +66,27 @@ def check_positive(value, name: str) -> float:
     return number
 
 
-def check_fraction(value, name: str) -> float:
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer > 0.
+
+    Python ints and numpy integers pass; bools (an ``int`` subclass that is
+    almost always a mistake here), floats (even ``2.0``) and anything else are
+    rejected with a ``ValueError`` naming ``name``.
+
+    Examples:
+        >>> check_positive_int(3, "k")
+        3
+        >>> check_positive_int(1.5, "k")
+        Traceback (most recent call last):
+        ...
+        ValueError: k must be a positive integer, got 1.5
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_fraction(value: SupportsFloat | str, name: str) -> float:
     """Return ``value`` as a float in (0, 1], or raise."""
     number = check_positive(value, name)
     if number > 1:
@@ -72,7 +98,7 @@ def _norm_tolerance(dtype: torch.dtype) -> float:
     return max(NORM_TOLERANCE, 8 * torch.finfo(dtype).eps)
 
 
-def as_tensor(x, name: str) -> torch.Tensor:
+def as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
     """Convert numpy arrays (and array-likes) to tensors without copying when possible."""
     if isinstance(x, torch.Tensor):
         return x
@@ -85,7 +111,7 @@ def as_tensor(x, name: str) -> torch.Tensor:
 
 
 def check_features(
-    x,
+    x: ArrayLike,
     name: str,
     *,
     normalize: bool = False,
@@ -105,7 +131,7 @@ def check_features(
     return check_feature_values(x, name, normalize, require_unit_norm)
 
 
-def check_feature_structure(x, name: str, min_rows: int = 1) -> torch.Tensor:
+def check_feature_structure(x: ArrayLike, name: str, min_rows: int = 1) -> torch.Tensor:
     """Shape and dtype checks only (cheap, never reads values)."""
     x = as_tensor(x, name)
     if x.dim() != 2:
@@ -123,7 +149,9 @@ def check_feature_structure(x, name: str, min_rows: int = 1) -> torch.Tensor:
     return x
 
 
-def check_feature_values(x: torch.Tensor, name: str, normalize: bool = False, require_unit_norm: bool = True):
+def check_feature_values(
+    x: torch.Tensor, name: str, normalize: bool = False, require_unit_norm: bool = True
+) -> torch.Tensor:
     """NaN/inf and unit-norm checks (skipped when input checks are switched off); optional normalisation."""
     if _CHECKS_ENABLED and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf values")
@@ -134,7 +162,9 @@ def check_feature_values(x: torch.Tensor, name: str, normalize: bool = False, re
     return x
 
 
-def check_feature_pair(x, y, *, normalize: bool = False, min_rows: int = 1, require_unit_norm: bool = True):
+def check_feature_pair(
+    x: ArrayLike, y: ArrayLike, *, normalize: bool = False, min_rows: int = 1, require_unit_norm: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate positive pairs: structure of both, then matching shapes, then values."""
     x = check_feature_structure(x, "x", min_rows)
     y = check_feature_structure(y, "y", min_rows)
@@ -176,7 +206,7 @@ def check_same_shape(x: torch.Tensor, y: torch.Tensor, names: Sequence[str] = ("
         raise ValueError(f"{a} and {b} must be on the same device, got {x.device} and {y.device}")
 
 
-def check_queue(queue, x: torch.Tensor, normalize: bool = False) -> torch.Tensor | None:
+def check_queue(queue: ArrayLike | None, x: torch.Tensor, normalize: bool = False) -> torch.Tensor | None:
     """Validate a ``(K, d)`` queue of past features; it never carries gradient."""
     if queue is None:
         return None
@@ -190,7 +220,7 @@ def check_queue(queue, x: torch.Tensor, normalize: bool = False) -> torch.Tensor
     return check_feature_values(queue.detach(), "queue", normalize).to(x.dtype)
 
 
-def check_labels(labels, n: int, name: str = "labels") -> torch.Tensor:
+def check_labels(labels: ArrayLike, n: int, name: str = "labels") -> torch.Tensor:
     """Validate a 1-D integer label vector of length ``n``."""
     labels = as_tensor(labels, name)
     if labels.dim() != 1 or labels.shape[0] != n:

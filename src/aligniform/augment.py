@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validation import check_positive_int
+
 __all__ = [
     "AUGMENTATIONS",
     "DIGITS_CROP_RATIO",
@@ -166,8 +168,8 @@ class CenterCropResize(nn.Module):
 
     def __init__(self, size: int, resize: int) -> None:
         super().__init__()
-        _check_positive_int(size, "image_size")
-        _check_positive_int(resize, "resize")
+        size = check_positive_int(size, "image_size")
+        resize = check_positive_int(resize, "resize")
         if resize < size:
             raise ValueError(f"resize ({resize}) must be >= image_size ({size}) so that the centre crop fits")
         self.size = size
@@ -281,7 +283,7 @@ def build_augmentation(
         >>> aug(images).shape
         torch.Size([4, 1, 28, 28])
     """
-    _check_positive_int(image_size, "image_size")
+    check_positive_int(image_size, "image_size")
     size = (image_size, image_size)
     normalize = Normalize(mean, std)
     if kind == "paper":
@@ -350,7 +352,7 @@ def build_eval_transform(
         >>> evaluate(torch.rand(2, 3, 96, 96)).shape
         torch.Size([2, 3, 64, 64])
     """
-    _check_positive_int(image_size, "image_size")
+    check_positive_int(image_size, "image_size")
     if resize is None:
         resize = round(image_size * 70 / 64)
     steps = [ToFloat(), CenterCropResize(image_size, resize=resize), Normalize(mean, std)]
@@ -383,8 +385,3 @@ def _check_batch(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"expected an image batch of shape (B, C, H, W), got {shape}")
-
-
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

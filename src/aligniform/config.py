@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ._validation import check_positive_int
 from .objective import Objective
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -29,6 +33,12 @@ class TrainConfig:
     The learning rate follows the paper: the optimiser's rate is
     ``lr × batch_size / 256`` (``lr`` is the base rate per 256 samples).
 
+    The ``train`` command's flags are generated from the fields: each field's
+    ``metadata`` holds its ``"help"``, its ``"flag"`` where that is not
+    ``--field-name`` (a bool that defaults to True is switched off by its flag,
+    as ``--no-progress``), and ``"cli": False`` for a field that is no flag.
+    A new field therefore needs no change in the command line.
+
     Examples:
         >>> from aligniform.config import TrainConfig
         >>> config = TrainConfig(dataset="digits", epochs=2)
@@ -37,48 +47,71 @@ class TrainConfig:
     """
 
     # data
-    dataset: str = "mnist5k"
-    data_dir: str | None = None
-    download: bool = False
-    val_fraction: float = 0.1
-    augmentation: str | None = None  # default: the dataset's ("digits" or "paper")
-    image_size: int | None = None  # resize images on loading; default: the dataset's native size
-    input_size: int | None = None  # side of the encoder's input (augmentation crops); default: the images' size
+    dataset: str = field(
+        default="mnist5k", metadata={"help": "dataset name: mnist5k, digits, cifar10, cifar100, stl10, imagefolder"}
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "folder holding (or caching) the dataset files"})
+    download: bool = field(
+        default=False, metadata={"help": "download the dataset into --data-dir if missing (cifar10/cifar100/stl10)"}
+    )
+    val_fraction: float = field(
+        default=0.1, metadata={"help": "fraction of the labelled training set held out for monitoring"}
+    )
+    augmentation: str | None = field(default=None, metadata={"help": "paper, digits or none (default: the dataset's)"})
+    image_size: int | None = field(default=None, metadata={"help": "resize images to this size when loading"})
+    input_size: int | None = field(
+        default=None, metadata={"help": "side of the encoder's input crops (default: the images' size)"}
+    )
     # encoder and objective
-    model: str = "convnet"
-    dim: int = 128
-    objective: str = "align(alpha=2) + uniform(t=2)"
+    model: str = field(default="convnet", metadata={"help": "encoder: convnet, resnet18, smallalexnet"})
+    dim: int = field(default=128, metadata={"help": "embedding dimension"})
+    objective: str = field(
+        default="align(alpha=2) + uniform(t=2)",
+        metadata={"help": 'loss spec, e.g. "0.98*align(alpha=2) + 0.96*uniform(t=2)"'},
+    )
     # optimisation
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 0.12
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "step"
-    milestones: list[int] = field(default_factory=list)
-    lr_decay: float = 0.1
-    precision: str = "fp32"
+    epochs: int = field(default=20, metadata={"help": "number of epochs"})
+    batch_size: int = field(default=256, metadata={"help": "global batch size (split across processes under torchrun)"})
+    lr: float = field(
+        default=0.12, metadata={"help": "base learning rate per 256 samples (the optimiser uses lr x batch / 256)"}
+    )
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay"})
+    schedule: str = field(default="step", metadata={"help": "lr schedule: step, cosine or constant"})
+    milestones: list[int] = field(
+        default_factory=list,
+        metadata={"help": "epochs where a step schedule multiplies the lr by --lr-decay, e.g. 155,170,185"},
+    )
+    lr_decay: float = field(default=0.1, metadata={"help": "factor of the step schedule"})
+    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16 (autocast)"})
     # MoCo: momentum encoder + feature queue feeding the losses' queue=
-    moco: bool = False
-    queue_size: int = 16384
-    moco_momentum: float = 0.99
+    moco: bool = field(
+        default=False, metadata={"help": "MoCo mode: momentum encoder + feature queue fed to the losses"}
+    )
+    queue_size: int = field(default=16384, metadata={"help": "MoCo queue length"})
+    moco_momentum: float = field(default=0.99, metadata={"help": "MoCo key-encoder momentum"})
     # distributed
-    sync_bn: bool = False
+    sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm across processes under torchrun"})
     # evaluation
-    eval_layer: str | None = None
-    knn_k: int = 5
-    linear_probe: str = "short"
+    eval_layer: str | None = field(
+        default=None, metadata={"help": "layer evaluated by the probes (default: the model's)"}
+    )
+    knn_k: int = field(
+        default=5, metadata={"help": "k of the k-NN accuracy monitored during training and reported at the end"}
+    )
+    linear_probe: str = field(default="short", metadata={"help": "final linear probe: short, paper or none"})
     # run
-    seed: int = 0
-    device: str = "auto"
-    out: str = "runs/run"
-    progress: bool = True
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    out: str = field(default="runs/run", metadata={"help": "output folder of the run"})
+    progress: bool = field(default=True, metadata={"help": "no progress bars", "flag": "--no-progress"})
 
     def __post_init__(self) -> None:
         self.validate()
 
     @property
     def scaled_lr(self) -> float:
+        """The optimiser's learning rate: ``lr × batch_size / 256``."""
         return self.lr * self.batch_size / 256
 
     def validate(self) -> None:
@@ -107,14 +140,12 @@ class TrainConfig:
             Objective.parse(self.objective)
         except ValueError as error:
             raise ConfigError(f"objective: {error}") from None
-        for name in ("image_size", "input_size"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name} must be positive, got {value!r}")
+        _positive_int(self, *(name for name in ("image_size", "input_size") if getattr(self, name) is not None))
 
     # ------------------------------------------------------------------ YAML
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict (the YAML's content)."""
         return dataclasses.asdict(self)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -126,6 +157,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A config from a mapping of option: value (values are coerced to the options' types)."""
         if not isinstance(values, dict):
             raise ConfigError(f"a config must be a mapping of option: value, got {type(values).__name__}")
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
@@ -137,6 +169,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """A config from a YAML file of option: value."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
@@ -146,7 +179,7 @@ class TrainConfig:
             raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
         return cls.from_dict(values)
 
-    def replace(self, **overrides) -> TrainConfig:
+    def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some options changed (``None`` values are ignored, as for unset CLI flags)."""
         values = self.to_dict()
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -154,56 +187,129 @@ class TrainConfig:
 
     @classmethod
     def option_names(cls) -> list[str]:
+        """The names of all options, in field order."""
         return [f.name for f in fields(cls)]
 
 
-_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+def parse_value(value: Any, default_or_type: Any, name: str) -> Any:
+    """Read a value given as text (a flag, ``--set KEY=VALUE``) or by YAML as an option's type.
 
+    The type is either a type annotation (``int``, ``float``, ``bool``, ``str``,
+    ``list[int]``, ``tuple[float, ...]``, ``X | None``) or, for options known
+    only by their default, the type of that default (a tuple default gives a
+    tuple of its first item's type; ``None`` gives optional text).
 
-def _coerce(name: str, value):
-    """Coerce YAML/CLI values to the field's type, with a clear error when impossible."""
-    kind = str(_TYPES[name])
+    Booleans read ``true/false``, ``yes/no`` and ``1/0`` (any case); lists and
+    tuples read ``a,b,c`` (commas and/or spaces); an int refuses a fractional
+    number; ``None`` is accepted only by an optional type.
+
+    Args:
+        value: the text, or a value YAML has already typed.
+        default_or_type: a type annotation, or a default value whose type is meant.
+        name: the option's name, for the error message.
+
+    Returns:
+        The value as the option's type.
+
+    Raises:
+        ConfigError: the value cannot be read as that type.
+
+    Examples:
+        >>> parse_value("155,170 185", list[int], "milestones")
+        [155, 170, 185]
+        >>> parse_value("Yes", False, "reuse")
+        True
+        >>> parse_value("0.1,0.5", (0.2,), "taus")
+        (0.1, 0.5)
+        >>> parse_value(None, int | None, "image_size") is None
+        True
+        >>> parse_value("2.5", int, "epochs")
+        Traceback (most recent call last):
+        ...
+        aligniform.config.ConfigError: epochs must be of type int, got '2.5'
+    """
+    kind = default_or_type if _is_annotation(default_or_type) else _type_of(default_or_type)
+    optional = type(None) in typing.get_args(kind)
+    if optional:
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
     if value is None:
-        if "None" in kind:
+        if optional:
             return None
         raise ConfigError(f"{name} must not be empty")
     try:
-        if kind.startswith("list"):
-            if isinstance(value, str):
-                value = [v for v in value.replace(",", " ").split()]
-            return [int(v) for v in value]
-        if kind.startswith("bool"):
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if kind.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
-        return str(value)
+        return _read(value, kind)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be of type {kind}, got {value!r}") from None
+        described = _type_name(kind) + (" | None" if optional else "")
+        raise ConfigError(f"{name} must be of type {described}, got {value!r}") from None
 
 
-def _positive_int(config, *names):
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _is_annotation(value: Any) -> bool:
+    return isinstance(value, type) or typing.get_origin(value) is not None
+
+
+def _type_of(default: Any) -> Any:
+    if default is None:
+        return str | None
+    if isinstance(default, (tuple, list)):
+        item = type(default[0]) if default else float
+        return types.GenericAlias(tuple, (item, ...)) if isinstance(default, tuple) else types.GenericAlias(list, item)
+    return type(default)
+
+
+def _type_name(kind: Any) -> str:
+    return kind.__name__ if isinstance(kind, type) and typing.get_origin(kind) is None else str(kind)
+
+
+def _read(value: Any, kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (list, tuple):
+        item = typing.get_args(kind)[0] if typing.get_args(kind) else str
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        return origin(_read(one, item) for one in items)
+    if kind is bool:
+        if isinstance(value, str):
+            if value.lower() not in _TRUE + _FALSE:
+                raise ValueError(value)
+            return value.lower() in _TRUE
+        return bool(value)
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        return float(value)
+    if kind is str:
+        return str(value)
+    return kind(value)
+
+
+_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Coerce a YAML/CLI value to the field's type, with a clear error when impossible."""
+    return parse_value(value, _TYPES[name], name)
+
+
+def _positive_int(config: TrainConfig, *names: str) -> None:
+    for name in names:
+        try:
+            check_positive_int(getattr(config, name), name)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+
+def _positive_float(config: TrainConfig, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
-        if not isinstance(value, int) or value <= 0:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _positive_float(config, *names):
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{name} must be a positive number, got {value!r}")
 
 
-def _choice(config, name, choices):
+def _choice(config: TrainConfig, name: str, choices: Sequence[str]) -> None:
     value = getattr(config, name)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

@@ -8,7 +8,6 @@ tolerance; raw-pixel linear and 5-NN baselines give context.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -41,14 +40,15 @@ def demo_config(name: str, objective: str, out: Path, epochs: int, device: str) 
 
 def run_demo(out: Path, epochs: int | None = None, device: str = "auto") -> dict:
     """Train both encoders, evaluate them and the raw-pixel baselines, write results, figures and a report."""
-    from .cli import format_results
+    from ._io import write_json
+    from .analysis.format import format_results
+    from .build import labelled_split
     from .data import dataset_info, load_dataset
     from .evaluate import raw_pixel_baselines
     from .plots import plot_training_curves
     from .report import write_report
     from .train import run
     from .train.run_log import read_metrics
-    from .train.setup import labelled_split
 
     started = time.perf_counter()
     out = Path(out)
@@ -68,7 +68,7 @@ def run_demo(out: Path, epochs: int | None = None, device: str = "auto") -> dict
     plot_training_curves(curves, out=out / "training_curves")
     seconds = time.perf_counter() - started
     summary = {"results": rows, "epochs": epochs, "objectives": DEMO_OBJECTIVES, "wall_seconds": seconds}
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "results.json", summary)
     report = write_report(
         [out / name for name in DEMO_OBJECTIVES], out / "report.html", title="aligniform demo: mnist5k"
     )

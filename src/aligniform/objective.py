@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ TERMS: dict[str, TermKind] = {
 }
 
 
-def _format_value(value) -> str:
+def _format_value(value: float | bool | None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -55,7 +56,7 @@ def _format_value(value) -> str:
     return repr(float(value))
 
 
-def _parse_value(text: str, where: str):
+def _parse_value(text: str, where: str) -> float | bool | None:
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -74,7 +75,7 @@ def _valid_terms() -> str:
 class Term(nn.Module):
     """One weighted loss of an :class:`Objective`."""
 
-    def __init__(self, name: str, weight: float = 1.0, **arguments):
+    def __init__(self, name: str, weight: float = 1.0, **arguments: float | bool | None) -> None:
         super().__init__()
         if name not in TERMS:
             raise ValueError(f"unknown objective term {name!r}; valid terms: {_valid_terms()}")
@@ -94,7 +95,9 @@ class Term(nn.Module):
             raise ValueError(f"in objective term {name}: {error}") from None
         self.name, self.weight, self.values, self.kind = name, float(weight), values, kind
 
-    def forward(self, x, y, queue=None, moco: bool = False):
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None, moco: bool = False
+    ) -> torch.Tensor:
         if moco and self.name == "uniform":
             return self.loss(x, queue=queue)  # the keys carry no gradient: queries only (the authors' MoCo form)
         if moco and self.kind.directional:
@@ -154,7 +157,7 @@ class Objective(nn.Module):
         '0.98*align(alpha=2) + 0.96*uniform(t=2)'
     """
 
-    def __init__(self, terms: list[Term]):
+    def __init__(self, terms: list[Term]) -> None:
         super().__init__()
         if not terms:
             raise ValueError(f"an objective needs at least one term; valid terms: {_valid_terms()}")
@@ -186,7 +189,7 @@ class Objective(nn.Module):
     @property
     def uses_queue(self) -> bool:
         """Whether any term can consume a MoCo queue."""
-        return any(term.kind.takes_queue for term in self.terms)
+        return any(cast(Term, term).kind.takes_queue for term in self.terms)
 
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None, moco: bool = False

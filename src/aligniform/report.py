@@ -15,31 +15,33 @@ Examples:
     >>> write_report(["runs/alexnet", "runs/resnet"], "report.html")  # doctest: +SKIP
     PosixPath('report.html')
 
-From the shell: ``python -m aligniform.report runs/sweep1 -o report.html``.
+From the shell: ``aligniform report runs/sweep1 -o report.html``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+from .analysis.format import RESULT_COLUMNS
 from .plots import plot_sweep_scatter, plot_temperature_curves, plot_training_curves, png_bytes, sweep_correlations
-from .plots.training import read_metrics_jsonl
+from .train.run_log import read_metrics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Files a run folder is expected to hold (any one of them makes a folder a run folder).
 RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json")
-#: Leading columns of the results table, in this order; other numeric keys of results.json follow.
-RESULT_COLUMNS = ("linear_acc", "knn_acc", "mean_classifier_acc", "alignment", "uniformity", "tolerance")
 #: Accuracy columns tried, in order, for the sweep scatter's colour.
 _SWEEP_ACCURACY_KEYS = ("linear_acc", "knn_acc", "mean_classifier_acc", "accuracy")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -231,11 +233,11 @@ def _load_sweep(path: Path) -> SweepFolder:
 # --------------------------------------------------------------------------- formatting
 
 
-def _e(text) -> str:
+def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _number(value) -> float | None:
+def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
@@ -255,7 +257,7 @@ def _better(key: str) -> str | None:
     return None
 
 
-def _format_value(key: str, value) -> str:
+def _format_value(key: str, value: object) -> str:
     number = _number(value)
     if number is None:
         return "—" if value is None else str(value)
@@ -275,7 +277,7 @@ def _figure_html(data: bytes, caption: str) -> str:
     return f"<figure>{_image(data, caption)}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
-def _rendered_figure(make, caption: str, problems: list[str]) -> str:
+def _rendered_figure(make: Callable[[], Figure], caption: str, problems: list[str]) -> str:
     # A bad file in one run must not cost the whole report: record the reason and go on.
     try:
         figure = make()
@@ -318,7 +320,8 @@ def _header(title: str, run_count: int, sweep_count: int) -> str:
 
 
 def _result_columns(runs: list[RunFolder]) -> list[str]:
-    columns = list(RESULT_COLUMNS)
+    # The paper's metrics lead, in the terminal table's order; other numeric keys of results.json follow.
+    columns = [column.key for column in RESULT_COLUMNS]
     for run in runs:
         for key, value in (run.results or {}).items():
             if key not in columns and _number(value) is not None:
@@ -450,7 +453,7 @@ def _run_section(run: RunFolder) -> str:
         body.append("<h3>Configuration</h3>" + _config_html(run.config_text))
     if (run.path / "metrics.jsonl").is_file():
         curves = _rendered_figure(
-            lambda: plot_training_curves(read_metrics_jsonl(run.path / "metrics.jsonl")), "training curves", problems
+            lambda: plot_training_curves(read_metrics(run.path / "metrics.jsonl")), "training curves", problems
         )
         if curves:
             body.append("<h3>Training curves</h3>" + curves)
@@ -499,7 +502,7 @@ def _flatten(config: dict, prefix: str = "") -> list[tuple[str, object]]:
     return items
 
 
-def _config_value(value) -> str:
+def _config_value(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -507,25 +510,3 @@ def _config_value(value) -> str:
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, default=str, ensure_ascii=False)
     return str(value)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m aligniform.report FOLDER... [-o report.html] [--title TITLE]``."""
-    parser = argparse.ArgumentParser(prog="python -m aligniform.report", description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="run folders and/or sweep folders")
-    parser.add_argument("-o", "--out", type=Path, default=Path("report.html"), help="HTML file to write")
-    parser.add_argument("--title", default="aligniform report")
-    args = parser.parse_args(argv)
-    try:
-        path = write_report(args.folders, args.out, args.title)
-    except ValueError as error:
-        parser.error(str(error))
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

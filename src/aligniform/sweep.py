@@ -12,7 +12,8 @@ A grid file (YAML)::
       - {objective: "3*align(alpha=2) + uniform(t=3)", lr: 0.05}
 
 Each run lives in ``OUT/<name>/`` (name = index + a hash of its options) and
-is skipped when its ``results.json`` exists, so a killed sweep resumes.
+is skipped when it has finished with these options
+(:func:`aligniform.train.reuse.finished_results`), so a killed sweep resumes.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import yaml
 
 from .config import ConfigError, TrainConfig
+from .train.reuse import finished_results
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,10 @@ class SweepRun:
     """One run of a sweep: its folder name and the options that differ from the defaults."""
 
     name: str
-    options: dict
+    options: dict[str, Any]
 
     def config(self, out: Path) -> TrainConfig:
+        """The run's training config, with its folder inside the sweep folder ``out``."""
         return TrainConfig.from_dict({**self.options, "out": str(out / self.name), "progress": False})
 
 
@@ -53,9 +57,8 @@ def load_grid(path: str | Path) -> list[SweepRun]:
         raise ConfigError(f"sweep grid file {path} does not exist")
     spec = yaml.safe_load(path.read_text()) or {}
     if not isinstance(spec, dict) or not set(spec) <= {"base", "grid", "runs"}:
-        raise ConfigError(
-            f"a sweep grid file has the sections base, grid and/or runs; {path} has {sorted(spec) if isinstance(spec, dict) else type(spec).__name__}"
-        )
+        found = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise ConfigError(f"a sweep grid file has the sections base, grid and/or runs; {path} has {found}")
     base = spec.get("base") or {}
     grid = spec.get("grid") or {}
     for key, values in grid.items():
@@ -100,11 +103,18 @@ def _prepare(run: SweepRun, out: Path) -> None:
     run.config(out).to_yaml(folder / "requested.yaml")
 
 
-def is_finished(run: SweepRun, out: Path) -> bool:
-    return (out / run.name / "results.json").is_file()
+def _results(run: SweepRun, out: Path) -> dict[str, Any] | None:
+    """The run's results when it has finished with these options, else None."""
+    return finished_results(out / run.name, run.config(out))
 
 
-def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, stream=None) -> list[dict]:
+def run_sweep(
+    grid_file: str | Path,
+    out: str | Path,
+    workers: int = 1,
+    emit_commands: bool = False,
+    stream: TextIO | None = None,
+) -> list[dict[str, Any]]:
     """Run (or print the commands of) every unfinished run, then write ``sweep.csv``.
 
     Args:
@@ -113,6 +123,7 @@ def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, str
         workers: runs at a time on this machine; each gets ``cores / workers`` threads.
         emit_commands: print one shell command per unfinished run (for a cluster
             scheduler, e.g. a SLURM array) instead of running them.
+        stream: where progress lines and commands go (default: standard output).
 
     Returns:
         The rows of ``sweep.csv``.
@@ -120,7 +131,7 @@ def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, str
     out = Path(out)
     stream = stream or sys.stdout
     runs = load_grid(grid_file)
-    pending = [run for run in runs if not is_finished(run, out)]
+    pending = [run for run in runs if _results(run, out) is None]
     for run in pending:
         _prepare(run, out)
     if emit_commands:
@@ -158,13 +169,13 @@ def run_sweep(grid_file, out, workers: int = 1, emit_commands: bool = False, str
     return rows
 
 
-def write_summary(runs: list[SweepRun], out: Path) -> list[dict]:
+def write_summary(runs: list[SweepRun], out: Path) -> list[dict[str, Any]]:
     """``sweep.csv``: one row per finished run with its options, results and wall time."""
     rows = []
     for run in runs:
-        if not is_finished(run, out):
+        results = _results(run, out)
+        if results is None:
             continue
-        results = json.loads((out / run.name / "results.json").read_text())
         wall = out / run.name / "wall_seconds.txt"
         row = {"run": run.name, **run.options}
         row.update({k: v for k, v in results.items() if isinstance(v, (int, float, str)) and k not in row})
@@ -178,13 +189,13 @@ def write_summary(runs: list[SweepRun], out: Path) -> list[dict]:
     return rows
 
 
-def read_sweep(out) -> list[dict]:
+def read_sweep(out: str | Path) -> list[dict[str, Any]]:
     """The rows of a sweep's ``sweep.csv`` with numbers parsed."""
     with (Path(out) / "sweep.csv").open() as handle:
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def _number(text: str):
+def _number(text: str) -> float | str:
     try:
         return float(text)
     except (TypeError, ValueError):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from aligniform import metrics
-from aligniform.cli import format_results, main
+from aligniform.cli import main
 
 
 @pytest.fixture
@@ -68,14 +68,8 @@ def test_report_command_writes_html(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing"), "-o", str(out)]) == 2
 
 
-def test_format_results_table():
-    text = format_results({"a": {"linear_acc": 0.9123, "uniformity": -3.5}, "b": {}})
-    lines = text.splitlines()
-    assert "linear %" in lines[0] and "91.23" in lines[2] and "-3.50" in lines[2] and "—" in lines[3]
-
-
 def test_study_names_match_registry_and_study_runs(tmp_path, capsys):
-    from aligniform.cli import STUDY_NAMES
+    from aligniform.cli.study import STUDY_NAMES
     from aligniform.studies import STUDIES
 
     assert sorted(STUDY_NAMES) == sorted(STUDIES)
@@ -110,3 +104,12 @@ def test_analyze_figures_for_two_dimensional_features(tmp_path, capsys):
     for name in ("alignment_histogram", "hypersphere"):
         assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 5000
         assert "<svg" in (tmp_path / "fig" / f"{name}.svg").read_text()[:2000]
+
+
+def test_study_set_values_are_typed_and_bad_ones_named(tmp_path, capsys):
+    assert main(["study", "theorem1", "--list-options"]) == 0
+    assert "negatives = (1, 2, 4" in capsys.readouterr().out
+    assert main(["study", "theorem1", "--out", str(tmp_path), "--set", "repeats=lots"]) == 2
+    assert "--set repeats must be of type int, got 'lots'" in capsys.readouterr().err
+    assert main(["study", "theorem1", "--set", "repeats=2"]) == 2
+    assert "study needs --out DIR" in capsys.readouterr().err

@@ -15,8 +15,9 @@ from aligniform import metrics
 from aligniform.augment import build_augmentation, build_eval_transform
 from aligniform.data import dataset_info, load_dataset
 from aligniform.evaluate import (
-    PROTOCOLS,
+    EVALUATION_PROTOCOLS,
     LinearProbeConfig,
+    embed_view_pairs,
     evaluate_encoder,
     extract_features,
     fit_linear_probe,
@@ -262,6 +263,30 @@ def test_extract_features_argument_errors_and_plain_modules():
         extract_features(plain, images, None, ["backbone"])
 
 
+def test_embed_view_pairs_is_seeded_and_restores_mode_and_global_rng(digits):
+    from aligniform.evaluate import seeded_global_rng
+
+    encoder = TinyEncoder().train()
+    encoder.head.eval()
+    images, augmentation = digits["test"].images[:50], digits["augmentation"]
+    torch.manual_seed(7)
+    x, y = embed_view_pairs(encoder, images, augmentation, seed=3, layer="backbone", batch_size=16)
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    assert torch.equal(after, torch.rand(3))  # the caller's random stream is untouched
+    assert encoder.training and encoder.backbone.training and not encoder.head.training
+    # The same draws as two whole-split passes under the seeded global RNG.
+    with seeded_global_rng(3):
+        first = extract_features(encoder, images, augmentation, ["backbone"], 16)["backbone"]
+        second = extract_features(encoder, images, augmentation, ["backbone"], 16)["backbone"]
+    assert torch.equal(x, first) and torch.equal(y, second) and not torch.equal(x, y)
+    x2, y2 = embed_view_pairs(encoder, images, augmentation, seed=3, layer="backbone", batch_size=16, repeats=2)
+    assert x2.shape == (100, x.shape[1]) and torch.equal(x2[:50], x) and torch.equal(y2[:50], y)
+    assert not torch.equal(x2[:50], x2[50:])
+    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+        embed_view_pairs(encoder, images, augmentation, seed=0, repeats=0)
+
+
 # ---------------------------------------------------------------- evaluate_encoder and baselines
 
 
@@ -329,7 +354,7 @@ def test_evaluate_encoder_rejects_unknown_protocols_and_drops_unlabelled_trainin
     common = dict(eval_transform=digits["eval_transform"], augmentation=digits["augmentation"])
     with pytest.raises(ValueError, match="chosen from linear, knn, mean") as error:
         evaluate_encoder(encoder, digits["train"], digits["test"], protocols=("knn", "svm"), **common)
-    assert "svm" in str(error.value) and PROTOCOLS == ("linear", "knn", "mean")
+    assert "svm" in str(error.value) and EVALUATION_PROTOCOLS == ("linear", "knn", "mean")
     metrics_only = evaluate_encoder(encoder, digits["train"], digits["test"], protocols=(), **common)
     assert set(metrics_only) == {"knn_acc_output", "alignment", "uniformity", "tolerance", "effective_rank"}
     train = digits["train"].subset(range(300))

@@ -152,6 +152,11 @@ LOSSES = {
     "simple": lambda x, y: af.simple_loss(x, y, 0.3),
     "hard_simple": lambda x, y: af.simple_loss(x, y, 0.3, hard_alpha=0.4),
     "asymptotic": lambda x, y: af.asymptotic_contrastive_loss(x, y, 0.5),
+    "asymptotic_queue": lambda x, y: af.asymptotic_contrastive_loss(x, y, 0.5, queue=_queue_like(x)),
+    "moco": lambda x, y: af.contrastive_loss(x, y, 0.5, queue=_queue_like(x), symmetric=False),
+    "hard_moco": lambda x, y: af.hard_contrastive_loss(x, y, 0.5, 0.4, queue=_queue_like(x), symmetric=False),
+    "hard_simple_queue": lambda x, y: af.simple_loss(x, y, 0.3, hard_alpha=0.4, queue=_queue_like(x)),
+    "nt_xent": lambda x, y: af.losses.nt_xent_loss(x, y, 0.5),
     "objective": lambda x, y: af.Objective.parse("0.98*align(alpha=2) + 0.96*uniform(t=2)")(x, y),
     "normalize": lambda x, y: af.uniform_loss(3 * x, normalize=True) + af.align_loss(2 * x, y, normalize=True),
 }

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from aligniform.models import MODELS, ConvNet, Encoder, ResNet18, SmallAlexNet, build_model
+from aligniform.models import MODELS, ConvNet, Encoder, ResNet18, SmallAlexNet, build_model, resolve_eval_layer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -205,6 +205,25 @@ def test_unknown_model_lists_valid_names():
 def test_bad_sizes_raise_clear_errors(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_model(name, **kwargs)
+
+
+def test_sizes_accept_numpy_integers_and_reject_bools_and_floats():
+    import numpy as np
+
+    assert build_model("convnet", dim=np.int64(4), in_channels=1, image_size=8).dim == 4
+    for bad in (True, 4.0):
+        with pytest.raises(ValueError, match="dim must be a positive integer"):
+            build_model("convnet", dim=bad, in_channels=1, image_size=8)
+
+
+def test_resolve_eval_layer_prefers_the_given_layer_and_checks_it(models):
+    model = models[("convnet", 1, 28)]
+    assert resolve_eval_layer(model) == "backbone"
+    assert resolve_eval_layer(model, None) == model.default_eval_layer
+    assert resolve_eval_layer(model, "hidden") == "hidden"
+    with pytest.raises(ValueError, match="'fc7' is not a layer of ConvNet; valid layers: backbone, hidden, output"):
+        resolve_eval_layer(model, "fc7")
+    assert resolve_eval_layer(nn.Linear(2, 2)) == "output"
 
 
 def test_wrong_input_shape_raises_clear_errors(models):

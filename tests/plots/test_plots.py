@@ -400,6 +400,7 @@ def test_output_stem_keeps_dotted_names_and_strips_figure_suffixes(tmp_path):
     assert png.name == "tau0.5.png" and svg.name == "tau0.5.svg" and png.exists() and svg.exists()
 
 
+@pytest.mark.slow
 def test_importing_plots_leaves_pyplot_alone():
     code = "import sys, aligniform.plots, aligniform.report; print('matplotlib.pyplot' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

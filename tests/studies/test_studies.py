@@ -1,7 +1,6 @@
 """The studies end to end on tiny settings, and the numbers they rest on."""
 
 import json
-import math
 
 import pytest
 import torch
@@ -9,13 +8,7 @@ import torch.nn.functional as F
 
 from aligniform import asymptotic_contrastive_loss
 from aligniform.studies.common import build_options
-from aligniform.studies.latent_classes import (
-    LatentClassesOptions,
-    LatentClassModel,
-    arora_logistic_loss,
-    mean_classifier_evaluation,
-    run_latent_classes_study,
-)
+from aligniform.studies.latent_classes import LatentClassesOptions, run_latent_classes_study
 from aligniform.studies.temperature import run_temperature_study
 from aligniform.studies.theorem1 import anchor_limit_terms, run_theorem1_study
 
@@ -82,72 +75,6 @@ def test_theorem1_on_a_random_encoder(tmp_path):
 
 
 # ---------------------------------------------------------------------------- latent classes
-
-
-def test_latent_class_samples_follow_class_probabilities():
-    probs = [0.5, 0.3, 0.15, 0.05]
-    model = LatentClassModel(4, dim=3, within_class_spread=0.1, class_probs=probs, seed=1)
-    n = 40_000
-    x, labels = model.sample(n)
-    assert x.shape == (n, 3)
-    frequencies = torch.bincount(labels, minlength=4).double() / n
-    for p, frequency in zip(probs, frequencies.tolist()):
-        assert abs(frequency - p) < 4 * math.sqrt(p * (1 - p) / n)
-    # Samples sit around their class mean with the requested spread.
-    assert (x - model.class_means[labels]).std().item() == pytest.approx(0.1, rel=0.05)
-
-
-def test_latent_class_collision_rate_matches_collision_probability():
-    model = LatentClassModel(5, dim=2, within_class_spread=1.0, class_probs=[4, 3, 1, 1, 1], seed=0)
-    tau = model.collision_probability()
-    assert tau == pytest.approx(0.16 + 0.09 + 0.01 * 3)
-    n = 40_000
-    anchor, positive, labels = model.positive_pairs(n)
-    _, negative_labels = model.negatives(n)
-    rate = (labels == negative_labels).double().mean().item()
-    assert abs(rate - tau) < 4 * math.sqrt(tau * (1 - tau) / n)
-    assert not torch.equal(anchor, positive)  # two independent draws from the same class
-
-
-def test_arora_logistic_loss_matches_a_hand_written_loop():
-    generator = torch.Generator().manual_seed(0)
-    anchor, positive = (F.normalize(torch.randn(6, 5, generator=generator, dtype=torch.float64), dim=1) for _ in "ab")
-    negatives = F.normalize(torch.randn(6, 3, 5, generator=generator, dtype=torch.float64), dim=-1)
-
-    def by_hand(k):
-        total = 0.0
-        for i in range(6):
-            positive_score = sum(anchor[i, d].item() * positive[i, d].item() for d in range(5))
-            total += math.log(
-                1
-                + sum(
-                    math.exp(sum(anchor[i, d].item() * negatives[i, j, d].item() for d in range(5)) - positive_score)
-                    for j in range(k)
-                )
-            )
-        return total / 6
-
-    assert arora_logistic_loss(anchor, positive, negatives[:, 0]).item() == pytest.approx(by_hand(1), abs=1e-12)
-    assert arora_logistic_loss(anchor, positive, negatives).item() == pytest.approx(by_hand(3), abs=1e-12)
-
-
-def test_mean_classifier_binary_loss_matches_a_hand_written_loop():
-    generator = torch.Generator().manual_seed(3)
-    train_z = F.normalize(torch.randn(30, 4, generator=generator, dtype=torch.float64), dim=1)
-    train_labels = torch.arange(30) % 3
-    test_z = F.normalize(torch.randn(9, 4, generator=generator, dtype=torch.float64), dim=1)
-    test_labels = torch.arange(9) % 3
-    probs = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
-    result = mean_classifier_evaluation(train_z, train_labels, test_z, test_labels, probs)
-    means = [train_z[train_labels == c].mean(0) for c in range(3)]
-    collision = float((probs**2).sum())
-    total = 0.0
-    for z, c in zip(test_z, test_labels.tolist()):
-        for other in range(3):
-            if other != c:
-                margin = float(z @ (means[c] - means[other]))
-                total += probs[other].item() * math.log(1 + math.exp(-margin)) / (1 - collision)
-    assert result["binary_loss"] == pytest.approx(total / 9, abs=1e-12)
 
 
 def test_latent_classes_study_accuracy_follows_the_unsupervised_loss(tmp_path):

@@ -1,5 +1,6 @@
 """The training pipeline: end-to-end runs, exact resume after a real kill, NaN stop, configs and CLI errors."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -14,8 +15,9 @@ import yaml
 from aligniform.cli import main
 from aligniform.config import ConfigError, TrainConfig
 from aligniform.train import Trainer, TrainingDiverged, load_checkpoint, run, save_atomic
-from aligniform.train.checkpoint import CheckpointError
+from aligniform.train.checkpoint import CheckpointError, ModelInfo, read_model_info
 from aligniform.train.moco import FeatureQueue
+from aligniform.train.restore import restore_encoder
 
 FAST = ["--dataset", "digits", "--batch-size", "64", "--dim", "16", "--no-progress", "--linear-probe", "short"]
 
@@ -26,6 +28,7 @@ def tiny_config(out, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed (optional)")
 def test_end_to_end_one_epoch_cli(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *FAST, "--epochs", "1", "--out", str(out)]) == 0
@@ -161,6 +164,7 @@ def test_bad_cli_arguments_exit_nonzero_without_traceback(tmp_path, capsys, args
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_subprocess_error_has_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "aligniform", "train", "--objective", "bogus(1)", "--out", str(tmp_path)],
@@ -231,6 +235,21 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
         load_checkpoint(bad)
     assert main(["eval", str(bad)]) == 2
     assert "corrupt" in capsys.readouterr().err
+
+
+def test_checkpoint_describes_its_model_with_plain_values(tmp_path):
+    out = tmp_path / "info"
+    Trainer(tiny_config(out, linear_probe="none")).fit()
+    # Plain types only: the checkpoint loads without unpickling arbitrary objects.
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    expected = ModelInfo(name="convnet", dim=16, in_channels=1, image_size=8, dataset="digits")
+    assert read_model_info(state) == expected and state["model_info"] == expected.to_dict()
+    restored = restore_encoder(out / "checkpoint.pt")
+    assert restored.info == expected and not restored.encoder.training and restored.config.dataset == "digits"
+    with pytest.raises(CheckpointError, match="no model_info"):
+        read_model_info({"format": state["format"]})
+    with pytest.raises(CheckpointError, match="lacks image_size"):
+        read_model_info({"model_info": {k: v for k, v in expected.to_dict().items() if k != "image_size"}})
 
 
 def test_atomic_save_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-IndexLike = Union[Sequence[int], np.ndarray, torch.Tensor, slice]
+from .._validation import check_positive_int
+
+IndexLike = Sequence[int] | np.ndarray | torch.Tensor | slice
 
 
 class DatasetError(ValueError):
@@ -326,9 +327,7 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.T
         >>> resize_images(torch.full((2, 3, 8, 8), 7, dtype=torch.uint8), 4).shape
         torch.Size([2, 3, 4, 4])
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-        raise ValueError(f"image_size must be a positive integer, got {size!r}")
-    size = int(size)
+    size = check_positive_int(size, "image_size")
     if images.dim() != 4 or images.dtype != torch.uint8:
         raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     if images.shape[2] == size and images.shape[3] == size:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from .._validation import check_positive_int
 from .builtin import load_digits, load_mnist5k
 from .dataset import DatasetError, DatasetInfo, ImageDataset, dataset_info, resize_images
 from .download import download_and_extract, extract_archive
@@ -81,9 +80,7 @@ def _locate(info: DatasetInfo, data_dir: str | Path | None, split: str, download
 def _validate_image_size(image_size: object) -> int | None:
     if image_size is None:
         return None
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size <= 0:
-        raise ValueError(f"image_size must be a positive integer or None, got {image_size!r}")
-    return int(image_size)
+    return check_positive_int(image_size, "image_size")
 
 
 def load_dataset(

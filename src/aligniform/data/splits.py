@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 import torch
 
-LabelsOrCount = Union[int, np.integer, Sequence[int], np.ndarray, torch.Tensor]
+LabelsOrCount = int | np.integer | Sequence[int] | np.ndarray | torch.Tensor
 
 
 def _allocate(class_sizes: np.ndarray, total: int) -> np.ndarray:

@@ -23,13 +23,21 @@ from .linear import (
     linear_probe_accuracy,
     linear_probe_on_augmented_images,
 )
-from .protocols import PROTOCOLS, check_protocols, evaluate_encoder, hypersphere_metrics, raw_pixel_baselines
+from .protocols import (
+    EVALUATION_PROTOCOLS,
+    check_protocols,
+    evaluate_encoder,
+    hypersphere_metrics,
+    raw_pixel_baselines,
+)
+from .views import embed_view_pairs
 
 __all__ = [
-    "PROTOCOLS",
+    "EVALUATION_PROTOCOLS",
     "LinearProbe",
     "LinearProbeConfig",
     "check_protocols",
+    "embed_view_pairs",
     "evaluate_encoder",
     "extract_features",
     "fit_linear_probe",

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeAlias
+
 import numpy as np
 import torch
 
 from .._validation import check_feature_structure, check_feature_values, check_labels
 
+Features: TypeAlias = torch.Tensor | np.ndarray
+"""An ``(N, D)`` feature matrix, as a tensor or a numpy array."""
 
-def check_labelled_features(z, labels, z_name: str, labels_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+Labels: TypeAlias = torch.Tensor | np.ndarray | Sequence[int]
+"""One integer class label per row (-1: unlabelled)."""
+
+Device: TypeAlias = torch.device | str
+"""Where a computation runs: a :class:`torch.device` or its name."""
+
+
+def check_labelled_features(
+    z: Features, labels: Labels, z_name: str, labels_name: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate an ``(N, d)`` feature matrix with one integer label per row.
 
     Features need not be unit-norm (probes also run on hidden layers and raw
@@ -36,10 +50,3 @@ def check_same_width(train_z: torch.Tensor, test_z: torch.Tensor) -> None:
         raise ValueError(
             f"test_z must have the same feature width as train_z ({train_z.shape[1]}), got {test_z.shape[1]}"
         )
-
-
-def check_positive_int(value, name: str) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer >= 1 (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

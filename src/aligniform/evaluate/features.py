@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ._checks import check_positive_int
+from .._validation import check_positive_int
 
 
 @contextmanager

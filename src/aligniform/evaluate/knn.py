@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_feature_structure, check_feature_values
-from ._checks import check_labelled_features, check_positive_int, check_same_width, drop_unlabelled
+from .._validation import check_feature_structure, check_feature_values, check_positive_int
+from ._checks import Features, Labels, check_labelled_features, check_same_width, drop_unlabelled
 
 
-def knn_predict(train_z, train_labels, test_z, k: int = 5, chunk_size: int = 1024) -> torch.Tensor:
+def knn_predict(
+    train_z: Features, train_labels: Labels, test_z: Features, k: int = 5, chunk_size: int = 1024
+) -> torch.Tensor:
     """Predict labels of ``test_z`` by a majority vote of its ``k`` most cosine-similar training rows.
 
     Rows are L2-normalised internally, so any features (hidden layers, raw
@@ -57,7 +59,14 @@ def knn_predict(train_z, train_labels, test_z, k: int = 5, chunk_size: int = 102
     return torch.cat(predictions)
 
 
-def knn_accuracy(train_z, train_labels, test_z, test_labels, k: int = 5, chunk_size: int = 1024) -> float:
+def knn_accuracy(
+    train_z: Features,
+    train_labels: Labels,
+    test_z: Features,
+    test_labels: Labels,
+    k: int = 5,
+    chunk_size: int = 1024,
+) -> float:
     """Accuracy of the cosine k-NN classifier of :func:`knn_predict` (a fraction in [0, 1]).
 
     Test rows labelled < 0 (unlabelled) are left out of the accuracy.
@@ -88,7 +97,7 @@ def _vote(similarity: torch.Tensor, train_class: torch.Tensor, num_classes: int,
     return score.argmax(dim=1)  # argmax returns the first maximum: smallest label on exact ties
 
 
-def _check_test_features(test_z, train_z: torch.Tensor) -> torch.Tensor:
+def _check_test_features(test_z: Features, train_z: torch.Tensor) -> torch.Tensor:
     test_z = check_feature_structure(test_z, "test_z", min_rows=0)
     test_z = check_feature_values(test_z, "test_z", require_unit_norm=False)
     check_same_width(train_z, test_z)

@@ -6,14 +6,18 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_positive
-from ._checks import check_labelled_features, check_positive_int, check_same_width, drop_unlabelled
+from .._validation import check_positive, check_positive_int
+from ._checks import Device, Features, Labels, check_labelled_features, check_same_width, drop_unlabelled
 from .features import check_encoder_device, extract_features, frozen, layer_features, seeded_global_rng
+
+if TYPE_CHECKING:
+    from ..data import ImageDataset
 
 # Milestones of the paper's 100-epoch schedule as fractions of the run, used to scale shorter runs.
 PAPER_MILESTONE_FRACTIONS = (0.6, 0.8)
@@ -70,7 +74,7 @@ class LinearProbeConfig:
         self.milestones = milestones
 
     @classmethod
-    def short(cls, **overrides) -> LinearProbeConfig:
+    def short(cls, **overrides: Any) -> LinearProbeConfig:
         """The paper's schedule shortened to 30 epochs (milestones 18 and 24), enough for small datasets.
 
         Examples:
@@ -79,7 +83,7 @@ class LinearProbeConfig:
         """
         return cls().with_epochs(SHORT_EPOCHS, **overrides)
 
-    def with_epochs(self, epochs: int, **overrides) -> LinearProbeConfig:
+    def with_epochs(self, epochs: int, **overrides: Any) -> LinearProbeConfig:
         """A copy running ``epochs`` epochs, milestones at 60 % and 80 % of the run as in the paper.
 
         Examples:
@@ -90,7 +94,7 @@ class LinearProbeConfig:
         milestones = sorted({max(1, round(f * epochs)) for f in PAPER_MILESTONE_FRACTIONS} - {epochs})
         return replace(self, epochs=epochs, milestones=tuple(milestones), **overrides)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain values, for logging and YAML."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -113,14 +117,14 @@ class LinearProbe:
     lr_per_epoch: list[float] = field(default_factory=list)
     loss_per_epoch: list[float] = field(default_factory=list)
 
-    def predict(self, z, chunk_size: int = 65536) -> torch.Tensor:
+    def predict(self, z: Features, chunk_size: int = 65536) -> torch.Tensor:
         """Predicted labels of ``(M, D)`` features (computed on ``z``'s device)."""
         z = torch.as_tensor(z)
         weight, bias, classes = (t.to(z.device) for t in (self.weight, self.bias, self.classes))
         parts = [classes[F.linear(chunk.float(), weight, bias).argmax(1)] for chunk in z.split(chunk_size)]
         return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64, device=z.device)
 
-    def accuracy(self, z, labels) -> float:
+    def accuracy(self, z: Features, labels: Labels) -> float:
         """Fraction of rows of ``z`` whose predicted label equals ``labels`` (rows labelled < 0 skipped)."""
         z, labels = check_labelled_features(z, labels, "test_z", "test_labels")
         z, labels = drop_unlabelled(z, labels, "test_labels")
@@ -129,7 +133,9 @@ class LinearProbe:
         return float((self.predict(z) == labels).double().mean())
 
 
-def fit_linear_probe(train_z, train_labels, config: LinearProbeConfig | None = None, device="cpu") -> LinearProbe:
+def fit_linear_probe(
+    train_z: Features, train_labels: Labels, config: LinearProbeConfig | None = None, device: Device = "cpu"
+) -> LinearProbe:
     """Train a linear classifier on frozen, precomputed features.
 
     Adam (``lr``, ``betas``, ``weight_decay``) on the cross-entropy, learning
@@ -165,7 +171,12 @@ def fit_linear_probe(train_z, train_labels, config: LinearProbeConfig | None = N
 
 
 def linear_probe_accuracy(
-    train_z, train_labels, test_z, test_labels, config: LinearProbeConfig | None = None, device="cpu"
+    train_z: Features,
+    train_labels: Labels,
+    test_z: Features,
+    test_labels: Labels,
+    config: LinearProbeConfig | None = None,
+    device: Device = "cpu",
 ) -> float:
     """Test accuracy (a fraction in [0, 1]) of a linear probe trained on frozen features.
 
@@ -188,12 +199,12 @@ def linear_probe_accuracy(
 def linear_probe_on_augmented_images(
     encoder: nn.Module,
     layer: str,
-    train_set,
-    test_set,
+    train_set: ImageDataset,
+    test_set: ImageDataset,
     augmentation: nn.Module,
     eval_transform: nn.Module,
     config: LinearProbeConfig | None = None,
-    device="cpu",
+    device: Device = "cpu",
     batch_size: int = 256,
 ) -> float:
     """The paper's exact linear evaluation: every step sees freshly augmented training images.

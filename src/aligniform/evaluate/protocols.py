@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .. import metrics
-from .features import extract_features, seeded_global_rng
+from ..models.base import OUTPUT_LAYER, resolve_eval_layer
+from ._checks import Device
+from .features import extract_features
 from .knn import knn_accuracy
 from .linear import LinearProbeConfig, linear_probe_accuracy, linear_probe_on_augmented_images
+from .views import embed_view_pairs
 
-PROTOCOLS: tuple[str, ...] = ("linear", "knn", "mean")
+if TYPE_CHECKING:
+    from ..data import ImageDataset
+
+EVALUATION_PROTOCOLS: tuple[str, ...] = ("linear", "knn", "mean")
 """Valid ``protocols`` of :func:`evaluate_encoder`: linear probe, k-NN, Arora et al.'s mean classifier."""
-
-OUTPUT_LAYER = "output"
 
 
 def evaluate_encoder(
     encoder: nn.Module,
-    train_set,
-    test_set,
+    train_set: ImageDataset,
+    test_set: ImageDataset,
     *,
     layer: str | None = None,
-    protocols: Sequence[str] | str = PROTOCOLS,
+    protocols: Sequence[str] | str = EVALUATION_PROTOCOLS,
     eval_transform: nn.Module,
     augmentation: nn.Module,
     probe_config: LinearProbeConfig | None = None,
     k: int = 5,
-    device="cpu",
+    device: Device = "cpu",
     batch_size: int = 256,
     paper_probe: bool = False,
     max_pairs: int | None = None,
@@ -100,7 +105,7 @@ def evaluate_encoder(
         ['alignment', 'effective_rank', 'knn_acc']
     """
     protocols = check_protocols(protocols)
-    layer = layer if layer is not None else getattr(encoder, "default_eval_layer", OUTPUT_LAYER)
+    layer = resolve_eval_layer(encoder, layer)
     layers = list(dict.fromkeys([layer, OUTPUT_LAYER]))
     train_images, train_labels = labelled_part(train_set, "train_set")
 
@@ -128,9 +133,9 @@ def evaluate_encoder(
         results["knn_acc_output"] = results["knn_acc"]
     else:
         results["knn_acc_output"] = knn_accuracy(train[OUTPUT_LAYER], train_labels, test[OUTPUT_LAYER], test_labels, k)
-    with seeded_global_rng(seed, device):
-        view_a = features(test_set.images, augmentation, [OUTPUT_LAYER])[OUTPUT_LAYER]
-        view_b = features(test_set.images, augmentation, [OUTPUT_LAYER])[OUTPUT_LAYER]
+    view_a, view_b = embed_view_pairs(
+        encoder, test_set.images, augmentation, seed=seed, batch_size=batch_size, device=device
+    )
     results.update(hypersphere_metrics(test[OUTPUT_LAYER], test_labels, view_a, view_b, max_pairs, seed))
     return results
 
@@ -153,7 +158,11 @@ def hypersphere_metrics(
 
 
 def raw_pixel_baselines(
-    train_set, test_set, k: int = 5, probe_config: LinearProbeConfig | None = None, device="cpu"
+    train_set: ImageDataset,
+    test_set: ImageDataset,
+    k: int = 5,
+    probe_config: LinearProbeConfig | None = None,
+    device: Device = "cpu",
 ) -> dict[str, float]:
     """Accuracies of classifiers on flattened raw pixels scaled to [0, 1]: context for encoder results.
 
@@ -194,16 +203,16 @@ def check_protocols(protocols: Sequence[str] | str) -> tuple[str, ...]:
         ('knn',)
     """
     names = (protocols,) if isinstance(protocols, str) else tuple(protocols)
-    unknown = [name for name in names if name not in PROTOCOLS]
+    unknown = [name for name in names if name not in EVALUATION_PROTOCOLS]
     if unknown:
         raise ValueError(
-            f"protocols must be chosen from {', '.join(PROTOCOLS)}; got {protocols!r} "
+            f"protocols must be chosen from {', '.join(EVALUATION_PROTOCOLS)}; got {protocols!r} "
             f"(unknown: {', '.join(map(repr, unknown))})"
         )
     return tuple(dict.fromkeys(names))
 
 
-def labelled_part(dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def labelled_part(dataset: ImageDataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels of the labelled samples (label >= 0) of an ImageDataset.
 
     Done before feature extraction: STL-10's ``train+unlabeled`` split is
@@ -217,7 +226,9 @@ def labelled_part(dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return dataset.images[keep], dataset.labels[keep]
 
 
-def _mean_classifier_accuracy(train_z, train_labels, test_z, test_labels) -> float:
+def _mean_classifier_accuracy(
+    train_z: torch.Tensor, train_labels: torch.Tensor, test_z: torch.Tensor, test_labels: torch.Tensor
+) -> float:
     """Mean classifier on L2-normalised rows (a no-op for the output layer).
 
     On hidden layers (non-negative ReLU features) or pixels, argmax_c μ_cᵀf(x)

@@ -6,22 +6,27 @@ run in at least float32 outside autocast (:mod:`aligniform._numerics`).
 
 from .align import AlignLoss, align_loss
 from .asymptotic import AsymptoticContrastiveLoss, asymptotic_contrastive_loss
-from .contrastive import ContrastiveLoss, contrastive_loss
+from .contrastive import ContrastiveLoss, NTXentLoss, contrastive_loss, nt_xent_loss
 from .hard_contrastive import HardContrastiveLoss, hard_contrastive_loss
+from .logistic import AroraLogisticLoss, arora_logistic_loss
 from .simple import SimpleLoss, simple_loss
 from .uniform import UniformLoss, two_view_uniform_loss, uniform_loss
 
 __all__ = [
     "AlignLoss",
+    "AroraLogisticLoss",
     "AsymptoticContrastiveLoss",
     "ContrastiveLoss",
     "HardContrastiveLoss",
+    "NTXentLoss",
     "SimpleLoss",
     "UniformLoss",
     "align_loss",
+    "arora_logistic_loss",
     "asymptotic_contrastive_loss",
     "contrastive_loss",
     "hard_contrastive_loss",
+    "nt_xent_loss",
     "simple_loss",
     "two_view_uniform_loss",
     "uniform_loss",

@@ -1,55 +1,125 @@
-"""Shared plumbing for the in-batch contrastive family: inputs, logits and hard-negative masks."""
+"""Shared plumbing for the contrastive family: inputs, temperatures, and which candidates each anchor sees.
+
+Every loss of the family is a mean over anchors of a term built from the
+anchor's positive logit and a reduction over its candidates. The candidates:
+
+* ``symmetric=True`` (the papers' in-batch form): anchors x_i against
+  [y, queue] and anchors y_i against [x, queue]; the positive is the other view
+  of the same sample, every other row of the other view is a negative
+  (``batch_negatives``), and so is every queue row.
+* ``symmetric=False`` with a queue (MoCo): queries x_i against [their own key
+  y_i, queue]. The other keys of the batch are *not* negatives unless
+  ``batch_negatives=True`` asks for them (a different loss, kept as an option).
+* ``symmetric=False`` without a queue: x_i against [y] (one direction of the
+  in-batch form; CLIP's image-to-text half).
+"""
 
 from __future__ import annotations
-
-import math
 
 import torch
 
 from .._numerics import upcast
-from .._validation import check_feature_pair, check_queue
+from .._validation import check_feature_pair, check_positive, check_queue
+from ._pairwise import Mask, tiled_logsumexp
 
 
-def positive_pairs(x, y, queue, normalize: bool):
+def positive_pairs(
+    x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None, normalize: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Validate (x, y[, queue]) for losses that need in-batch negatives; upcast half precision."""
     min_rows = 1 if queue is not None else 2
     x, y = check_feature_pair(x, y, normalize=normalize, min_rows=min_rows)
     queue = check_queue(queue, x, normalize=normalize)
-    return upcast(x, y, queue)
+    x, y, queue = upcast(x, y, queue)
+    assert x is not None and y is not None
+    return x, y, queue
 
 
-def directional_similarities(x, y, queue, symmetric: bool = True):
-    """Similarity rows for each direction of the loss.
+def check_scale(value: float | torch.Tensor, name: str) -> float | torch.Tensor:
+    """A positive temperature (or uniformity scale): a number, or a 1-element tensor that may carry gradient.
 
-    Returns (N, N + K) matrices: anchors x against candidates [y, queue], and,
-    when ``symmetric``, anchors y against candidates [x, queue]. In each, column
-    i of row i is the positive pair; every other column is a negative. MoCo's
-    form is one-directional: queries x against [keys y, queue].
+    A tensor is returned as a 0-dim view of itself, so the loss is
+    differentiable in it (e.g. CLIP's ``tau = 1 / logit_scale.exp()``).
     """
-    cross = x @ y.T
-    if queue is None:
-        return (cross, cross.T) if symmetric else (cross,)
-    x_anchors = torch.cat([cross, x @ queue.T], 1)
-    return (x_anchors, torch.cat([cross.T, y @ queue.T], 1)) if symmetric else (x_anchors,)
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or not value.is_floating_point():
+            raise ValueError(
+                f"{name} must be a positive number or a one-element floating-point tensor, "
+                f"got a {value.dtype} tensor of shape {tuple(value.shape)}"
+            )
+        check_positive(float(value.detach()), name)
+        return value.reshape(())
+    return check_positive(value, name)
 
 
-def mean_over_directions(per_direction, similarities) -> torch.Tensor:
-    """The loss averaged over the directions (both for the symmetric form, one for MoCo's)."""
-    return sum(per_direction(s) for s in similarities) / len(similarities)
+def scale_value(value: float | torch.Tensor) -> float:
+    """A temperature as a Python float (for reprs), whether a number or a tensor with gradient."""
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
 
 
-def hardest_negatives_mask(similarity: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Boolean mask of each row's negatives in its upper-``fraction`` similarity quantile.
+def resolve_batch_negatives(batch_negatives: bool | None, queue: torch.Tensor | None, symmetric: bool) -> bool:
+    """The default: in-batch negatives, except in MoCo's form (one direction with a queue)."""
+    if batch_negatives is None:
+        return symmetric or queue is None
+    if not batch_negatives and queue is None:
+        raise ValueError("batch_negatives=False needs a queue: without one the anchors have no negatives")
+    return bool(batch_negatives)
 
-    Wang & Liu (2021) keep negatives with s_ik >= s_alpha^(i), the upper-alpha
-    quantile of anchor i's negative similarities: the ceil(alpha * M) largest of
-    the M negatives (plus any ties at that threshold). The positive (the
-    diagonal) is never in the mask.
+
+def negatives_per_anchor(n: int, queue: torch.Tensor | None, batch_negatives: bool) -> int:
+    """M, the number of negatives each anchor sees."""
+    return (n - 1 if batch_negatives else 0) + (0 if queue is None else queue.shape[0])
+
+
+def directions(x: torch.Tensor, y: torch.Tensor, symmetric: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(anchors, their positives' view) for each direction of the loss."""
+    return [(x, y), (y, x)] if symmetric else [(x, y)]
+
+
+def softmax_terms(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    queue: torch.Tensor | None,
+    tau: float | torch.Tensor,
+    symmetric: bool,
+    batch_negatives: bool,
+    positive_in_denominator: bool = True,
+) -> torch.Tensor:
+    """Per anchor, ``LSE over its candidates of s/tau`` minus its positive logit, all directions concatenated.
+
+    With ``positive_in_denominator`` this is each anchor's InfoNCE cross-entropy;
+    without, the log-sum-exp runs over the negatives only (the asymptotic form).
+    The symmetric in-batch part is one tiled pass giving both directions (rows
+    and columns of x yᵀ/tau); the queue part is one pass of all anchors against
+    the queue. Exact, in O(N × block) memory.
     """
-    n, m = similarity.shape
-    diagonal = torch.zeros_like(similarity, dtype=torch.bool)
-    diagonal[:, :n].fill_diagonal_(True)
-    negatives = similarity.detach().masked_fill(diagonal, -math.inf)
-    kept = max(1, math.ceil(fraction * (m - 1)))
-    threshold = negatives.topk(kept, dim=1).values[:, -1:]
-    return (negatives >= threshold) & ~diagonal
+    n = x.shape[0]
+    anchors = x / tau
+    positive = (anchors * y).sum(1)
+    parts: list[list[torch.Tensor]] = [[] for _ in range(2 if symmetric else 1)]
+    if batch_negatives:
+        mask: Mask = "none" if positive_in_denominator else "diagonal"
+        rows, columns = tiled_logsumexp(anchors, y, column_lse=symmetric, mask=mask)
+        assert rows is not None
+        parts[0].append(rows)
+        if columns is not None:
+            parts[1].append(columns)
+    elif positive_in_denominator:
+        for part in parts:
+            part.append(positive)
+    if queue is not None:
+        queue_anchors = torch.cat([anchors, y / tau]) if symmetric else anchors
+        queue_lse, _ = tiled_logsumexp(queue_anchors, queue)
+        assert queue_lse is not None
+        for part, chunk in zip(parts, queue_lse.split(n)):
+            part.append(chunk)
+    lse = torch.cat([combine_logsumexp(part) for part in parts])
+    return lse - positive.repeat(len(parts))
+
+
+def combine_logsumexp(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Elementwise log-sum-exp of a few partial log-sum-exps."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = torch.logaddexp(total, part)
+    return total

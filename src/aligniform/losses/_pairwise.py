@@ -1,39 +1,307 @@
-"""Tiled log-sum-exp of exp(-t ||x_i - x_j||²) over pairs, in O(N × block) memory.
+"""Exact pairwise log-sum-exps, tile by tile: the engine behind every pairwise loss.
 
-This is the engine behind :func:`aligniform.uniform_loss` and
-:func:`aligniform.metrics.uniformity`. The plain form
+Every loss of the contrastive family and the uniformity loss is built from
+log-sum-exps of logits ``l_ij = r_iᵀc_j`` between anchor *rows* r_i and
+candidate *columns* c_j (temperature and augmentation are folded into r and c
+by the caller, with ordinary autograd, so a learnable temperature gets its
+gradient for free). :func:`tiled_logsumexp` returns, over a chosen set of
+pairs,
 
-    torch.pdist(x).pow(2).mul(-t).exp().mean().log()
+* the row log-sum-exp ``LSE_j l_ij`` (each anchor over its candidates), and/or
+* the column log-sum-exp ``LSE_i l_ij`` (each candidate over the anchors: the
+  other direction of a symmetric loss, read from the same tiles),
 
-materialises all N(N-1)/2 distances and keeps them for backward (O(N²)
-memory), and underflows to -inf when every pair is far apart. Here:
+exactly, without ever holding the (rows × columns) matrix: it walks
+(block_rows × block_columns) tiles, one GEMM each, and keeps O(rows + columns)
+running sums. The custom backward recomputes each tile and turns it into the
+softmax weights of both directions, ``G_ij = g_i P^row_ij + h_j P^col_ij``,
+then two GEMMs per tile: ``grad r += G c`` and ``grad c += Gᵀ r``. So memory is
+O((rows + columns) × d + tile) forward and backward.
 
-* squared distances come from one GEMM per row block,
-  ||x_i - x_j||² = ||x_i||² + ||x_j||² - 2 x_iᵀx_j (exact for any vectors);
-* only the strict upper triangle j > i is visited (each pair once);
-* block results are combined with log-sum-exp, so nothing underflows;
-* backward needs the weights w_ij = exp(s_ij - LSE) (a softmax over pairs):
-  dLSE/dx_i = -2t Σ_j w_ij (x_i - x_j), accumulated tile by tile with two
-  GEMMs. When all tiles fit in ``SAVED_ELEMENTS`` the forward keeps each
-  tile's exp(s - tile max), so backward is just those GEMMs scaled by
-  exp(tile max - LSE); larger inputs recompute each tile instead and keep
-  memory at O(N × block).
+The pair set is all pairs (``mask="none"``), all but ``j = i + offset``
+(``"diagonal"``: a positive excluded), or only ``j > i + offset`` (``"upper"``:
+each unordered pair of one set once). ``offset`` is the global index of the
+first row minus that of the first column, so a process holding rows
+``[r0, r1)`` of a batch can run the same call on its own rows against all the
+(gathered) columns with ``offset = r0``; its row results are final, and its
+column results are partial log-sum-exps that combine across processes by a
+log-sum-exp all-reduce.
+
+Two speed tricks, neither changing the result beyond rounding:
+
+* **Unshifted exp.** A log-sum-exp normally subtracts a maximum before exp().
+  When every logit is known to lie in [-UNSHIFTED_LIMIT, UNSHIFTED_LIMIT] (the
+  Cauchy-Schwarz bound ``max|r| · max|c|``, e.g. unit features with tau >= 1/60
+  in float32), exp(l) can neither overflow nor underflow to zero, so a tile
+  needs one in-place exp and plain sums. Otherwise each tile subtracts its row
+  (and column) maxima and combines by log-sum-exp, which is exact for any logits.
+* **Kept tiles.** When all tiles together have at most ``SAVED_ELEMENTS``
+  elements (N ≲ 8,000 for one N × N matrix), the unshifted forward keeps its
+  exp tiles and backward skips the recomputing GEMM. Memory for this is capped
+  by the constant, never O(N²) for large N.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch.autograd.function import once_differentiable
 
+Mask = Literal["none", "diagonal", "upper"]
+
 # Elements of one (rows × columns) tile of logits. 2^20 float32 = 4 MiB: small
-# enough that the few elementwise passes per tile stay cheap, large enough that
-# each GEMM runs at full speed (measured: 2^18 to 2^20 best on 2 cores).
-# Memory is O(N × block), never O(N²).
+# enough that the elementwise passes per tile run from cache, large enough that
+# each GEMM runs at full speed (measured on 2 cores: 2^18 to 2^20 best).
 BLOCK_ELEMENTS = 1 << 20
-# Forward tiles kept for backward when they all fit: 2^26 float32 = 256 MiB (N up to ~11,500).
+# The widest column block: wider tiles make too skinny a GEMM when N is large.
+BLOCK_COLUMNS = 4096
+# Forward tiles kept for backward when they all fit: 2^26 float32 = 256 MiB.
 SAVED_ELEMENTS = 1 << 26
+# exp(l) unshifted is exact when |l| <= limit: e^60 times 2^31 terms stays below
+# float32's 3.4e38 and e^-60 above its smallest normal number; likewise 600 for float64.
+UNSHIFTED_LIMIT = {torch.float32: 60.0, torch.float64: 600.0}
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which pairs enter, how the logits are clamped, and the tile shape."""
+
+    mask: Mask = "none"
+    offset: int = 0
+    clamp_max: float | None = None
+    block_rows: int | None = None
+    block_columns: int | None = None
+
+
+@dataclass(frozen=True)
+class _Tile:
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+
+
+def _tile_shape(layout: _Layout, n_columns: int) -> tuple[int, int]:
+    columns = layout.block_columns or max(1, min(n_columns, BLOCK_COLUMNS))
+    rows = layout.block_rows or max(1, BLOCK_ELEMENTS // columns)
+    return max(1, int(rows)), max(1, int(columns))
+
+
+def _tiles(layout: _Layout, n_rows: int, n_columns: int) -> Iterator[_Tile]:
+    """The tiles covering every allowed pair (tiles with none are skipped)."""
+    block_rows, block_columns = _tile_shape(layout, n_columns)
+    for r0 in range(0, n_rows, block_rows):
+        r1 = min(r0 + block_rows, n_rows)
+        # In "upper" mode row r0 pairs only with columns after r0 + offset.
+        first = max(0, r0 + layout.offset + 1) if layout.mask == "upper" else 0
+        for c0 in range(first, n_columns, block_columns):
+            yield _Tile(r0, r1, c0, min(c0 + block_columns, n_columns))
+
+
+def _logits(rows: torch.Tensor, columns: torch.Tensor, layout: _Layout, tile: _Tile) -> torch.Tensor:
+    """r_iᵀc_j for the tile, clamped if asked, with excluded pairs at -inf."""
+    logits = rows[tile.r0 : tile.r1] @ columns[tile.c0 : tile.c1].T
+    if layout.clamp_max is not None:
+        logits.clamp_max_(layout.clamp_max)
+    # Local entry (a, b) is global pair (r0 + a, c0 + b); the excluded pairs have b - a <= k (or == k).
+    k = tile.r0 + layout.offset - tile.c0
+    if layout.mask == "diagonal":
+        logits.diagonal(k).fill_(-math.inf)
+    elif layout.mask == "upper" and k > -logits.shape[0]:  # some entry of the tile has b - a <= k
+        lower = torch.ones(logits.shape, dtype=torch.bool, device=logits.device).tril_(k)
+        logits.masked_fill_(lower, -math.inf)
+    return logits
+
+
+def _unshifted_is_safe(rows: torch.Tensor, columns: torch.Tensor) -> bool:
+    """Whether every logit provably lies within ±UNSHIFTED_LIMIT (one GPU sync)."""
+    limit = UNSHIFTED_LIMIT.get(rows.dtype)
+    if limit is None or rows.shape[0] == 0 or columns.shape[0] == 0:
+        return False
+    bound = torch.linalg.vector_norm(rows, dim=1).amax() * torch.linalg.vector_norm(columns, dim=1).amax()
+    return float(bound) <= limit
+
+
+def _finite_or_zero(values: torch.Tensor) -> torch.Tensor:
+    return torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+
+
+def _tile_logsumexp(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """Shifted log-sum-exp along ``dim``; -inf for an all-excluded line."""
+    peak = _finite_or_zero(logits.amax(dim, keepdim=True))
+    return (logits - peak).exp_().sum(dim).log_().add_(peak.squeeze(dim))
+
+
+def _softmax_scale(grad: torch.Tensor | None, lse: torch.Tensor) -> torch.Tensor | None:
+    """Grad · exp(-LSE): turns exp(l) into the gradient-weighted softmax; 0 where nothing was summed."""
+    if grad is None:
+        return None
+    return torch.where(torch.isfinite(lse), grad * torch.exp(-lse), torch.zeros_like(lse))
+
+
+def tiled_logsumexp(
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    *,
+    row_lse: bool = True,
+    column_lse: bool = False,
+    mask: Mask = "none",
+    offset: int = 0,
+    clamp_max: float | None = None,
+    block_rows: int | None = None,
+    block_columns: int | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Row and/or column log-sum-exps of ``rows @ columns.T`` over a pair set, in O(N × block) memory.
+
+    Differentiable in ``rows`` and ``columns`` (custom backward, recomputing tiles).
+
+    Args:
+        rows: (n, e) anchor vectors (temperature etc. already folded in).
+        columns: (m, e) candidate vectors, same dtype and device.
+        row_lse: return ``LSE_j l_ij`` over each row's allowed pairs (-inf for a row with none).
+        column_lse: return ``LSE_i l_ij`` over each column's allowed pairs.
+        mask: ``"none"`` (all pairs), ``"diagonal"`` (all but j = i + offset) or
+            ``"upper"`` (only j > i + offset).
+        offset: global index of row 0 minus that of column 0, for the masks.
+        clamp_max: clamp each logit at this value first (uniformity: -t·d² <= 0).
+        block_rows: rows per tile (default: ``BLOCK_ELEMENTS / block_columns``).
+        block_columns: columns per tile (default: all, up to ``BLOCK_COLUMNS``).
+
+    Returns:
+        ``(row LSE of shape (n,) or None, column LSE of shape (m,) or None)``.
+
+    Examples:
+        >>> import torch
+        >>> r, c = torch.randn(5, 3, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64)
+        >>> rows, cols = tiled_logsumexp(r, c, column_lse=True, block_rows=2, block_columns=3)
+        >>> torch.allclose(rows, torch.logsumexp(r @ c.T, 1)), torch.allclose(cols, torch.logsumexp(r @ c.T, 0))
+        (True, True)
+    """
+    if rows.dim() != 2 or columns.dim() != 2 or rows.shape[1] != columns.shape[1]:
+        shapes = f"{tuple(rows.shape)} and {tuple(columns.shape)}"
+        raise ValueError(f"rows and columns must be (n, e) and (m, e) matrices, got {shapes}")
+    if mask not in ("none", "diagonal", "upper"):
+        raise ValueError(f"mask must be 'none', 'diagonal' or 'upper', got {mask!r}")
+    layout = _Layout(mask, int(offset), clamp_max, block_rows, block_columns)
+    row_values, column_values = _TiledLogSumExp.apply(rows, columns, layout, bool(row_lse), bool(column_lse))
+    return (row_values if row_lse else None), (column_values if column_lse else None)
+
+
+class _TiledLogSumExp(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, rows: torch.Tensor, columns: torch.Tensor, layout: _Layout, want_rows: bool, want_columns: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.set_materialize_grads(False)
+        n, m = rows.shape[0], columns.shape[0]
+        with torch.no_grad():
+            tiles = list(_tiles(layout, n, m))
+            fast = _unshifted_is_safe(rows, columns)
+            keep = fast and sum((t.r1 - t.r0) * (t.c1 - t.c0) for t in tiles) <= SAVED_ELEMENTS
+            kept: list[torch.Tensor] = []
+            if fast:
+                row_sum, column_sum = rows.new_zeros(n), rows.new_zeros(m)
+            else:
+                row_out, column_out = rows.new_full((n,), -math.inf), rows.new_full((m,), -math.inf)
+            for tile in tiles:
+                logits = _logits(rows, columns, layout, tile)
+                if fast:
+                    exp = logits.exp_()
+                    if want_rows:
+                        row_sum[tile.r0 : tile.r1] += exp.sum(1)
+                    if want_columns:
+                        column_sum[tile.c0 : tile.c1] += exp.sum(0)
+                    if keep:
+                        kept.append(exp)
+                    continue
+                if want_rows:
+                    part = row_out[tile.r0 : tile.r1]
+                    torch.logaddexp(part, _tile_logsumexp(logits, 1), out=part)
+                if want_columns:
+                    part = column_out[tile.c0 : tile.c1]
+                    torch.logaddexp(part, _tile_logsumexp(logits, 0), out=part)
+            if fast:
+                row_out, column_out = row_sum.log_(), column_sum.log_()
+        ctx.save_for_backward(rows, columns, row_out, column_out)
+        ctx.layout, ctx.fast, ctx.kept = layout, fast, (kept if keep else None)
+        if not want_rows:
+            ctx.mark_non_differentiable(row_out)
+        if not want_columns:
+            ctx.mark_non_differentiable(column_out)
+        return row_out, column_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, grad_row: torch.Tensor | None, grad_column: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        rows, columns, row_out, column_out = ctx.saved_tensors
+        need_rows, need_columns = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_rows = torch.zeros_like(rows) if need_rows else None
+        grad_columns = torch.zeros_like(columns) if need_columns else None
+        if (grad_row is None and grad_column is None) or not (need_rows or need_columns):
+            return grad_rows, grad_columns, None, None, None
+        # In the unshifted form d(loss)/d(l_ij) = exp(l_ij) · (a_i + b_j).
+        a = _softmax_scale(grad_row, row_out) if ctx.fast else None
+        b = _softmax_scale(grad_column, column_out) if ctx.fast else None
+        for index, tile in enumerate(_tiles(ctx.layout, rows.shape[0], columns.shape[0])):
+            r, c = rows[tile.r0 : tile.r1], columns[tile.c0 : tile.c1]
+            a_tile = None if a is None else a[tile.r0 : tile.r1, None]
+            b_tile = None if b is None else b[tile.c0 : tile.c1, None]
+            if ctx.kept is not None:
+                exp = ctx.kept[index]
+            elif ctx.fast:
+                exp = _logits(rows, columns, ctx.layout, tile).exp_()
+            else:
+                # Shifted: the two directions need their own normalisers, so form G directly.
+                logits = _logits(rows, columns, ctx.layout, tile)
+                weights = torch.zeros_like(logits)
+                if grad_row is not None:
+                    weights += (logits - _finite_or_zero(row_out[tile.r0 : tile.r1, None])).exp_() * grad_row[
+                        tile.r0 : tile.r1, None
+                    ]
+                if grad_column is not None:
+                    weights += (logits - _finite_or_zero(column_out[tile.c0 : tile.c1])).exp_() * grad_column[
+                        None, tile.c0 : tile.c1
+                    ]
+                _accumulate(grad_rows, grad_columns, weights, r, c, tile)
+                continue
+            if a_tile is not None and b_tile is not None:
+                _accumulate(grad_rows, grad_columns, exp * (a_tile + b_tile.T), r, c, tile)
+            elif a_tile is not None:
+                # G = diag(a) E: scale the thin GEMM operands/results instead of the tile.
+                if grad_rows is not None:
+                    grad_rows[tile.r0 : tile.r1] += a_tile * (exp @ c)
+                if grad_columns is not None:
+                    grad_columns[tile.c0 : tile.c1].addmm_(exp.T, a_tile * r)
+            elif b_tile is not None:
+                if grad_rows is not None:
+                    grad_rows[tile.r0 : tile.r1].addmm_(exp, b_tile * c)
+                if grad_columns is not None:
+                    grad_columns[tile.c0 : tile.c1] += b_tile * (exp.T @ r)
+        return grad_rows, grad_columns, None, None, None
+
+
+def _accumulate(
+    grad_rows: torch.Tensor | None,
+    grad_columns: torch.Tensor | None,
+    weights: torch.Tensor,
+    r: torch.Tensor,
+    c: torch.Tensor,
+    tile: _Tile,
+) -> None:
+    """Grad r += G c and grad c += Gᵀ r for one tile's logit gradients G."""
+    if grad_rows is not None:
+        grad_rows[tile.r0 : tile.r1].addmm_(weights, c)
+    if grad_columns is not None:
+        grad_columns[tile.c0 : tile.c1].addmm_(weights.T, r)
+
+
+# ---------------------------------------------------------------- uniformity
 
 
 def pair_count(n: int, queue_size: int, intra_batch: bool) -> int:
@@ -41,13 +309,7 @@ def pair_count(n: int, queue_size: int, intra_batch: bool) -> int:
     return n * queue_size + (n * (n - 1) // 2 if intra_batch else 0)
 
 
-def _rows_per_block(n_columns: int, block_rows: int | None) -> int:
-    if block_rows is not None:
-        return max(1, int(block_rows))
-    return max(8, BLOCK_ELEMENTS // max(1, n_columns))
-
-
-def _as_rows(x: torch.Tensor, t: float) -> torch.Tensor:
+def _as_rows(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
     """[2t·x, -t||x||², -t]: its product with :func:`_as_columns` of c is -t ||x - c||²."""
     ones = torch.ones_like(x[:, :1])
     return torch.cat([2 * t * x, -t * x.pow(2).sum(1, keepdim=True), -t * ones], 1)
@@ -58,121 +320,40 @@ def _as_columns(c: torch.Tensor) -> torch.Tensor:
     return torch.cat([c, torch.ones_like(c[:, :1]), c.pow(2).sum(1, keepdim=True)], 1)
 
 
-def _blocks(n: int, queue_size: int, intra_batch: bool, block_rows: int | None):
-    """Yield (start, stop, kind) tiles: "batch" tiles pair rows start:stop with x[start:]
-    (strict upper triangle), "queue" tiles pair them with the whole queue.
-    """
-    if intra_batch and n > 1:
-        rows = _rows_per_block(n, block_rows)
-        for start in range(0, n - 1, rows):
-            yield start, min(start + rows, n), "batch"
-    if queue_size:
-        rows = _rows_per_block(queue_size, block_rows)
-        for start in range(0, n, rows):
-            yield start, min(start + rows, n), "queue"
-
-
-class _Tiles:
-    """Augmented copies of x (and the queue) plus the tile logic, shared by forward and backward."""
-
-    def __init__(self, x, queue, t, intra_batch, block_rows):
-        self.rows = _as_rows(x, t)
-        self.columns = _as_columns(x)
-        self.queue_columns = None if queue is None else _as_columns(queue)
-        queue_size = 0 if queue is None else queue.shape[0]
-        self.blocks = list(_blocks(x.shape[0], queue_size, intra_batch, block_rows))
-
-    def total_elements(self, n: int) -> int:
-        """Elements of all tiles together (what keeping them for backward would cost)."""
-        widths = {"batch": lambda start: n - start, "queue": lambda start: self.queue_columns.shape[0]}
-        return sum((stop - start) * widths[kind](start) for start, stop, kind in self.blocks)
-
-    def columns_of(self, start, kind):
-        return self.columns[start:] if kind == "batch" else self.queue_columns
-
-    def logits(self, start, stop, kind, shift=None) -> torch.Tensor:
-        """-t ||x_i - c||² (minus ``shift``) for the tile; masked pairs are -inf."""
-        logits = self.rows[start:stop] @ self.columns_of(start, kind).T
-        logits.clamp_max_(0)  # a squared distance is never negative, whatever the rounding
-        if shift is not None:
-            logits.sub_(shift)
-        if kind == "batch":
-            size = stop - start
-            upper = torch.ones(size, size, dtype=torch.bool, device=logits.device).tril_()
-            logits[:, :size].masked_fill_(upper, -math.inf)
-        return logits
-
-
 def pairwise_logsumexp(
     x: torch.Tensor,
-    t: float,
+    t: float | torch.Tensor,
     queue: torch.Tensor | None = None,
     intra_batch: bool = True,
     block_rows: int | None = None,
 ) -> torch.Tensor:
-    """Log Σ exp(-t ||a - b||²) over the pairs of :func:`pair_count`, differentiable in x.
+    """Log Σ exp(-t ||a - b||²) over the pairs of :func:`pair_count`, differentiable in x (and t).
+
+    One GEMM per tile gives -t||a - b||² directly from the augmented vectors of
+    :func:`_as_rows` and :func:`_as_columns`; the batch pairs are the "upper"
+    tiles (each i < j once), the queue pairs a plain rectangle.
 
     Args:
         x: (N, d) features (already validated).
-        t: positive scale.
+        t: positive scale, a float or a 0-dim tensor (learnable).
         queue: optional (K, d) features without gradient.
         intra_batch: include the i < j pairs of x.
-        block_rows: rows per tile (default: sized so a tile has ~256K elements).
+        block_rows: rows per tile.
 
     Returns:
         A 0-dim tensor (the log of the SUM over pairs, not the mean).
     """
-    return _PairwiseLogSumExp.apply(x, queue, float(t), bool(intra_batch), block_rows)
-
-
-class _PairwiseLogSumExp(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, queue, t, intra_batch, block_rows):
-        with torch.no_grad():
-            tiles = _Tiles(x, queue, t, intra_batch, block_rows)
-            keep = tiles.total_elements(x.shape[0]) <= SAVED_ELEMENTS
-            maxima, sums, kept = [], [], []
-            for block in tiles.blocks:
-                logits = tiles.logits(*block)
-                peak = logits.max()  # finite: every tile holds at least one pair
-                exp = logits.sub_(peak).exp_()
-                maxima.append(peak)
-                sums.append(exp.sum())
-                if keep:
-                    kept.append(exp)
-            maxima, sums = torch.stack(maxima), torch.stack(sums)
-            lse = torch.logsumexp(maxima + sums.log(), 0)
-        ctx.save_for_backward(x, queue if queue is not None else torch.empty(0), lse, maxima)
-        ctx.kept = kept if keep else None
-        ctx.has_queue = queue is not None
-        ctx.options = (t, intra_batch, block_rows)
-        return lse
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        x, queue, lse, maxima = ctx.saved_tensors
-        t, intra_batch, block_rows = ctx.options
-        tiles = _Tiles(x, queue if ctx.has_queue else None, t, intra_batch, block_rows)
-        # [x, 1]: one GEMM with the weights gives both W @ c and the row sums of W.
-        x_ones = torch.cat([x, torch.ones_like(x[:, :1])], 1)
-        queue_ones = torch.cat([queue, torch.ones_like(queue[:, :1])], 1) if ctx.has_queue else None
-        grad = torch.zeros_like(x)
-        d = x.shape[1]
-        for index, (start, stop, kind) in enumerate(tiles.blocks):
-            if ctx.kept is not None:
-                # Softmax weights = exp(s - tile max) * exp(tile max - LSE): scale the small GEMM results.
-                weights, scale = ctx.kept[index], torch.exp(maxima[index] - lse)
-            else:
-                weights, scale = tiles.logits(start, stop, kind, shift=lse).exp_(), None
-            columns = x_ones[start:] if kind == "batch" else queue_ones
-            pulled = weights @ columns  # [W @ c, W 1]
-            pushed = weights.T @ x_ones[start:stop] if kind == "batch" else None  # [Wᵀ @ r, Wᵀ 1]
-            if scale is not None:
-                pulled.mul_(scale)
-                pushed = None if pushed is None else pushed.mul_(scale)
-            # d(-t||r - c||²)/dr = -2t (r - c), weighted by each pair's softmax weight.
-            grad[start:stop] += pulled[:, d:] * x[start:stop] - pulled[:, :d]
-            if pushed is not None:
-                grad[start:] += pushed[:, d:] * x[start:] - pushed[:, :d]
-        return grad.mul_(-2 * t * grad_output), None, None, None, None
+    rows = _as_rows(x, t)
+    parts = []
+    if intra_batch and x.shape[0] > 1:
+        lse, _ = tiled_logsumexp(rows, _as_columns(x), mask="upper", clamp_max=0.0, block_rows=block_rows)
+        assert lse is not None
+        # The last row has no j > i: its -inf gets zero weight, but keep it out of the graph.
+        parts.append(torch.logsumexp(lse[:-1], 0))
+    if queue is not None:
+        lse, _ = tiled_logsumexp(rows, _as_columns(queue.detach()), clamp_max=0.0, block_rows=block_rows)
+        assert lse is not None
+        parts.append(torch.logsumexp(lse, 0))
+    if not parts:
+        raise ValueError("no pairs: uniformity needs N >= 2 or a queue")
+    return parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts), 0)

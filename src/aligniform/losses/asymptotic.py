@@ -8,18 +8,26 @@ import torch
 from torch import nn
 
 from .._numerics import full_precision
-from .._validation import check_positive
-from ._pairs import positive_pairs
-
-
-def _log_mean_exp_negatives(similarity: torch.Tensor, tau: float) -> torch.Tensor:
-    n = similarity.shape[0]
-    logits = (similarity / tau).masked_fill(torch.eye(n, dtype=torch.bool, device=similarity.device), -math.inf)
-    return torch.logsumexp(logits, 1) - math.log(n - 1)
+from ._pairs import (
+    check_scale,
+    negatives_per_anchor,
+    positive_pairs,
+    resolve_batch_negatives,
+    scale_value,
+    softmax_terms,
+)
 
 
 @full_precision
-def asymptotic_contrastive_loss(x: torch.Tensor, y: torch.Tensor, tau: float, normalize: bool = False) -> torch.Tensor:
+def asymptotic_contrastive_loss(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    tau: float | torch.Tensor,
+    normalize: bool = False,
+    queue: torch.Tensor | None = None,
+    symmetric: bool = True,
+    batch_negatives: bool | None = None,
+) -> torch.Tensor:
     """The M → ∞ limit of ``contrastive_loss - log M``, estimated on a batch.
 
     Theorem 1 of Wang & Isola (2020): as the number of negatives M grows,
@@ -32,13 +40,19 @@ def asymptotic_contrastive_loss(x: torch.Tensor, y: torch.Tensor, tau: float, no
     (j != i) as independent draws x⁻: ``mean_i log mean_{j≠i} exp(x_iᵀy_j / tau)``,
     and it is averaged with the same term for anchors y_i against x_j (j != i),
     to match the symmetric :func:`contrastive_loss`. The positive itself never
-    enters the second term.
+    enters the second term. With a ``queue`` its rows are further draws x⁻
+    (and, in MoCo's form ``symmetric=False``, the only ones unless
+    ``batch_negatives=True``), exactly as the negatives of :func:`contrastive_loss`.
+    Exact, tile by tile, in O(N × block) memory.
 
     Args:
         x: (N, d) L2-normalised first views, N >= 2.
         y: (N, d) L2-normalised second views.
-        tau: positive temperature.
+        tau: positive temperature (a number or a 0-dim tensor with gradient).
         normalize: L2-normalise the inputs first.
+        queue: optional (K, d) extra negatives (no gradient).
+        symmetric: both directions; ``False``: anchors x only.
+        batch_negatives: as in :func:`contrastive_loss`.
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -46,24 +60,39 @@ def asymptotic_contrastive_loss(x: torch.Tensor, y: torch.Tensor, tau: float, no
         >>> x, y = F.normalize(torch.randn(2, 64, 16), dim=-1)
         >>> loss = asymptotic_contrastive_loss(x, y, tau=0.5)
     """
-    tau = check_positive(tau, "tau")
-    x, y, _ = positive_pairs(x, y, None, normalize)
-    similarity = x @ y.T
-    alignment_term = -(x * y).sum(1).mean() / tau
-    uniformity_term = (_log_mean_exp_negatives(similarity, tau) + _log_mean_exp_negatives(similarity.T, tau)).mean() / 2
-    return alignment_term + uniformity_term
+    tau = check_scale(tau, "tau")
+    x, y, queue = positive_pairs(x, y, queue, normalize)
+    batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
+    negatives = negatives_per_anchor(x.shape[0], queue, batch_negatives)
+    terms = softmax_terms(x, y, queue, tau, symmetric, batch_negatives, positive_in_denominator=False)
+    return terms.mean() - math.log(negatives)
 
 
 class AsymptoticContrastiveLoss(nn.Module):
-    """Module form of :func:`asymptotic_contrastive_loss`."""
+    """Module form of :func:`asymptotic_contrastive_loss`.
 
-    def __init__(self, tau: float, normalize: bool = False):
+    Examples:
+        >>> import torch, torch.nn.functional as F
+        >>> from aligniform import AsymptoticContrastiveLoss
+        >>> x, y = F.normalize(torch.randn(2, 64, 16), dim=-1)
+        >>> loss = AsymptoticContrastiveLoss(tau=0.5)(x, y)
+    """
+
+    def __init__(self, tau: float | torch.Tensor, normalize: bool = False) -> None:
         super().__init__()
-        self.tau = check_positive(tau, "tau")
+        checked = check_scale(tau, "tau")
+        self.tau = tau if isinstance(tau, torch.Tensor) else checked
         self.normalize = normalize
 
-    def forward(self, x, y):
-        return asymptotic_contrastive_loss(x, y, self.tau, self.normalize)
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        queue: torch.Tensor | None = None,
+        symmetric: bool = True,
+        batch_negatives: bool | None = None,
+    ) -> torch.Tensor:
+        return asymptotic_contrastive_loss(x, y, self.tau, self.normalize, queue, symmetric, batch_negatives)
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau:g}"
+        return f"tau={scale_value(self.tau):g}"

@@ -1,40 +1,53 @@
-"""Symmetric in-batch InfoNCE, the contrastive baseline of Wang & Isola (2020)."""
+"""InfoNCE: the symmetric in-batch form of Wang & Isola (2020), MoCo's form, and SimCLR's NT-Xent."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._numerics import full_precision
-from .._validation import check_positive
-from ._pairs import directional_similarities, mean_over_directions, positive_pairs
+from ._pairs import check_scale, positive_pairs, resolve_batch_negatives, scale_value, softmax_terms
+from ._pairwise import tiled_logsumexp
 
 
 @full_precision
 def contrastive_loss(
     x: torch.Tensor,
     y: torch.Tensor,
-    tau: float = 0.1,
+    tau: float | torch.Tensor = 0.1,
     queue: torch.Tensor | None = None,
     normalize: bool = False,
     symmetric: bool = True,
+    batch_negatives: bool | None = None,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE over a batch of positive pairs.
+    """InfoNCE over a batch of positive pairs: symmetric in-batch, or MoCo's form with a queue.
 
-    For anchor x_i the positive is y_i and the negatives are y_j (j != i) and
-    every queue row; the same with x and y swapped. Logits are uᵀv / tau and the
-    loss is the mean of the 2N cross-entropy terms
-    ``-log exp(s_ii/tau) / (exp(s_ii/tau) + Σ_neg exp(s_neg/tau))``.
+    Each anchor's term is ``-log exp(s_pos/tau) / Σ_candidates exp(s/tau)``
+    (logits uᵀv / tau); the loss is the mean over anchors. Candidates:
+
+    * ``symmetric=True`` (default, the paper's baseline): anchor x_i against
+      [y, queue] (positive y_i, negatives y_j for j != i and every queue row),
+      and anchor y_i against [x, queue]; the mean of the 2N terms.
+    * ``symmetric=False`` with a ``queue`` (MoCo, x = queries, y = keys): query
+      x_i against [its own key y_i, queue], as in MoCo and Wang & Isola's
+      MoCo code. ``batch_negatives=True`` adds the other keys of the batch as
+      negatives (a different loss, not MoCo's).
+    * ``symmetric=False`` without a queue: x_i against [y], one direction only.
+
+    Same-view rows (x_j for anchor x_i) are never negatives here; that is
+    :func:`nt_xent_loss`. Computed exactly, tile by tile, in O(N × block) memory
+    forward and backward; the two directions come from the same tiles.
 
     Args:
-        x: (N, d) L2-normalised features of the first views.
-        y: (N, d) L2-normalised features of the second views.
-        tau: positive temperature.
-        queue: optional (K, d) extra negatives for every anchor (MoCo); no gradient.
+        x: (N, d) L2-normalised features of the first views (MoCo: queries).
+        y: (N, d) L2-normalised features of the second views (MoCo: keys).
+        tau: positive temperature: a number or a 0-dim tensor with gradient
+            (learnable, e.g. ``1 / logit_scale.exp()`` as in CLIP).
+        queue: optional (K, d) extra negatives for every anchor; no gradient.
         normalize: L2-normalise the inputs first instead of requiring unit norm.
-        symmetric: average both directions (the paper's form); ``False`` keeps only
-            anchors x against [y, queue], MoCo's form (x = queries, y = keys).
+        symmetric: average both directions; ``False``: anchors x only.
+        batch_negatives: whether the other samples of the batch are negatives.
+            Default: yes, except in MoCo's form (``symmetric=False`` with a queue).
 
     Returns:
         Scalar tensor.
@@ -45,16 +58,58 @@ def contrastive_loss(
         >>> x = F.normalize(torch.randn(32, 16), dim=1)
         >>> y = F.normalize(x + 0.1 * torch.randn(32, 16), dim=1)
         >>> loss = contrastive_loss(x, y, tau=0.5)
+        >>> logit_scale = torch.tensor(2.0, requires_grad=True)  # a learnable temperature
+        >>> contrastive_loss(x, y, tau=1 / logit_scale.exp()).backward()
+        >>> logit_scale.grad is not None
+        True
     """
-    tau = check_positive(tau, "tau")
+    tau = check_scale(tau, "tau")
     x, y, queue = positive_pairs(x, y, queue, normalize)
-    targets = torch.arange(x.shape[0], device=x.device)
-    similarities = directional_similarities(x, y, queue, symmetric)
-    return mean_over_directions(lambda s: F.cross_entropy(s / tau, targets), similarities)
+    batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
+    return softmax_terms(x, y, queue, tau, symmetric, batch_negatives).mean()
+
+
+@full_precision
+def nt_xent_loss(
+    x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor = 0.1, normalize: bool = False
+) -> torch.Tensor:
+    """NT-Xent of SimCLR (Chen et al. 2020): each of the 2N views against all 2N - 1 others.
+
+    With z = [x; y], anchor z_a's positive is its other view and its
+    denominator runs over every other view, same-view ones included: 2N - 2
+    negatives, against N - 1 in :func:`contrastive_loss`. The loss is the mean
+    over the 2N anchors. Computed on the upper triangle of z zᵀ only (each pair
+    once, both anchors' log-sum-exps from the same tile), exactly, in
+    O(N × block) memory.
+
+    Args:
+        x: (N, d) L2-normalised first views, N >= 2.
+        y: (N, d) L2-normalised second views.
+        tau: positive temperature (a number or a 0-dim tensor with gradient).
+        normalize: L2-normalise the inputs first.
+
+    Examples:
+        >>> import torch, torch.nn.functional as F
+        >>> from aligniform.losses import nt_xent_loss
+        >>> x, y = F.normalize(torch.randn(2, 64, 16), dim=-1)
+        >>> loss = nt_xent_loss(x, y, tau=0.5)
+    """
+    tau = check_scale(tau, "tau")
+    x, y, _ = positive_pairs(x, y, None, normalize)
+    z = torch.cat([x, y])
+    anchors = z / tau
+    rows, columns = tiled_logsumexp(anchors, z, column_lse=True, mask="upper")
+    assert rows is not None and columns is not None
+    # Anchor a's pairs b > a came in as its row, b < a as its column.
+    lse = torch.logaddexp(rows, columns)
+    positive = (anchors[: x.shape[0]] * y).sum(1)
+    return (lse - positive.repeat(2)).mean()
 
 
 class ContrastiveLoss(nn.Module):
     """Module form of :func:`contrastive_loss`.
+
+    ``tau`` may be an ``nn.Parameter`` (0-dim): it is then registered and learnt.
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -63,13 +118,44 @@ class ContrastiveLoss(nn.Module):
         >>> loss = ContrastiveLoss(tau=0.2)(x, y)
     """
 
-    def __init__(self, tau: float = 0.1, normalize: bool = False):
+    def __init__(self, tau: float | torch.Tensor = 0.1, normalize: bool = False) -> None:
         super().__init__()
-        self.tau = check_positive(tau, "tau")
+        checked = check_scale(tau, "tau")
+        self.tau = tau if isinstance(tau, torch.Tensor) else checked
         self.normalize = normalize
 
-    def forward(self, x, y, queue=None, symmetric: bool = True):
-        return contrastive_loss(x, y, self.tau, queue, self.normalize, symmetric)
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        queue: torch.Tensor | None = None,
+        symmetric: bool = True,
+        batch_negatives: bool | None = None,
+    ) -> torch.Tensor:
+        return contrastive_loss(x, y, self.tau, queue, self.normalize, symmetric, batch_negatives)
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau:g}"
+        return f"tau={scale_value(self.tau):g}"
+
+
+class NTXentLoss(nn.Module):
+    """Module form of :func:`nt_xent_loss`.
+
+    Examples:
+        >>> import torch, torch.nn.functional as F
+        >>> from aligniform.losses import NTXentLoss
+        >>> x, y = F.normalize(torch.randn(2, 32, 16), dim=-1)
+        >>> loss = NTXentLoss(tau=0.2)(x, y)
+    """
+
+    def __init__(self, tau: float | torch.Tensor = 0.1, normalize: bool = False) -> None:
+        super().__init__()
+        checked = check_scale(tau, "tau")
+        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.normalize = normalize
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nt_xent_loss(x, y, self.tau, self.normalize)
+
+    def extra_repr(self) -> str:
+        return f"tau={scale_value(self.tau):g}"

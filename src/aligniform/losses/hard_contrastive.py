@@ -2,51 +2,54 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from .._numerics import full_precision
-from .._validation import check_fraction, check_positive
-from ._pairs import directional_similarities, hardest_negatives_mask, mean_over_directions, positive_pairs
-
-
-def _hard_infonce(similarity: torch.Tensor, tau: float, alpha: float) -> torch.Tensor:
-    n = similarity.shape[0]
-    positive = similarity.diagonal()
-    keep = hardest_negatives_mask(similarity, alpha)
-    keep[:, :n].fill_diagonal_(True)  # the positive stays in the denominator
-    logits = (similarity / tau).masked_fill(~keep, -math.inf)
-    return (torch.logsumexp(logits, 1) - positive / tau).mean()
+from .._validation import check_fraction
+from ._hard import hardest_logsumexp, kept_negatives
+from ._pairs import (
+    check_scale,
+    directions,
+    negatives_per_anchor,
+    positive_pairs,
+    resolve_batch_negatives,
+    scale_value,
+    softmax_terms,
+)
 
 
 @full_precision
 def hard_contrastive_loss(
     x: torch.Tensor,
     y: torch.Tensor,
-    tau: float,
+    tau: float | torch.Tensor,
     alpha: float,
     queue: torch.Tensor | None = None,
     normalize: bool = False,
     symmetric: bool = True,
+    batch_negatives: bool | None = None,
 ) -> torch.Tensor:
     """InfoNCE whose denominator keeps only each anchor's hardest negatives.
 
-    For anchor i with negative similarities s_ik, only the negatives with
-    s_ik >= s_alpha^(i) (its upper-``alpha`` quantile: the ceil(alpha·M) most
-    similar of M negatives) enter ``-log exp(s_ii/tau) / (exp(s_ii/tau) + Σ_kept exp(s_ik/tau))``.
-    Symmetric like :func:`contrastive_loss` (x anchors against y, and y against
-    x); with ``alpha = 1`` the two losses are equal.
+    For anchor i with M negative similarities s_ik, only the negatives with
+    s_ik >= s_alpha^(i) (its upper-``alpha`` quantile: the ``ceil(alpha·M)`` most
+    similar, computed exactly, plus ties at the threshold) enter
+    ``-log exp(s_ii/tau) / (exp(s_ii/tau) + Σ_kept exp(s_ik/tau))``. The
+    candidates are those of :func:`contrastive_loss` (symmetric in-batch, or
+    MoCo's [own key, queue] with ``symmetric=False`` and a queue); with
+    ``alpha = 1`` the two losses are equal. Exact, block of rows by block of
+    rows, in O(N × block) memory.
 
     Args:
-        x: (N, d) L2-normalised first views.
-        y: (N, d) L2-normalised second views.
-        tau: positive temperature.
+        x: (N, d) L2-normalised first views (MoCo: queries).
+        y: (N, d) L2-normalised second views (MoCo: keys).
+        tau: positive temperature (a number or a 0-dim tensor with gradient).
         alpha: fraction of negatives kept, in (0, 1].
         queue: optional (K, d) extra negatives (no gradient).
         normalize: L2-normalise the inputs first.
-        symmetric: both directions; ``False``: queries x only (MoCo).
+        symmetric: both directions; ``False``: queries x only.
+        batch_negatives: as in :func:`contrastive_loss`.
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -54,11 +57,24 @@ def hard_contrastive_loss(
         >>> x, y = F.normalize(torch.randn(2, 64, 16), dim=-1)
         >>> loss = hard_contrastive_loss(x, y, tau=0.5, alpha=0.1)
     """
-    tau = check_positive(tau, "tau")
+    tau = check_scale(tau, "tau")
     alpha = check_fraction(alpha, "alpha")
     x, y, queue = positive_pairs(x, y, queue, normalize)
-    similarities = directional_similarities(x, y, queue, symmetric)
-    return mean_over_directions(lambda s: _hard_infonce(s, tau, alpha), similarities)
+    batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
+    total = negatives_per_anchor(x.shape[0], queue, batch_negatives)
+    kept = kept_negatives(alpha, total)
+    if kept >= total:  # every negative kept: exactly the contrastive loss
+        return softmax_terms(x, y, queue, tau, symmetric, batch_negatives).mean()
+    terms = []
+    for anchors, others in directions(x, y, symmetric):
+        anchors = anchors / tau
+        positive = (anchors * others).sum(1)
+        candidates = [others] if batch_negatives else []
+        candidates += [] if queue is None else [queue]
+        columns = candidates[0] if len(candidates) == 1 else torch.cat(candidates)
+        negatives = hardest_logsumexp(anchors, columns, kept, 0 if batch_negatives else None)
+        terms.append(torch.logaddexp(positive, negatives) - positive)
+    return torch.cat(terms).mean()
 
 
 class HardContrastiveLoss(nn.Module):
@@ -71,14 +87,22 @@ class HardContrastiveLoss(nn.Module):
         >>> loss = HardContrastiveLoss(tau=0.5, alpha=0.1)(x, y)
     """
 
-    def __init__(self, tau: float, alpha: float, normalize: bool = False):
+    def __init__(self, tau: float | torch.Tensor, alpha: float, normalize: bool = False) -> None:
         super().__init__()
-        self.tau = check_positive(tau, "tau")
+        checked = check_scale(tau, "tau")
+        self.tau = tau if isinstance(tau, torch.Tensor) else checked
         self.alpha = check_fraction(alpha, "alpha")
         self.normalize = normalize
 
-    def forward(self, x, y, queue=None, symmetric: bool = True):
-        return hard_contrastive_loss(x, y, self.tau, self.alpha, queue, self.normalize, symmetric)
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        queue: torch.Tensor | None = None,
+        symmetric: bool = True,
+        batch_negatives: bool | None = None,
+    ) -> torch.Tensor:
+        return hard_contrastive_loss(x, y, self.tau, self.alpha, queue, self.normalize, symmetric, batch_negatives)
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau:g}, alpha={self.alpha:g}"
+        return f"tau={scale_value(self.tau):g}, alpha={self.alpha:g}"

@@ -7,16 +7,8 @@ from torch import nn
 
 from .._numerics import full_precision
 from .._validation import check_fraction, check_positive
-from ._pairs import directional_similarities, hardest_negatives_mask, mean_over_directions, positive_pairs
-
-
-def _simple(similarity: torch.Tensor, lam: float, hard_alpha: float | None) -> torch.Tensor:
-    positive = similarity.diagonal()
-    if hard_alpha is None:
-        negatives = similarity.sum(1) - positive
-    else:
-        negatives = (similarity * hardest_negatives_mask(similarity, hard_alpha)).sum(1)
-    return (-positive + lam * negatives).mean()
+from ._hard import hardest_logsumexp, kept_negatives
+from ._pairs import directions, negatives_per_anchor, positive_pairs, resolve_batch_negatives
 
 
 @full_precision
@@ -28,13 +20,17 @@ def simple_loss(
     queue: torch.Tensor | None = None,
     normalize: bool = False,
     symmetric: bool = True,
+    batch_negatives: bool | None = None,
 ) -> torch.Tensor:
-    """Wang & Liu's Simple loss ``-s_ii + lam Σ_{j≠i} s_ij``, averaged over anchors.
+    """Wang & Liu's Simple loss ``-s_ii + lam Σ_neg s_ik``, averaged over anchors.
 
     It penalises every negative equally (no hardness-aware softmax weights).
-    With ``hard_alpha`` it becomes HardSimple: the sum runs only over each
-    anchor's upper-``hard_alpha`` quantile of negatives, as in
-    :func:`hard_contrastive_loss`. Symmetric over the two views.
+    The negatives are those of :func:`contrastive_loss` (symmetric in-batch, or
+    MoCo's queue with ``symmetric=False`` and a queue). The plain sum is
+    O(N·d): ``Σ_{j≠i} x_iᵀy_j = x_iᵀ(Σ_j y_j) - x_iᵀy_i``. With ``hard_alpha``
+    it becomes HardSimple: the sum runs only over each anchor's upper-
+    ``hard_alpha`` quantile of negatives, as in :func:`hard_contrastive_loss`
+    (blocks of rows, O(N × block) memory).
 
     Args:
         x: (N, d) L2-normalised first views.
@@ -43,7 +39,8 @@ def simple_loss(
         hard_alpha: optional fraction of negatives kept, in (0, 1].
         queue: optional (K, d) extra negatives (no gradient).
         normalize: L2-normalise the inputs first.
-        symmetric: both directions; ``False``: queries x only (MoCo).
+        symmetric: both directions; ``False``: queries x only.
+        batch_negatives: as in :func:`contrastive_loss`.
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -55,8 +52,25 @@ def simple_loss(
     if hard_alpha is not None:
         hard_alpha = check_fraction(hard_alpha, "hard_alpha")
     x, y, queue = positive_pairs(x, y, queue, normalize)
-    similarities = directional_similarities(x, y, queue, symmetric)
-    return mean_over_directions(lambda s: _simple(s, lam, hard_alpha), similarities)
+    batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
+    total = negatives_per_anchor(x.shape[0], queue, batch_negatives)
+    kept = total if hard_alpha is None else kept_negatives(hard_alpha, total)
+    queue_sum = None if queue is None else queue.sum(0)
+    terms = []
+    for anchors, others in directions(x, y, symmetric):
+        positive = (anchors * others).sum(1)
+        if kept < total:
+            candidates = ([others] if batch_negatives else []) + ([] if queue is None else [queue])
+            columns = candidates[0] if len(candidates) == 1 else torch.cat(candidates)
+            negatives = hardest_logsumexp(anchors, columns, kept, 0 if batch_negatives else None, reduction="sum")
+        else:
+            negatives = torch.zeros_like(positive)
+            if batch_negatives:
+                negatives = anchors @ others.sum(0) - positive
+            if queue_sum is not None:
+                negatives = negatives + anchors @ queue_sum
+        terms.append(lam * negatives - positive)
+    return torch.cat(terms).mean()
 
 
 class SimpleLoss(nn.Module):
@@ -69,14 +83,21 @@ class SimpleLoss(nn.Module):
         >>> loss = SimpleLoss(lam=0.01)(x, y)
     """
 
-    def __init__(self, lam: float, hard_alpha: float | None = None, normalize: bool = False):
+    def __init__(self, lam: float, hard_alpha: float | None = None, normalize: bool = False) -> None:
         super().__init__()
         self.lam = check_positive(lam, "lam")
         self.hard_alpha = None if hard_alpha is None else check_fraction(hard_alpha, "hard_alpha")
         self.normalize = normalize
 
-    def forward(self, x, y, queue=None, symmetric: bool = True):
-        return simple_loss(x, y, self.lam, self.hard_alpha, queue, self.normalize, symmetric)
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        queue: torch.Tensor | None = None,
+        symmetric: bool = True,
+        batch_negatives: bool | None = None,
+    ) -> torch.Tensor:
+        return simple_loss(x, y, self.lam, self.hard_alpha, queue, self.normalize, symmetric, batch_negatives)
 
     def extra_repr(self) -> str:
         return f"lam={self.lam:g}, hard_alpha={self.hard_alpha}"

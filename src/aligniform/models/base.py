@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Encoder", "L2Normalize"]
+__all__ = ["OUTPUT_LAYER", "Encoder", "L2Normalize", "resolve_eval_layer"]
+
+OUTPUT_LAYER = "output"
+"""The name of every encoder's last layer: the L2-normalised embedding."""
 
 
 class L2Normalize(nn.Module):
@@ -161,3 +164,38 @@ class Encoder(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} was built for {self.in_channels}-channel images, got {x.shape[1]} channel(s)"
             )
+
+
+def resolve_eval_layer(model: nn.Module, layer: str | None = None) -> str:
+    """The layer downstream evaluation uses: ``layer`` when given, else the model's default.
+
+    The default is ``model.default_eval_layer`` for an :class:`Encoder` and
+    ``"output"`` for a plain module. An explicit ``layer`` is checked against
+    ``model.layer_names`` when the model has them (a plain module's layers are
+    checked where its features are extracted).
+
+    Args:
+        model: an :class:`Encoder` (or any module, which has only ``"output"``).
+        layer: the requested layer, e.g. a config's ``eval_layer``; ``None``
+            for the model's default.
+
+    Returns:
+        The layer name.
+
+    Raises:
+        ValueError: ``layer`` is not one of the model's layers.
+
+    Examples:
+        >>> from aligniform.models import build_model
+        >>> model = build_model("convnet", dim=16, in_channels=1, image_size=8)
+        >>> resolve_eval_layer(model), resolve_eval_layer(model, "output")
+        ('backbone', 'output')
+        >>> resolve_eval_layer(nn.Linear(2, 2))
+        'output'
+    """
+    if layer is None:
+        return getattr(model, "default_eval_layer", OUTPUT_LAYER)
+    names = getattr(model, "layer_names", None)
+    if names is not None and layer not in names:
+        raise ValueError(f"layer {layer!r} is not a layer of {type(model).__name__}; valid layers: {', '.join(names)}")
+    return layer

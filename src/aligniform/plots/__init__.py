@@ -14,26 +14,29 @@ Examples:
     1
 """
 
-from ._figure import output_stem, png_bytes, save_figure
+from ._figure import new_figure, output_stem, png_bytes, save_figure
 from .alignment import plot_alignment_histogram, positive_pair_distances
 from .hypersphere import DEFAULT_KAPPA, plot_hypersphere, vmf_kde
+from .latent_classes import plot_latent_classes
 from .sweeps import plot_sweep_scatter, plot_temperature_curves, sweep_correlations
-from .theorem1 import plot_theorem1
-from .training import metric_group, plot_training_curves, read_metrics_jsonl
+from .theorem1 import plot_theorem1, plot_theorem1_gaps
+from .training import metric_group, plot_training_curves
 
 __all__ = [
     "DEFAULT_KAPPA",
     "metric_group",
+    "new_figure",
     "output_stem",
     "plot_alignment_histogram",
     "plot_hypersphere",
+    "plot_latent_classes",
     "plot_sweep_scatter",
     "plot_temperature_curves",
     "plot_theorem1",
+    "plot_theorem1_gaps",
     "plot_training_curves",
     "png_bytes",
     "positive_pair_distances",
-    "read_metrics_jsonl",
     "save_figure",
     "sweep_correlations",
     "vmf_kde",

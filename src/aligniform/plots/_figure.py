@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 #: Resolution of the saved PNG files (the SVG files are resolution-free).
 SAVE_DPI = 150
@@ -67,7 +68,7 @@ def png_bytes(figure: Figure, dpi: int = REPORT_DPI) -> bytes:
     return buffer.getvalue()
 
 
-def as_array(values, name: str) -> np.ndarray:
+def as_array(values: ArrayLike, name: str) -> np.ndarray:
     """A float64 numpy array from a numpy array, a torch tensor or a (nested) list of numbers."""
     if hasattr(values, "detach"):  # torch.Tensor, without importing torch here
         values = values.detach().cpu().numpy()
@@ -91,7 +92,7 @@ def _scalar(value, name: str) -> float:
         raise ValueError(f"{name} must contain only numbers, got {value!r}") from None
 
 
-def to_float(value) -> float | None:
+def to_float(value: object) -> float | None:
     """``value`` as a finite float, or ``None`` when it is missing or not a number.
 
     Sweep rows come from CSV files, so numbers arrive as strings and missing
@@ -112,7 +113,7 @@ def to_float(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_records(records, name: str = "records") -> list[Mapping]:
+def check_records(records: object, name: str = "records") -> list[Mapping]:
     """``records`` as a list of mappings (rows of a CSV / JSON lines), or a clear error."""
     if isinstance(records, Mapping) or not isinstance(records, Iterable) or isinstance(records, (str, bytes)):
         raise ValueError(f"{name} must be a list of dicts (one per run or epoch), got {type(records).__name__}")

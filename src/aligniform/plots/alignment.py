@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from ._figure import as_array, finish, new_figure
 
 
-def positive_pair_distances(x, y) -> np.ndarray:
+def positive_pair_distances(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     """||x_i − y_i||₂ for each positive pair (rows of ``x`` and ``y``).
 
     Examples:
@@ -32,7 +33,7 @@ def positive_pair_distances(x, y) -> np.ndarray:
     return np.linalg.norm(x - y, axis=1)
 
 
-def plot_alignment_histogram(x, y, out: str | Path | None = None, *, bins: int = 40) -> Figure:
+def plot_alignment_histogram(x: ArrayLike, y: ArrayLike, out: str | Path | None = None, *, bins: int = 40) -> Figure:
     """Histogram of positive-pair distances ||f(x_i) − f(y_i)||₂ with their mean marked.
 
     This is Wang & Isola's (2020) alignment picture: a well-aligned encoder

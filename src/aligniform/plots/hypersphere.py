@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from numpy.typing import ArrayLike
 from scipy.special import i0e
 from scipy.stats import gaussian_kde
 
@@ -32,7 +33,9 @@ _FALLBACK_SIGMA = 0.05
 _CHUNK = 2048
 
 
-def vmf_kde(angles, grid=None, kappa: float = DEFAULT_KAPPA) -> tuple[np.ndarray, np.ndarray]:
+def vmf_kde(
+    angles: ArrayLike, grid: ArrayLike | None = None, kappa: float = DEFAULT_KAPPA
+) -> tuple[np.ndarray, np.ndarray]:
     """Von Mises–Fisher kernel density estimate of angles on the circle.
 
     density(θ) = mean_i exp(κ cos(θ − θ_i)) / (2π I₀(κ)), which integrates to 1
@@ -72,8 +75,8 @@ def vmf_kde(angles, grid=None, kappa: float = DEFAULT_KAPPA) -> tuple[np.ndarray
 
 
 def plot_hypersphere(
-    features,
-    labels=None,
+    features: ArrayLike,
+    labels: ArrayLike | None = None,
     class_names: Sequence[str] | Mapping[int, str] | None = None,
     out: str | Path | None = None,
     *,

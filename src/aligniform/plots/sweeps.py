@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from scipy.stats import spearmanr
 
+from ..stats import spearman
 from ._figure import check_records, finish, new_figure, numeric_rows, to_float
 
 
@@ -38,17 +38,10 @@ def sweep_correlations(
     rows = numeric_rows(check_records(records), (alignment_key, uniformity_key, accuracy_key))
     accuracy = np.array([row[accuracy_key] for row in rows])
     return {
-        "alignment": _spearman(accuracy, np.array([row[alignment_key] for row in rows])),
-        "uniformity": _spearman(accuracy, np.array([row[uniformity_key] for row in rows])),
+        "alignment": spearman(accuracy, np.array([row[alignment_key] for row in rows])),
+        "uniformity": spearman(accuracy, np.array([row[uniformity_key] for row in rows])),
         "n": len(rows),
     }
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    # spearmanr warns and returns NaN on constant input; say NaN without the warning.
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return math.nan
-    return float(spearmanr(a, b).statistic)
 
 
 def _format_rho(rho: float) -> str:

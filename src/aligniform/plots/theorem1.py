@@ -1,8 +1,12 @@
-"""Wang & Isola's (2020) Theorem 1: L_contrastive − log M converges as the number of negatives M grows."""
+"""Wang & Isola's (2020) Theorem 1: L_contrastive − log M converges as the number of negatives M grows.
+
+:func:`plot_theorem1` draws L − log M against M with its limit; :func:`plot_theorem1_gaps`
+draws the gap to the limit on log–log axes, as the ``theorem1`` study measures it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +19,9 @@ _SHARED = object()  # key of a single limit shared by every series
 
 
 def plot_theorem1(
-    negatives,
-    values,
-    limit,
+    negatives: Sequence[float] | np.ndarray,
+    values: Sequence[float] | np.ndarray | Mapping[str, Sequence[float] | np.ndarray],
+    limit: float | Mapping[str, float] | None,
     out: str | Path | None = None,
     *,
     subtract_log_m: bool = True,
@@ -73,6 +77,53 @@ def plot_theorem1(
     axes.set_title("Theorem 1: convergence as M grows", fontsize=10)
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8)
+    return finish(figure, out)
+
+
+def plot_theorem1_gaps(sources: Mapping[str, Iterable[Mapping]], out: str | Path | None = None) -> Figure:
+    """|E[L − log M] − limit| against M on log–log axes, one panel per feature source, with c/M guides.
+
+    Args:
+        sources: source name (e.g. ``"synthetic"``, ``"encoder"``) -> its curves,
+            one per temperature, each a dict with ``tau``, ``predicted_m_times_gap``
+            (the constant c of the predicted gap c/M) and ``rows``: one dict per M
+            with ``M``, ``gap`` and ``gap_sem`` (standard error, drawn as ± 2 s.e.).
+        out: when given, save ``<out>.png`` and ``<out>.svg``.
+
+    Returns:
+        The matplotlib ``Figure`` (one axes per source).
+
+    Raises:
+        ValueError: ``sources`` is empty.
+
+    Examples:
+        >>> rows = [{"M": m, "gap": 2.0 / m, "gap_sem": 0.01} for m in (1, 4, 16)]
+        >>> figure = plot_theorem1_gaps({"synthetic": [{"tau": 0.5, "predicted_m_times_gap": 2.0, "rows": rows}]})
+        >>> figure.axes[0].get_xscale(), figure.axes[0].get_yscale()
+        ('log', 'log')
+    """
+    if not sources:
+        raise ValueError("sources must name at least one feature source with its curves")
+    figure = new_figure(5.2 * len(sources), 3.8)
+    for column, (source, curves) in enumerate(sources.items()):
+        axes = figure.add_subplot(1, len(sources), column + 1)
+        for index, curve in enumerate(curves):
+            m = np.array([r["M"] for r in curve["rows"]], dtype=float)
+            gap = np.array([abs(r["gap"]) for r in curve["rows"]])
+            sem = np.array([r["gap_sem"] for r in curve["rows"]])
+            color = f"C{index % 10}"
+            axes.errorbar(
+                m, gap, yerr=2 * sem, fmt="o-", color=color, markersize=3, capsize=2, label=f"τ = {curve['tau']:g}"
+            )
+            axes.plot(m, abs(curve["predicted_m_times_gap"]) / m, ":", color=color, linewidth=1.2)
+        axes.plot([], [], "k:", linewidth=1.2, label="predicted c / M")
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("number of negatives M")
+        axes.set_ylabel("|E[L − log M] − limit|  (± 2 s.e.)")
+        axes.set_title(f"{source} features: gap to Theorem 1's limit", fontsize=10)
+        axes.grid(alpha=0.3, which="both")
+        axes.legend(fontsize=8)
     return finish(figure, out)
 
 

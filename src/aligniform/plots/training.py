@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,37 +59,10 @@ def metric_group(key: str) -> str | None:
     return "other"
 
 
-def read_metrics_jsonl(path: str | Path) -> list[dict]:
-    """Read ``metrics.jsonl`` (one JSON object per line; blank lines skipped).
-
-    ``path`` may also be a run folder holding ``metrics.jsonl``.
-
-    Examples:
-        >>> import json, tempfile, pathlib
-        >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": 0.5}) + "\\n")
-        >>> read_metrics_jsonl(folder)
-        [{'epoch': 1, 'loss': 0.5}]
-    """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / "metrics.jsonl"
-    records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-    return records
-
-
-def plot_training_curves(records_or_path, out: str | Path | None = None) -> Figure:
+def plot_training_curves(
+    records_or_path: str | Path | Sequence[Mapping] | Mapping[str, str | Path | Sequence[Mapping]],
+    out: str | Path | None = None,
+) -> Figure:
     """Per-epoch training curves, one panel per group of metrics.
 
     Every numeric key found in the records is drawn against ``epoch`` (or the
@@ -140,7 +112,9 @@ def plot_training_curves(records_or_path, out: str | Path | None = None) -> Figu
 
 def _load_runs(records_or_path) -> dict[str, list[dict]]:
     if isinstance(records_or_path, (str, Path)):
-        return {"": read_metrics_jsonl(records_or_path)}
+        from ..train.run_log import read_metrics  # importing the training package only when a file is read
+
+        return {"": read_metrics(records_or_path)}
     if isinstance(records_or_path, Mapping):
         runs = {}
         for name, run in records_or_path.items():

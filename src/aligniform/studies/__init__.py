@@ -3,7 +3,10 @@
 Each study is one function ``run_<name>_study(out, options=None, **overrides) -> dict``
 with an options dataclass of CPU-small defaults. It writes ``<out>/<name>.json``,
 a markdown table ``<out>/<name>.md`` and figures (``.png`` + ``.svg``), prints
-progress lines, and returns the results.
+progress lines, and returns the results. A study only orchestrates: its data models live in
+:mod:`aligniform.data.synthetic`, its losses in :mod:`aligniform.losses`, its metrics in
+:mod:`aligniform.metrics` and :mod:`aligniform.stats`, its figures in :mod:`aligniform.plots`,
+and run reuse in :mod:`aligniform.train.reuse`.
 
 =================  ===================================  ======================================================
 name               function / options                   claim (paper)
@@ -25,15 +28,9 @@ Examples:
 """
 
 from .correlation import CorrelationOptions, run_correlation_study
-from .latent_classes import (
-    LatentClassesOptions,
-    LatentClassModel,
-    arora_logistic_loss,
-    mean_classifier_evaluation,
-    run_latent_classes_study,
-)
+from .latent_classes import LatentClassesOptions, run_latent_classes_study
 from .temperature import TemperatureOptions, run_temperature_study
-from .theorem1 import Theorem1Options, anchor_limit_terms, mixture_positive_pairs, run_theorem1_study
+from .theorem1 import Theorem1Options, anchor_limit_terms, run_theorem1_study
 
 #: Study name -> (run function, options dataclass), for the CLI.
 STUDIES = {
@@ -47,14 +44,10 @@ __all__ = [
     "STUDIES",
     "CorrelationOptions",
     "run_correlation_study",
-    "LatentClassModel",
     "LatentClassesOptions",
     "TemperatureOptions",
     "Theorem1Options",
     "anchor_limit_terms",
-    "arora_logistic_loss",
-    "mean_classifier_evaluation",
-    "mixture_positive_pairs",
     "run_latent_classes_study",
     "run_temperature_study",
     "run_theorem1_study",

@@ -1,4 +1,8 @@
-"""Plumbing shared by the studies: options, progress, JSON/markdown output, small figures, statistics."""
+"""Plumbing shared by the studies: options, threads, progress lines and markdown tables.
+
+JSON output is :func:`aligniform._io.write_json`, figures :mod:`aligniform.plots`, statistics
+:mod:`aligniform.stats`.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,21 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from scipy.stats import spearmanr
+
+from .._io import write_json
+
+Options = TypeVar("Options")
 
 
-def build_options(options_class, options=None, overrides: dict | None = None):
+def build_options(
+    options_class: type[Options], options: Options | None = None, overrides: dict | None = None
+) -> Options:
     """An options dataclass from an instance (or the defaults) plus keyword overrides.
 
     Unknown names raise a ``ValueError`` listing the valid ones; ``None``
@@ -44,7 +52,7 @@ def build_options(options_class, options=None, overrides: dict | None = None):
     return dataclasses.replace(base, **overrides)  # runs __post_init__'s checks again
 
 
-def options_dict(options) -> dict:
+def options_dict(options: Any) -> dict:
     """A dataclass of options as a JSON-ready dict (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(options)))
 
@@ -59,7 +67,7 @@ THREADS_HELP = (
 
 
 @contextlib.contextmanager
-def torch_threads(count: int):
+def torch_threads(count: int | None) -> Iterator[None]:
     """Run the block with ``count`` torch intra-op threads (0 or None: unchanged); restore afterwards.
 
     Examples:
@@ -96,24 +104,12 @@ class Progress:
             print(f"[{self.study} {self.seconds:6.1f}s] {message}", flush=True)
 
 
-def write_json(path: Path, values: dict) -> Path:
-    """Write ``values`` as indented JSON; NaN and infinities become null (strict JSON)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(values), indent=2) + "\n")
-    return path
-
-
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    return value
+def write_outputs(out: Path, name: str, results: dict, markdown: str) -> tuple[Path, Path]:
+    """Write a study's ``<out>/<name>.json`` (strict JSON, atomically) and ``<out>/<name>.md``; return both paths."""
+    json_path = write_json(Path(out) / f"{name}.json", results)
+    markdown_path = Path(out) / f"{name}.md"
+    markdown_path.write_text(markdown)
+    return json_path, markdown_path
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -130,7 +126,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def cell(value, digits: int = 4) -> str:
+def cell(value: object, digits: int = 4) -> str:
     """A table cell: floats with ``digits`` decimals, missing values as an em dash."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
@@ -139,48 +135,3 @@ def cell(value, digits: int = 4) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}f}"
     return str(value)
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation; NaN with fewer than 3 points or a constant column (no warning)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return math.nan
-    return float(spearmanr(a, b).statistic)
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A constrained-layout matplotlib ``Figure`` on the Agg canvas (no pyplot, no display needed)."""
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure: Figure, stem: Path) -> list[str]:
-    """Save ``<stem>.png`` and ``<stem>.svg``; return their paths as strings."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
-    figure.savefig(paths[0], dpi=150)
-    figure.savefig(paths[1], metadata={"Date": None})  # no date: re-runs give identical files
-    return [str(p) for p in paths]
-
-
-def figure_paths(stem: Path) -> list[str]:
-    """The PNG and SVG paths that :func:`save_figure` (and :mod:`aligniform.plots`) write for ``stem``."""
-    stem = Path(stem)
-    return [str(stem.with_name(stem.name + suffix)) for suffix in (".png", ".svg")]
-
-
-def log_log_slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Least-squares slope of log|y| against log x (NaN when fewer than 2 usable points).
-
-    Examples:
-        >>> round(log_log_slope([1, 10, 100], [2.0, 0.2, 0.02]), 6)
-        -1.0
-    """
-    x, y = np.asarray(x, dtype=float), np.abs(np.asarray(y, dtype=float))
-    keep = (x > 0) & (y > 0) & np.isfinite(y)
-    if keep.sum() < 2:
-        return math.nan
-    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])

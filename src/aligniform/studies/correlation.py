@@ -9,23 +9,30 @@ negative correlation supports the claim (lower metric, higher accuracy).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from scipy import stats
+from ..configs import config_path
+from ..stats import rank_correlation
+from .common import build_options, write_outputs
 
-GRID_NAME = "mnist5k_correlation.yaml"
+#: The shipped grid (package data, see :func:`aligniform.configs.config_path`).
+DEFAULT_GRID = "sweeps/mnist5k_correlation"
 
 
-def default_grid() -> Path:
-    """The shipped grid, from a source checkout or the current folder."""
-    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
-        candidate = root / "configs" / "sweeps" / GRID_NAME
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"cannot find configs/sweeps/{GRID_NAME}; pass --grid FILE")
+def grid_file(grid: str | None) -> Path:
+    """The sweep grid to run: a YAML file, a shipped grid's name (``"sweeps/mnist5k_correlation"``) or the default.
+
+    Examples:
+        >>> grid_file(None).name
+        'mnist5k_correlation.yaml'
+    """
+    if grid is None:
+        return config_path(DEFAULT_GRID)
+    path = Path(grid).expanduser()
+    return path if path.is_file() else config_path(grid)
 
 
 @dataclass
@@ -33,7 +40,8 @@ class CorrelationOptions:
     """Options of the correlation study.
 
     Attributes:
-        grid: sweep grid file (default: configs/sweeps/mnist5k_correlation.yaml, 24 encoders, ~45 min on 2 cores).
+        grid: sweep grid file or shipped grid name (default: the shipped ``sweeps/mnist5k_correlation``,
+            24 encoders, ~45 min on 2 cores).
         workers: runs at a time.
         reuse: only read an existing sweep folder's sweep.csv (no training).
     """
@@ -44,7 +52,10 @@ class CorrelationOptions:
 
 
 def rank_correlations(rows: list[dict]) -> dict:
-    """Spearman and Kendall correlations of each metric with each accuracy, over finished runs."""
+    """Spearman and Kendall correlations of each metric with each accuracy, over finished runs.
+
+    Runs missing a value are left out of that pair; fewer than 3 runs give ``None``.
+    """
     table = {}
     for metric in ("alignment", "uniformity"):
         for accuracy in ("linear_acc", "knn_acc"):
@@ -55,23 +66,23 @@ def rank_correlations(rows: list[dict]) -> dict:
                 table[f"{metric}~{accuracy}"] = {"n": len(pairs), "spearman": None, "kendall": None}
                 continue
             xs, ys = zip(*pairs)
-            spearman = stats.spearmanr(xs, ys)
-            kendall = stats.kendalltau(xs, ys)
+            spearman = rank_correlation(xs, ys, "spearman")
+            kendall = rank_correlation(xs, ys, "kendall")
             table[f"{metric}~{accuracy}"] = {
                 "n": len(pairs),
-                "spearman": float(spearman.statistic),
-                "spearman_p": float(spearman.pvalue),
-                "kendall": float(kendall.statistic),
-                "kendall_p": float(kendall.pvalue),
+                "spearman": spearman.statistic,
+                "spearman_p": spearman.pvalue,
+                "kendall": kendall.statistic,
+                "kendall_p": kendall.pvalue,
             }
     return table
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def run_correlation_study(out: Path, options: CorrelationOptions | None = None, **overrides) -> dict:
+def run_correlation_study(out: str | Path, options: CorrelationOptions | None = None, **overrides: Any) -> dict:
     """Run (or read) the sweep in ``out``, then write correlation.json, correlation.md and the scatter figures.
 
     Examples:
@@ -79,26 +90,26 @@ def run_correlation_study(out: Path, options: CorrelationOptions | None = None, 
         >>> results["correlations"]["uniformity~linear_acc"]["spearman"] < 0  # doctest: +SKIP
         True
     """
-    from ..plots import plot_sweep_scatter
+    from ..plots import plot_sweep_scatter, save_figure
     from ..sweep import read_sweep, run_sweep
-    from .common import build_options
 
     options = build_options(CorrelationOptions, options, overrides)
     out = Path(out)
     if not options.reuse:
-        run_sweep(options.grid or default_grid(), out, workers=options.workers)
+        run_sweep(grid_file(options.grid), out, workers=options.workers)
     rows = read_sweep(out)
     correlations = rank_correlations(rows)
     for accuracy in ("linear_acc", "knn_acc"):
-        plot_sweep_scatter(rows, accuracy_key=accuracy, out=out / f"correlation_{accuracy}")
+        save_figure(plot_sweep_scatter(rows, accuracy_key=accuracy), out / f"correlation_{accuracy}")
     results = {"runs": len(rows), "correlations": correlations}
-    (out / "correlation.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "correlation.md").write_text(correlation_markdown(rows, correlations))
-    print(correlation_markdown(rows, correlations))
+    markdown = correlation_markdown(rows, correlations)
+    write_outputs(out, "correlation", results, markdown)
+    print(markdown)
     return results
 
 
 def correlation_markdown(rows: list[dict], correlations: dict) -> str:
+    """The study's report: the rank correlations, then one row per encoder (best linear accuracy first)."""
     lines = [
         f"# Correlation study ({len(rows)} encoders)",
         "",
@@ -109,7 +120,7 @@ def correlation_markdown(rows: list[dict], correlations: dict) -> str:
         "|---|---|---|---|",
     ]
     for key, value in correlations.items():
-        if value["spearman"] is None:
+        if not _finite(value["spearman"]):
             lines.append(f"| {key} | {value['n']} | — | — |")
         else:
             lines.append(
@@ -134,9 +145,9 @@ def correlation_markdown(rows: list[dict], correlations: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _integer(value):
+def _integer(value: object) -> int | str:
     return int(value) if _finite(value) else "default"
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     return f"{value:.3f}" if _finite(value) else "—"

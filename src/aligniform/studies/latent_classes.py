@@ -18,8 +18,11 @@ where L_sup^μ is the logistic loss ℓ(v) = log(1 + e^{−v}) of the mean
 classifier on the binary task {c⁺, c⁻}, v = f(x)ᵀ(μ_{c⁺} − μ_{c⁻}), averaged over
 pairs of distinct classes drawn from ρ, and τ log 2 = τ ℓ(0) is the price of
 collisions. So lowering L_un should raise the mean classifier's accuracy. The
-study trains small MLP encoders (L2-normalised outputs) with L_un on data of
-several numbers of classes (hence several τ), evaluates at checkpoints on
+study trains small MLP encoders (:class:`aligniform.models.mlp.MLPEncoder`) with
+L_un (:func:`aligniform.losses.arora_logistic_loss`) on data of the latent-class
+model (:class:`aligniform.data.synthetic.LatentClassModel`) with
+several numbers of classes (hence several τ), evaluates the mean classifier
+(:func:`aligniform.metrics.mean_classifier_evaluation`) at checkpoints on
 held-out data, and reports Spearman correlations between L_un and the mean
 classifier's accuracy and supervised losses, plus whether the bound holds.
 """
@@ -29,164 +32,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .common import (
-    Progress,
-    build_options,
-    cell,
-    markdown_table,
-    new_figure,
-    options_dict,
-    save_figure,
-    spearman,
-    torch_threads,
-    write_json,
-)
+from ..data.synthetic import LatentClassModel
+from ..losses import arora_logistic_loss
+from ..metrics import mean_classifier_evaluation
+from ..models.mlp import MLPEncoder
+from ..plots import plot_latent_classes, save_figure
+from ..stats import spearman
+from .common import Progress, build_options, cell, markdown_table, options_dict, torch_threads, write_outputs
 
 STUDY = "latent-classes"
 LOG_2 = math.log(2.0)
-
-
-# ---------------------------------------------------------------------------- the data model
-
-
-class LatentClassModel:
-    """Arora et al.'s latent-class data model with Gaussian class distributions in R^dim.
-
-    Class means μ_c ~ N(0, I) (drawn once from ``seed``); D_c = N(μ_c, s² I) with
-    s = ``within_class_spread``, so s is the ratio of within-class to
-    between-class spread per coordinate (larger is harder). Classes are drawn
-    from ρ = ``class_probs`` (uniform by default). Every sampling call advances
-    the model's own seeded generator, so a model replays the same stream.
-
-    Args:
-        num_classes: number of latent classes (>= 2).
-        dim: input dimension.
-        within_class_spread: standard deviation s of D_c around its mean.
-        class_probs: ρ, non-negative weights (normalised here); uniform if None.
-        seed: seed of the class means and of the sampling stream.
-
-    Examples:
-        >>> model = LatentClassModel(4, dim=8, within_class_spread=0.5, seed=0)
-        >>> x, x_pos, labels = model.positive_pairs(5)
-        >>> x.shape, model.collision_probability()
-        (torch.Size([5, 8]), 0.25)
-    """
-
-    def __init__(self, num_classes: int, dim: int, within_class_spread: float, class_probs=None, seed: int = 0):
-        if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        if int(dim) < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
-        if not within_class_spread >= 0:
-            raise ValueError(f"within_class_spread must be >= 0, got {within_class_spread}")
-        self.num_classes, self.dim, self.spread = int(num_classes), int(dim), float(within_class_spread)
-        self.class_probs = self._probabilities(class_probs)
-        means_generator = torch.Generator().manual_seed(seed)
-        self.class_means = torch.randn(self.num_classes, self.dim, generator=means_generator)
-        self.generator = torch.Generator().manual_seed(seed + 1)
-
-    def _probabilities(self, class_probs) -> torch.Tensor:
-        if class_probs is None:
-            return torch.full((self.num_classes,), 1.0 / self.num_classes, dtype=torch.float64)
-        probs = torch.as_tensor(class_probs, dtype=torch.float64).flatten()
-        if probs.numel() != self.num_classes or bool((probs < 0).any()) or float(probs.sum()) <= 0:
-            raise ValueError(f"class_probs must be {self.num_classes} non-negative weights with a positive sum")
-        return probs / probs.sum()
-
-    def collision_probability(self) -> float:
-        """τ = P(c⁺ = c⁻) = Σ_c ρ_c²: how often a negative comes from the anchor's own class."""
-        return float((self.class_probs**2).sum())
-
-    def draw_classes(self, n: int) -> torch.Tensor:
-        """N class labels drawn independently from ρ."""
-        return torch.multinomial(self.class_probs, n, replacement=True, generator=self.generator)
-
-    def draw_from_classes(self, labels: torch.Tensor) -> torch.Tensor:
-        """One draw from D_c for each label c: μ_c + s·g."""
-        noise = torch.randn(len(labels), self.dim, generator=self.generator)
-        return self.class_means[labels] + self.spread * noise
-
-    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """N labelled samples: c ~ ρ, x ~ D_c. Returns ``(x, labels)``."""
-        labels = self.draw_classes(n)
-        return self.draw_from_classes(labels), labels
-
-    def positive_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """N positive pairs: c ~ ρ, then x and x⁺ drawn independently from D_c. Returns ``(x, x_pos, labels)``."""
-        labels = self.draw_classes(n)
-        return self.draw_from_classes(labels), self.draw_from_classes(labels), labels
-
-    def negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """N negatives: a fresh class c⁻ ~ ρ each (so it collides with an anchor's class with prob. τ)."""
-        return self.sample(n)
-
-
-# ---------------------------------------------------------------------------- losses
-
-
-def arora_logistic_loss(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-    """Arora et al.'s unsupervised logistic loss, mean over the batch.
-
-    ``L_un = mean_i log(1 + Σ_k exp(f(x_i)ᵀf(x⁻_ik) − f(x_i)ᵀf(x⁺_i)))``; with one
-    negative per anchor ((n, d) ``negatives``) it is the paper's
-    ``log(1 + exp(f(x)ᵀf(x⁻) − f(x)ᵀf(x⁺)))``, with (n, k, d) negatives the
-    k-negative version. Computed as a log-sum-exp with a 0 logit (stable).
-
-    Examples:
-        >>> import torch
-        >>> z = torch.eye(2)
-        >>> round(float(arora_logistic_loss(z[:1], z[:1], z[1:])), 4)  # log(1 + e^{0 - 1})
-        0.3133
-    """
-    if negatives.ndim == 2:
-        negatives = negatives[:, None, :]
-    positive_score = (anchor * positive).sum(-1, keepdim=True)
-    margins = torch.einsum("nd,nkd->nk", anchor, negatives) - positive_score
-    logits = torch.cat([torch.zeros_like(margins[:, :1]), margins], 1)
-    return torch.logsumexp(logits, 1).mean()
-
-
-@torch.no_grad()
-def mean_classifier_evaluation(train_z, train_labels, test_z, test_labels, class_probs: torch.Tensor) -> dict:
-    """Accuracy and supervised losses of the mean classifier μ_c = mean f(x) over class c's training samples.
-
-    * ``accuracy``: argmax_c μ_cᵀf(x) on the test set (as
-      :func:`aligniform.metrics.mean_classifier_accuracy`);
-    * ``multiclass_loss``: cross-entropy of the logits μ_cᵀf(x), the K-way
-      logistic loss log(1 + Σ_{c'≠c} exp(μ_{c'}ᵀf − μ_cᵀf));
-    * ``binary_loss``: Arora et al.'s L_sup^μ: ℓ(f(x)ᵀ(μ_c − μ_{c'})) with
-      ℓ(v) = log(1 + e^{−v}), averaged over pairs of distinct classes (c, c')
-      drawn from ρ. With test samples drawn from ρ, sample x of class c gets the
-      weight Σ_{c'≠c} ρ_{c'} ℓ(...) / (1 − τ).
-
-    Examples:
-        >>> import torch
-        >>> z, labels = torch.eye(2), torch.tensor([0, 1])
-        >>> mean_classifier_evaluation(z, labels, z, labels, torch.tensor([0.5, 0.5]))["accuracy"]
-        1.0
-    """
-    classes = torch.arange(len(class_probs))
-    means = torch.stack([train_z[train_labels == c].mean(0) for c in classes])
-    logits = test_z @ means.T
-    own = logits.gather(1, test_labels[:, None])
-    pairwise = F.softplus(-(own - logits))  # ℓ(v_c − v_c') for every c'; the c' = c entry is ℓ(0)
-    weights = class_probs.to(logits.dtype)[None, :].expand_as(logits).clone()
-    weights.scatter_(1, test_labels[:, None], 0.0)  # only c' ≠ c
-    collision = float((class_probs**2).sum())
-    return {
-        "accuracy": float((logits.argmax(1) == test_labels).double().mean()),
-        "multiclass_loss": float(F.cross_entropy(logits, test_labels)),
-        "binary_loss": float((pairwise * weights).sum(1).mean() / (1 - collision)),
-    }
-
-
-# ---------------------------------------------------------------------------- the study
 
 
 @dataclass
@@ -226,7 +87,7 @@ class LatentClassesOptions:
     threads: int = 1
     progress: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.num_classes = tuple(int(k) for k in self.num_classes)
         if not self.num_classes or min(self.num_classes) < 2:
             raise ValueError(f"num_classes must be numbers >= 2, got {self.num_classes}")
@@ -235,25 +96,6 @@ class LatentClassesOptions:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.labelled < 2 * max(self.num_classes):
             raise ValueError(f"labelled ({self.labelled}) must give every class a few samples (>= 2 per class)")
-
-
-class MLPEncoder(nn.Module):
-    """Two hidden ReLU layers, then L2 normalisation onto S^{out_dim − 1}.
-
-    Examples:
-        >>> encoder = MLPEncoder(8, hidden=16, out_dim=4)
-        >>> encoder(torch.randn(3, 8)).norm(dim=1).allclose(torch.ones(3))
-        True
-    """
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int):
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.layers(x), dim=1)
 
 
 @dataclass
@@ -272,18 +114,9 @@ class HeldOut:
     def draw(cls, model: LatentClassModel, triples: int, labelled: int) -> HeldOut:
         anchor, positive, _ = model.positive_pairs(triples)
         negative, _ = model.negatives(triples)
-        train_x, train_labels = _labelled_sample(model, labelled)
+        train_x, train_labels = model.labelled_sample(labelled)
         test_x, test_labels = model.sample(labelled)
         return cls(anchor, positive, negative, train_x, train_labels, test_x, test_labels)
-
-
-def _labelled_sample(model: LatentClassModel, n: int):
-    """N samples from ρ, redrawn until every class has a sample (a class mean must exist)."""
-    for _ in range(100):
-        x, labels = model.sample(n)
-        if len(torch.unique(labels)) == model.num_classes:
-            return x, labels
-    raise ValueError(f"{n} labelled samples do not cover all {model.num_classes} classes; raise 'labelled'")
 
 
 @torch.no_grad()
@@ -364,49 +197,8 @@ def pooled_correlations(settings: list[dict]) -> dict:
     }
 
 
-def plot_latent_classes(settings: list[dict], stem: Path) -> list[str]:
-    """Left: accuracy against L_un over training; right: L_sup^μ against Arora's bound (must lie below y = x)."""
-    figure = new_figure(11.0, 4.0)
-    accuracy_axes, bound_axes = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
-    for index, setting in enumerate(settings):
-        records = setting["records"]
-        label = f"K = {setting['num_classes']} (τ = {setting['collision_probability']:.3g})"
-        color = f"C{index % 10}"
-        accuracy_axes.plot(
-            [r["unsupervised_loss"] for r in records],
-            [r["accuracy"] for r in records],
-            "o-",
-            color=color,
-            markersize=3,
-            label=label,
-        )
-        accuracy_axes.plot(records[0]["unsupervised_loss"], records[0]["accuracy"], "x", color=color, markersize=8)
-        bound_axes.plot(
-            [r["sup_bound"] for r in records],
-            [r["binary_loss"] for r in records],
-            "o-",
-            color=color,
-            markersize=3,
-            label=label,
-        )
-    accuracy_axes.set_xlabel("unsupervised loss L_un (held out)")
-    accuracy_axes.set_ylabel("mean-classifier accuracy (held out)")
-    accuracy_axes.set_title("accuracy follows L_un (× = initialisation)", fontsize=10)
-    limits = [
-        min(r["binary_loss"] for s in settings for r in s["records"]),
-        max(r["sup_bound"] for s in settings for r in s["records"]),
-    ]
-    bound_axes.plot(limits, limits, "k--", linewidth=1, label="L_sup^μ = bound")
-    bound_axes.set_xlabel("Arora's bound (L_un − τ log 2) / (1 − τ)")
-    bound_axes.set_ylabel("mean classifier's L_sup^μ (binary tasks)")
-    bound_axes.set_title("Lemma 4.3: points lie below the diagonal", fontsize=10)
-    for axes in (accuracy_axes, bound_axes):
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
-    return save_figure(figure, stem)
-
-
 def markdown_report(results: dict) -> str:
+    """The study's tables: per setting (first → last checkpoint), then the pooled correlations."""
     options, pooled = results["options"], results["pooled"]
     lines = [
         "# Latent classes (Arora et al. 2019): the mean classifier follows the unsupervised loss",
@@ -478,7 +270,7 @@ def markdown_report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_latent_classes_study(out: Path, options: LatentClassesOptions | None = None, **overrides) -> dict:
+def run_latent_classes_study(out: str | Path, options: LatentClassesOptions | None = None, **overrides: Any) -> dict:
     """Run the latent-class study; write ``latent-classes.json``, ``latent-classes.md`` and a figure into ``out``.
 
     Args:
@@ -513,9 +305,9 @@ def _run(out: Path, options: LatentClassesOptions) -> dict:
         f"Spearman(bound, accuracy) pooled {pooled['bound_vs_accuracy']:+.3f}"
     )
     results = {"options": options_dict(options), "settings": settings, "pooled": pooled}
-    results["figures"] = plot_latent_classes(settings, out / "latent_classes")
+    figures = save_figure(plot_latent_classes(settings), out / "latent_classes")
+    results["figures"] = [str(path) for path in figures]
     results["seconds"] = progress.seconds
-    write_json(out / f"{STUDY}.json", results)
-    (out / f"{STUDY}.md").write_text(markdown_report(results))
-    progress(f"done: {out / (STUDY + '.json')}, {out / (STUDY + '.md')}")
+    json_path, markdown_path = write_outputs(out, STUDY, results, markdown_report(results))
+    progress(f"done: {json_path}, {markdown_path}")
     return results

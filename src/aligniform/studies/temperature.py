@@ -22,18 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .common import (
-    Progress,
-    build_options,
-    cell,
-    figure_paths,
-    markdown_table,
-    options_dict,
-    spearman,
-    torch_threads,
-    write_json,
-)
+from ..config import TrainConfig
+from ..stats import spearman
+from .common import Progress, build_options, cell, markdown_table, options_dict, torch_threads, write_outputs
 
 STUDY = "temperature"
 LOSSES = ("contrastive", "hard_contrastive")
@@ -103,7 +96,7 @@ class TemperatureOptions:
     threads: int = 1
     progress: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.taus = tuple(float(t) for t in self.taus)
         self.losses = tuple(self.losses)
         if not self.taus or min(self.taus) <= 0:
@@ -127,10 +120,8 @@ def objective_spec(loss: str, tau: float, alpha: float) -> str:
     return f"hard_contrastive(tau={tau:g}, alpha={alpha:g})"
 
 
-def run_config(loss: str, tau: float, options: TemperatureOptions, runs: Path):
+def run_config(loss: str, tau: float, options: TemperatureOptions, runs: Path) -> TrainConfig:
     """The :class:`aligniform.config.TrainConfig` of one (loss, τ) run."""
-    from ..config import TrainConfig
-
     return TrainConfig(
         dataset=options.dataset,
         model=options.model,
@@ -147,29 +138,17 @@ def run_config(loss: str, tau: float, options: TemperatureOptions, runs: Path):
     )
 
 
-def _same_config(run_dir: Path, config) -> bool:
-    """Whether the run folder was made with this config (output path, device and progress aside)."""
-    from ..config import ConfigError, TrainConfig
-
-    try:
-        saved = TrainConfig.from_yaml(run_dir / "config.yaml").to_dict()
-    except ConfigError:
-        return False
-    wanted = config.to_dict()
-    return all(saved[k] == wanted[k] for k in wanted if k not in ("out", "device", "progress"))
-
-
-def train_or_reuse(config, progress: Progress) -> tuple[dict, str]:
+def train_or_reuse(config: TrainConfig, progress: Progress) -> tuple[dict, str]:
     """Results of one run: read from a finished run, resumed from its checkpoint, or trained from scratch."""
-    import json
-
     from ..train import run
+    from ..train.reuse import finished_results, matches
 
     run_dir = Path(config.out)
-    same = run_dir.is_dir() and _same_config(run_dir, config)
-    if same and (run_dir / "results.json").is_file():
+    finished = finished_results(run_dir, config)
+    if finished is not None:
         progress(f"{run_dir.name}: reusing finished run")
-        return json.loads((run_dir / "results.json").read_text()), "reused"
+        return finished, "reused"
+    same = matches(run_dir, config)
     if same and (run_dir / "checkpoint.pt").is_file():
         progress(f"{run_dir.name}: resuming from its checkpoint")
         return run(config, resume=True), "resumed"
@@ -221,15 +200,20 @@ def trends(rows: list[dict]) -> dict:
     return summary
 
 
-def _tau(value) -> str:
+def _tau(value: float | None) -> str:
     return "—" if value is None else f"{value:g}"
 
 
-def _percent(value) -> str:
+def _percent(value: float | None) -> str:
     return cell(None if value is None else 100 * value, 2)
 
 
-def _published_row(loss: str, taus, index: int, digits: int) -> list[str]:
+def _by_tau(rows: dict[float, dict], taus: list[float], key: str) -> list:
+    """``key`` of the run at each τ (None where τ was not run)."""
+    return [rows[t][key] if t in rows else None for t in taus]
+
+
+def _published_row(loss: str, taus: list[float], index: int, digits: int) -> list[str]:
     published = PUBLISHED.get(loss, {})
     cells = []
     for tau in taus:
@@ -256,12 +240,11 @@ def markdown_report(results: dict) -> str:
     header = ["", *[f"τ = {t:g}" for t in taus]]
     for loss in options["losses"]:
         rows = {r["tau"]: r for r in results["rows"] if r["loss"] == loss}
-        get = lambda key: [rows[t][key] if t in rows else None for t in taus]  # noqa: E731
         table = [
-            ["ours: linear accuracy (%)", *map(_percent, get("linear_acc"))],
-            ["ours: 5-NN accuracy (%)", *map(_percent, get("knn_acc"))],
-            ["ours: uniformity −L_uniform", *[cell(v, 3) for v in get("neg_uniformity")]],
-            ["ours: tolerance", *[cell(v, 3) for v in get("tolerance")]],
+            ["ours: linear accuracy (%)", *map(_percent, _by_tau(rows, taus, "linear_acc"))],
+            ["ours: 5-NN accuracy (%)", *map(_percent, _by_tau(rows, taus, "knn_acc"))],
+            ["ours: uniformity −L_uniform", *[cell(v, 3) for v in _by_tau(rows, taus, "neg_uniformity")]],
+            ["ours: tolerance", *[cell(v, 3) for v in _by_tau(rows, taus, "tolerance")]],
             ["W&L: accuracy (%)", *_published_row(loss, taus, 0, 2)],
             ["W&L: uniformity", *_published_row(loss, taus, 1, 2)],
             ["W&L: tolerance", *_published_row(loss, taus, 2, 3)],
@@ -290,7 +273,7 @@ def markdown_report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_temperature_study(out: Path, options: TemperatureOptions | None = None, **overrides) -> dict:
+def run_temperature_study(out: str | Path, options: TemperatureOptions | None = None, **overrides: Any) -> dict:
     """Run the temperature study; write ``temperature.json``, ``temperature.md`` and ``temperature_curves.{png,svg}``.
 
     Args:
@@ -314,7 +297,7 @@ def run_temperature_study(out: Path, options: TemperatureOptions | None = None, 
 
 
 def _run(out: Path, options: TemperatureOptions) -> dict:
-    from ..plots import plot_temperature_curves
+    from ..plots import plot_temperature_curves, save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "temperature_runs"
@@ -335,10 +318,9 @@ def _run(out: Path, options: TemperatureOptions) -> dict:
             )
     counts = {status: sum(r["status"] == status for r in rows) for status in ("trained", "resumed", "reused")}
     results = {"options": options_dict(options), "rows": rows, "trends": trends(rows), "counts": counts}
-    plot_temperature_curves(rows, out=out / "temperature_curves")
-    results["figures"] = figure_paths(out / "temperature_curves")
+    figures = save_figure(plot_temperature_curves(rows), out / "temperature_curves")
+    results["figures"] = [str(path) for path in figures]
     results["seconds"] = progress.seconds
-    write_json(out / f"{STUDY}.json", results)
-    (out / f"{STUDY}.md").write_text(markdown_report(results))
-    progress(f"done: {out / (STUDY + '.json')}, {out / (STUDY + '.md')}")
+    json_path, markdown_path = write_outputs(out, STUDY, results, markdown_report(results))
+    progress(f"done: {json_path}, {markdown_path}")
     return results

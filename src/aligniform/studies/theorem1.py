@@ -41,26 +41,22 @@ are float32 (the gaps of interest, ~1e-3, are far above its rounding).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
 
+from ..config import TrainConfig
+from ..data.synthetic import mixture_positive_pairs
 from ..losses import contrastive_loss
-from .common import (
-    Progress,
-    build_options,
-    figure_paths,
-    log_log_slope,
-    markdown_table,
-    new_figure,
-    options_dict,
-    save_figure,
-    torch_threads,
-    write_json,
-)
+from ..plots import plot_theorem1, plot_theorem1_gaps, save_figure
+from ..stats import log_log_slope
+from .common import Progress, build_options, markdown_table, options_dict, torch_threads, write_outputs
 
 STUDY = "theorem1"
 ENCODER_CHOICES = ("train", "random", "none")
@@ -115,7 +111,7 @@ class Theorem1Options:
     threads: int = 1
     progress: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.taus = tuple(float(t) for t in self.taus)
         self.negatives = tuple(sorted({int(m) for m in self.negatives}))
         if not self.taus or min(self.taus) <= 0:
@@ -131,65 +127,12 @@ class Theorem1Options:
             )
 
 
-# ---------------------------------------------------------------------------- features
-
-
-def mixture_positive_pairs(
-    n: int, dim: int, components: int, spread: float, view_noise: float, seed: int = 0, dtype=torch.float32
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positive pairs on S^{d−1} from a vMF-like mixture: two noisy views of one latent point.
-
-    A latent point is ``normalize(c_k + spread·g/√d)`` around a random unit centre
-    c_k (k uniform over ``components``); its views are
-    ``normalize(latent + view_noise·g'/√d)`` with independent Gaussian g'. The
-    1/√d scaling makes the noise norm ≈ ``spread`` / ``view_noise`` in any dimension.
-    Both views have the same distribution, so negatives from either view are
-    draws from p_data.
-
-    Returns:
-        ``(x, y)``: two (n, dim) unit-norm tensors of ``dtype``, row i a positive pair.
-
-    Examples:
-        >>> x, y = mixture_positive_pairs(100, 8, components=3, spread=0.5, view_noise=0.2)
-        >>> x.shape, bool((x * y).sum(1).mean() > 0.8)
-        (torch.Size([100, 8]), True)
-    """
-    generator = torch.Generator().manual_seed(seed)
-    noise = lambda scale: scale * torch.randn(n, dim, generator=generator, dtype=dtype) / math.sqrt(dim)  # noqa: E731
-    centres = F.normalize(torch.randn(components, dim, generator=generator, dtype=dtype), dim=1)
-    component = torch.randint(components, (n,), generator=generator)
-    latent = F.normalize(centres[component] + noise(spread), dim=1)
-    return F.normalize(latent + noise(view_noise), dim=1), F.normalize(latent + noise(view_noise), dim=1)
-
-
-@torch.no_grad()
-def encoder_positive_pairs(model, images: torch.Tensor, augmentation, views_per_image: int, seed: int, device="cpu"):
-    """Features of ``views_per_image`` augmented positive pairs of every image, from a frozen encoder.
-
-    The encoder runs in eval mode; augmentations draw from the global RNG
-    (kornia), seeded here inside a forked RNG so the caller's state is untouched.
-
-    Returns:
-        ``(x, y)``: (views_per_image × len(images), dim) float32 features.
-    """
-    from ..augment import two_views
-
-    model.eval()
-    firsts, seconds = [], []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for _ in range(views_per_image):
-            for chunk in images.split(500):
-                view_a, view_b = two_views(augmentation, chunk)
-                firsts.append(model(view_a.to(device)).float().cpu())
-                seconds.append(model(view_b.to(device)).float().cpu())
-    return torch.cat(firsts), torch.cat(seconds)
-
-
 # ---------------------------------------------------------------------------- the limit
 
 
-def anchor_limit_terms(x: torch.Tensor, y: torch.Tensor, taus, rows_per_chunk: int = 512) -> dict[float, torch.Tensor]:
+def anchor_limit_terms(
+    x: torch.Tensor, y: torch.Tensor, taus: Sequence[float], rows_per_chunk: int = 512
+) -> dict[float, torch.Tensor]:
     """Per-anchor terms of Theorem 1's limit on a population, for every τ; O(rows × N) memory.
 
     For anchor x_i: ``−x_iᵀy_i/τ + log mean_{j≠i} exp(x_iᵀy_j/τ)``; for anchor
@@ -213,7 +156,9 @@ def anchor_limit_terms(x: torch.Tensor, y: torch.Tensor, taus, rows_per_chunk: i
 
 
 @torch.no_grad()
-def anchor_statistics(x: torch.Tensor, y: torch.Tensor, taus, rows_per_chunk: int = 512) -> dict[float, dict]:
+def anchor_statistics(
+    x: torch.Tensor, y: torch.Tensor, taus: Sequence[float], rows_per_chunk: int = 512
+) -> dict[float, dict[str, torch.Tensor]]:
     """Per-anchor limit terms and first-order gap coefficients, in one chunked pass over the population.
 
     With e_j = exp(s_ij/τ) over anchor i's negatives, μ_i = mean e_j and
@@ -254,7 +199,15 @@ def anchor_statistics(x: torch.Tensor, y: torch.Tensor, taus, rows_per_chunk: in
 # ---------------------------------------------------------------------------- finite M
 
 
-def finite_m_curve(x, y, limit_terms: torch.Tensor, tau: float, negatives, repeats: int, seed: int) -> list[dict]:
+def finite_m_curve(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    limit_terms: torch.Tensor,
+    tau: float,
+    negatives: Sequence[int],
+    repeats: int,
+    seed: int,
+) -> list[dict]:
     """L_contrastive − log M and its gap to the limit, per M, over ``repeats`` random batches.
 
     Each batch is M + 1 distinct pairs of the population (uniform, without
@@ -316,7 +269,14 @@ def convergence_summary(rows: list[dict], limit: float, coefficient: float) -> d
     }
 
 
-def convergence_study(x, y, options: Theorem1Options, negatives, progress: Progress, label: str) -> dict:
+def convergence_study(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    options: Theorem1Options,
+    negatives: Sequence[int],
+    progress: Progress,
+    label: str,
+) -> dict:
     """The limit and finite-M curves of one population of positive pairs, for every τ."""
     progress(f"{label}: limit on the population of {x.shape[0]} pairs (taus {list(options.taus)})")
     statistics = anchor_statistics(x, y, options.taus)
@@ -338,13 +298,13 @@ def convergence_study(x, y, options: Theorem1Options, negatives, progress: Progr
 # ---------------------------------------------------------------------------- part (b): the encoder
 
 
-def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress):
+def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress) -> tuple[nn.Module, TrainConfig]:
     """The encoder of part (b) and its training config: trained (or reused), random, or loaded from a checkpoint."""
-    from ..config import TrainConfig
     from ..data import dataset_info
     from ..models import build_model
     from ..train.checkpoint import CheckpointError
     from ..train.restore import load_encoder
+    from ..train.reuse import same_config
 
     config = TrainConfig(
         dataset=options.dataset,
@@ -373,7 +333,7 @@ def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress):
         except CheckpointError as error:  # e.g. saved by an older version of the model
             progress(f"encoder: cannot reuse {checkpoint} ({str(error).splitlines()[0][:100]}...); training again")
         else:
-            if _same_run(saved, config):
+            if same_config(saved, config):
                 progress(f"encoder: reusing {checkpoint} ({saved.epochs} epochs of {saved.objective})")
                 return model, saved
     from ..train import Trainer
@@ -384,13 +344,7 @@ def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress):
     return trainer.model.cpu(), config
 
 
-def _same_run(saved, wanted) -> bool:
-    ignore = {"out", "progress", "device"}
-    a, b = saved.to_dict(), wanted.to_dict()
-    return all(a[k] == b[k] for k in a if k not in ignore)
-
-
-def _encoder_description(options: Theorem1Options, config) -> str:
+def _encoder_description(options: Theorem1Options, config: TrainConfig) -> str:
     if options.encoder == "random":
         return "randomly initialised convnet"
     if options.encoder == "train":
@@ -398,11 +352,14 @@ def _encoder_description(options: Theorem1Options, config) -> str:
     return f"{config.model} from checkpoint {options.encoder}"
 
 
-def encoder_population(options: Theorem1Options, out: Path, progress: Progress):
+def encoder_population(
+    options: Theorem1Options, out: Path, progress: Progress
+) -> tuple[torch.Tensor, torch.Tensor, TrainConfig]:
     """Positive pairs of features of the test images under the training augmentation."""
+    from ..build import build_transforms
     from ..data import dataset_info, load_dataset
-    from ..distributed import resolve_device
-    from ..train.setup import build_transforms
+    from ..device import resolve_device
+    from ..evaluate.views import embed_view_pairs
 
     model, config = fixed_encoder(options, out, progress)
     device = resolve_device(options.device)
@@ -411,56 +368,19 @@ def encoder_population(options: Theorem1Options, out: Path, progress: Progress):
     )
     augmentation, _ = build_transforms(config, test)
     progress(f"encoder features: {options.views_per_image} augmented pairs of each of {len(test)} test images")
-    x, y = encoder_positive_pairs(
-        model.to(device), test.images, augmentation.to(device), options.views_per_image, options.seed, device
+    x, y = embed_view_pairs(
+        model.to(device),
+        test.images,
+        augmentation.to(device),
+        seed=options.seed,
+        repeats=options.views_per_image,
+        batch_size=500,
+        device=device,
     )
     return x, y, config
 
 
 # ---------------------------------------------------------------------------- output
-
-
-def plot_gaps(results: dict, stem: Path) -> list[str]:
-    """|gap to the limit| against M on log–log axes, one panel per feature source, with a c/M guide."""
-    sources = [name for name in ("synthetic", "encoder") if name in results]
-    figure = new_figure(5.2 * len(sources), 3.8)
-    for column, source in enumerate(sources):
-        axes = figure.add_subplot(1, len(sources), column + 1)
-        for index, curve in enumerate(results[source]["curves"].values()):
-            m = np.array([r["M"] for r in curve["rows"]], dtype=float)
-            gap = np.array([abs(r["gap"]) for r in curve["rows"]])
-            sem = np.array([r["gap_sem"] for r in curve["rows"]])
-            axes.errorbar(
-                m,
-                gap,
-                yerr=2 * sem,
-                fmt="o-",
-                color=f"C{index}",
-                markersize=3,
-                capsize=2,
-                label=f"τ = {curve['tau']:g}",
-            )
-            axes.plot(m, abs(curve["predicted_m_times_gap"]) / m, ":", color=f"C{index}", linewidth=1.2)
-        axes.plot([], [], "k:", linewidth=1.2, label="predicted c / M")
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        axes.set_xlabel("number of negatives M")
-        axes.set_ylabel("|E[L − log M] − limit|  (± 2 s.e.)")
-        axes.set_title(f"{source} features: gap to Theorem 1's limit", fontsize=10)
-        axes.grid(alpha=0.3, which="both")
-        axes.legend(fontsize=8)
-    return save_figure(figure, stem)
-
-
-def plot_convergence(source: dict, stem: Path) -> list[str]:
-    """L − log M against M with the limits, via :func:`aligniform.plots.plot_theorem1`."""
-    from ..plots import plot_theorem1
-
-    curves = source["curves"].values()
-    values = {f"τ = {c['tau']:g}": [r["loss_minus_log_m"] for r in c["rows"]] for c in curves}
-    limits = {f"τ = {c['tau']:g}": c["limit"] for c in curves}
-    plot_theorem1(source["negatives"], values, limits, out=stem, subtract_log_m=False)
-    return figure_paths(stem)
 
 
 def markdown_report(results: dict) -> str:
@@ -504,7 +424,7 @@ def markdown_report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_theorem1_study(out: Path, options: Theorem1Options | None = None, **overrides) -> dict:
+def run_theorem1_study(out: str | Path, options: Theorem1Options | None = None, **overrides: Any) -> dict:
     """Run the Theorem 1 study; write ``theorem1.json``, ``theorem1.md`` and figures into ``out``.
 
     Args:
@@ -551,14 +471,22 @@ def _run(out: Path, options: Theorem1Options) -> dict:
             f"{options.views_per_image} augmented pairs"
         )
 
-    figures = []
-    for source in ("synthetic", "encoder"):
-        if source in results:
-            figures += plot_convergence(results[source], out / f"theorem1_{source}")
-    figures += plot_gaps(results, out / "theorem1_gap")
-    results["figures"] = figures
+    sources = [source for source in ("synthetic", "encoder") if source in results]
+    figures: list[Path] = []
+    for source in sources:
+        figures += save_figure(convergence_figure(results[source]), out / f"theorem1_{source}")
+    gaps = plot_theorem1_gaps({source: results[source]["curves"].values() for source in sources})
+    figures += save_figure(gaps, out / "theorem1_gap")
+    results["figures"] = [str(path) for path in figures]
     results["seconds"] = progress.seconds
-    write_json(out / f"{STUDY}.json", results)
-    (out / f"{STUDY}.md").write_text(markdown_report(results))
-    progress(f"done: {out / (STUDY + '.json')}, {out / (STUDY + '.md')}, {len(figures)} figure files")
+    json_path, markdown_path = write_outputs(out, STUDY, results, markdown_report(results))
+    progress(f"done: {json_path}, {markdown_path}, {len(figures)} figure files")
     return results
+
+
+def convergence_figure(source: dict) -> Figure:
+    """L − log M against M with the limits of one feature source, via :func:`aligniform.plots.plot_theorem1`."""
+    curves = source["curves"].values()
+    values = {f"τ = {c['tau']:g}": [r["loss_minus_log_m"] for r in c["rows"]] for c in curves}
+    limits = {f"τ = {c['tau']:g}": c["limit"] for c in curves}
+    return plot_theorem1(source["negatives"], values, limits, subtract_log_m=False)

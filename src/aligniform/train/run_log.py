@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from .._io import append_jsonl, read_jsonl
+
 
 class RunLog:
     """Appends one JSON object per epoch to ``metrics.jsonl`` and mirrors scalars to TensorBoard.
@@ -33,8 +35,7 @@ class RunLog:
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, record: dict) -> None:
-        with self.path.open("a") as stream:
-            stream.write(json.dumps(record) + "\n")
+        append_jsonl(self.path, record)
         if self.writer is not None:
             for key, value in record.items():
                 if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -47,8 +48,19 @@ class RunLog:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a ``metrics.jsonl`` file (or of the one in a run folder)."""
-    path = Path(path)
+    r"""The per-epoch records of a ``metrics.jsonl`` file, or of the one in a run folder.
+
+    Raises:
+        ValueError: a line is not a JSON object (the message names the file and line).
+
+    Examples:
+        >>> import json, tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": 0.5}) + "\n")
+        >>> read_metrics(folder)
+        [{'epoch': 1, 'loss': 0.5}]
+    """
+    path = Path(path).expanduser()
     if path.is_dir():
         path = path / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, epochs: int, milestones, decay: float):
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: str, epochs: int, milestones: Sequence[int], decay: float
+) -> torch.optim.lr_scheduler.LRScheduler:
     """``step``: × decay at each milestone epoch (the paper's 155/170/185 of 200);
     ``cosine``: cosine annealing to 0 over the run; ``constant``: no change.
     Stepped once per epoch.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .._validation import input_checks
 from ..augment import two_views
+from ..build import build_encoder, build_optimizer, build_transforms, input_size, load_training_data
 from ..config import TrainConfig
 from ..distributed import (
     DistributedContext,
@@ -24,16 +24,16 @@ from ..distributed import (
     init_distributed,
     seed_worker,
     shard_indices,
+    wrap_ddp,
 )
-from ..evaluate import extract_features, knn_accuracy
-from ..evaluate.features import seeded_global_rng
+from ..evaluate import embed_view_pairs, extract_features, knn_accuracy
 from ..metrics import alignment, uniformity
+from ..models import resolve_eval_layer
 from ..objective import Objective
-from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from .checkpoint import ModelInfo, load_checkpoint, rng_state, save_atomic, set_rng_state
 from .moco import FeatureQueue, MomentumEncoder
 from .run_log import RunLog
 from .schedule import build_scheduler
-from .setup import build_encoder, build_optimizer, build_transforms, input_size, load_training_data
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
@@ -75,7 +75,7 @@ class Trainer:
         self.scheduler = build_scheduler(
             self.optimizer, config.schedule, config.epochs, config.milestones, config.lr_decay
         )
-        self.network = self._wrap(self.model)  # DDP broadcasts rank 0's initial weights here
+        self.network = wrap_ddp(self.model, self.context)  # DDP broadcasts rank 0's initial weights here
         self.key_encoder = MomentumEncoder(self.model, config.moco_momentum) if config.moco else None
         self.queue = (
             FeatureQueue(config.queue_size, config.dim, torch.Generator().manual_seed(config.seed)).to(self.device)
@@ -93,12 +93,6 @@ class Trainer:
         if self.device.type == "cuda" and images.numel() <= 4 * 2**30:
             return images.to(self.device)
         return images
-
-    def _wrap(self, model):
-        if not self.context.is_distributed:
-            return model
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     @property
     def local_batch_size(self) -> int:
@@ -137,14 +131,19 @@ class Trainer:
             "key_encoder": None if self.key_encoder is None else self.key_encoder.state_dict(),
             "queue": None if self.queue is None else self.queue.state_dict(),
             "rng": rng_states if rng_states is not None else self._rng_states(),
-            "model_info": {
-                "name": self.config.model,
-                "dim": self.config.dim,
-                "in_channels": self.data.train.channels,
-                "image_size": input_size(self.config, self.data.train),
-                "dataset": self.config.dataset,
-            },
+            "model_info": self.model_info.to_dict(),
         }
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The description a checkpoint needs to rebuild this run's encoder."""
+        return ModelInfo(
+            name=self.config.model,
+            dim=self.config.dim,
+            in_channels=self.data.train.channels,
+            image_size=input_size(self.config, self.data.train),
+            dataset=self.config.dataset,
+        )
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -278,30 +277,16 @@ class Trainer:
         """Held-out metrics: 5-NN accuracy of val against bank; alignment and uniformity of val pairs."""
         if not self.context.is_main:
             return {}
-        layer = self.config.eval_layer or self.model.default_eval_layer
+        layer = resolve_eval_layer(self.model, self.config.eval_layer)
         bank = extract_features(self.model, self.data.bank.images, self.eval_transform, [layer], device=self.device)
         val = extract_features(self.model, self.data.val.images, self.eval_transform, [layer], device=self.device)
         knn = knn_accuracy(bank[layer], self.data.bank.labels, val[layer], self.data.val.labels, k=self.config.knn_k)
-        x, y = self._held_out_pairs()
+        # Fixed views (same every epoch, so epochs compare); the training RNG stream is left as it was.
+        x, y = embed_view_pairs(
+            self.model, self.data.val.images, self.augmentation, seed=VALIDATION_SEED, device=self.device
+        )
         return {
             "val_alignment": alignment(x, y),
             "val_uniformity": uniformity(x, max_pairs=500_000),
             "knn_acc": knn,
         }
-
-    def _held_out_pairs(self):
-        """Two augmented views of every validation image, from a fixed seed (same views every epoch;
-        the training RNG stream is left as it was).
-        """
-        with seeded_global_rng(VALIDATION_SEED, self.device):
-            views = [
-                extract_features(self.model, self.data.val.images, self.augmentation, ["output"], device=self.device)[
-                    "output"
-                ]
-                for _ in range(2)
-            ]
-        return views[0], views[1]
-
-
-def write_json(path: Path, values: dict) -> None:
-    path.write_text(json.dumps(values, indent=2) + "\n")

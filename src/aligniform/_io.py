@@ -1,0 +1,100 @@
+"""Reading and writing the JSON files of runs and studies: strict JSON out (NaN as null), JSON lines in."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_json(path: str | Path, values: Any) -> Path:
+    """Write ``values`` as indented, strict JSON, atomically; return the path.
+
+    NaN and infinities become ``null`` (bare ``NaN`` is not JSON: strict parsers
+    such as JavaScript's ``JSON.parse`` reject it), numpy scalars become Python
+    numbers and tuples become lists. The text goes to a temporary file in the
+    same folder, which then replaces ``path`` in one step, so a reader (or a run
+    killed mid-write) never sees half a file. Parent folders are created.
+
+    Examples:
+        >>> import json, math, tempfile, pathlib
+        >>> path = write_json(pathlib.Path(tempfile.mkdtemp()) / "r.json", {"acc": 0.5, "loss": math.nan})
+        >>> json.loads(path.read_text())
+        {'acc': 0.5, 'loss': None}
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_strict(values), indent=2, allow_nan=False) + "\n"
+    # A unique name opened with "x" (not mkstemp, whose files are private 0600): the file gets the usual
+    # permissions of the user's umask, like a plain write would.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("x", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def append_jsonl(path: str | Path, record: dict) -> None:
+    r"""Append ``record`` as one line of strict JSON (NaN and infinities as null) to a JSON-lines file.
+
+    Examples:
+        >>> import math, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.jsonl"
+        >>> append_jsonl(path, {"epoch": 1, "loss": math.nan})
+        >>> path.read_text()
+        '{"epoch": 1, "loss": null}\n'
+    """
+    line = json.dumps(_strict(record), allow_nan=False) + "\n"
+    with Path(path).open("a", encoding="utf-8") as stream:
+        stream.write(line)
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with non-finite floats as None, numpy scalars as Python ones, tuples as lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(key): _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    if isinstance(value, np.generic):
+        return _strict(value.item())
+    return value
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    r"""The objects of a JSON-lines file, one per line; blank lines are skipped.
+
+    Raises:
+        ValueError: a line is not valid JSON or not a JSON object (the message names the file and line).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.jsonl"
+        >>> _ = path.write_text('{"epoch": 1, "loss": 0.5}\n\n{"epoch": 2, "loss": NaN}\n')
+        >>> read_jsonl(path)
+        [{'epoch': 1, 'loss': 0.5}, {'epoch': 2, 'loss': nan}]
+    """
+    path = Path(path)
+    records = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+            records.append(record)
+    return records

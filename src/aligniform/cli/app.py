@@ -1,0 +1,36 @@
+"""The ``aligniform`` parser, built from the sub-command modules, and the entry point."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from . import analyze, demo, evaluate, report, study, sweep, train
+from .errors import run_handler
+
+#: The sub-command modules, in the order ``aligniform --help`` lists them.
+COMMANDS = (train, evaluate, demo, sweep, analyze, study, report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aligniform`` argument parser with one sub-parser per command.
+
+    Examples:
+        >>> args = build_parser().parse_args(["train", "--epochs", "3", "--no-progress"])
+        >>> args.command, args.epochs, args.progress
+        ('train', 3, False)
+    """
+    parser = argparse.ArgumentParser(
+        prog="aligniform",
+        description="Train and judge encoders on the hypersphere: alignment, uniformity, contrastive losses.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``aligniform`` with these arguments (default: the process's); return the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_handler(args)

@@ -1,0 +1,48 @@
+"""``aligniform study NAME``: reproduce one of the papers' studies."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from .errors import UserError
+
+#: The studies' names (the keys of :data:`aligniform.studies.STUDIES`), known without importing them.
+STUDY_NAMES = ("correlation", "latent-classes", "temperature", "theorem1")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``study`` to the sub-commands."""
+    parser = commands.add_parser("study", help="reproduce a paper's study: " + ", ".join(STUDY_NAMES))
+    parser.add_argument("name", choices=STUDY_NAMES)
+    parser.add_argument("--out", type=Path, help="output folder (json, markdown table, figures, runs)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a study option (lists as a,b,c); see --list-options",
+    )
+    parser.add_argument("--list-options", action="store_true", help="print the study's options and defaults")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Print the study's options, or run it with the --set overrides."""
+    from ..studies import STUDIES
+    from ..studies.options import parse_study_options
+
+    run_study, options_class = STUDIES[args.name]
+    if args.list_options:
+        for field in dataclasses.fields(options_class):
+            print(f"{field.name} = {field.default!r}")
+        return 0
+    if args.out is None:
+        raise UserError("study needs --out DIR")
+    try:
+        overrides = parse_study_options(options_class, args.set)
+    except ValueError as error:
+        raise UserError(f"--set {error}") from None
+    run_study(args.out, **overrides)
+    return 0

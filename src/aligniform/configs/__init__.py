@@ -1,0 +1,22 @@
+"""The shipped configs, as package data: training recipes (``*.yaml``) and sweep grids (``sweeps/*.yaml``).
+
+=====================================  ==========================================================
+name                                   what
+=====================================  ==========================================================
+``mnist5k``                            the CPU recipe behind the demo
+``stl10_paper``                        Wang & Isola's STL-10 recipe (SmallAlexNet, 64×64)
+``cifar10_resnet18``                   Wang & Liu's CIFAR-10 setting (ResNet-18, MoCo queue)
+``sweeps/mnist5k_correlation``         the 24 encoders of the correlation study
+=====================================  ==========================================================
+
+Examples:
+    >>> from aligniform.configs import config_path, config_names
+    >>> config_path("mnist5k").name
+    'mnist5k.yaml'
+    >>> "sweeps/mnist5k_correlation" in config_names()
+    True
+"""
+
+from ._find import config_names, config_path
+
+__all__ = ["config_names", "config_path"]

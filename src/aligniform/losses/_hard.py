@@ -1,0 +1,164 @@
+"""Hardest negatives, exactly and row block by row block (Wang & Liu 2021).
+
+Wang & Liu keep, for anchor i, the negatives whose similarity is at least
+s_alpha^(i), the upper-alpha quantile of its M negative similarities: the
+``ceil(alpha · M)`` largest, plus any ties at that threshold. Each anchor's
+threshold depends on its whole row of logits, so this engine walks blocks of
+full rows (block_rows × all candidates, O(N × block) memory): per block one
+GEMM, an exact k-th-value selection, then the reduction over the kept
+negatives. The thresholds are kept for backward (O(N)), which recomputes each
+block's logits and treats the selection as constant, as the dense form does.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any, Literal
+
+import torch
+from torch.autograd.function import once_differentiable
+
+Reduction = Literal["logsumexp", "sum"]
+
+# Elements of one (rows × all candidates) block of logits: 2^22 float32 = 16 MiB.
+BLOCK_ELEMENTS = 1 << 22
+
+
+def kept_negatives(alpha: float, negatives: int) -> int:
+    """``ceil(alpha · negatives)``, at least 1, exactly.
+
+    ``alpha`` is read as the decimal it prints as (``0.07`` is 7/100, not the
+    binary double just above it), and the ceiling is taken in rational
+    arithmetic, so e.g. alpha = 0.07 of 100 negatives keeps 7, not 8.
+
+    Examples:
+        >>> kept_negatives(0.07, 100), kept_negatives(0.5, 3), kept_negatives(0.01, 5)
+        (7, 2, 1)
+    """
+    fraction = Fraction(repr(float(alpha)))
+    return max(1, -((-fraction.numerator * int(negatives)) // fraction.denominator))
+
+
+def hardest_negatives_mask(similarity: torch.Tensor, fraction: float, positive_offset: int | None = 0) -> torch.Tensor:
+    """Dense boolean mask of each row's negatives in its upper-``fraction`` similarity quantile.
+
+    Row i's positive is column ``i + positive_offset`` and is never in the mask
+    (``None``: every column is a negative). It keeps ``kept_negatives(fraction, M)``
+    negatives per row, plus ties at the threshold. The dense form, for small
+    matrices and as a readable statement of the rule; the losses use the
+    blockwise :func:`hardest_logsumexp`.
+
+    Examples:
+        >>> import torch
+        >>> s = torch.tensor([[1.0, 0.9, 0.1, 0.5], [0.2, 1.0, 0.3, 0.4]])
+        >>> hardest_negatives_mask(s, 0.5).int().tolist()
+        [[0, 1, 0, 1], [0, 0, 1, 1]]
+    """
+    n, m = similarity.shape
+    columns = torch.arange(m, device=similarity.device)[None]
+    if positive_offset is None:
+        positive = torch.zeros(n, m, dtype=torch.bool, device=similarity.device)
+    else:
+        positive = columns == torch.arange(n, device=similarity.device)[:, None] + positive_offset
+    negatives = similarity.detach().masked_fill(positive, -math.inf)
+    kept = kept_negatives(fraction, m - (positive_offset is not None))
+    threshold = negatives.topk(kept, dim=1).values[:, -1:]
+    return (negatives >= threshold) & ~positive
+
+
+def hardest_logsumexp(
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    kept: int,
+    positive_offset: int | None = 0,
+    reduction: Reduction = "logsumexp",
+    block_rows: int | None = None,
+) -> torch.Tensor:
+    """Per-row reduction of ``rows @ columns.T`` over each row's ``kept`` hardest negatives.
+
+    Args:
+        rows: (n, e) anchors (temperature folded in).
+        columns: (m, e) candidates.
+        kept: how many of the largest negative logits each row keeps (ties at the
+            threshold are kept too), 1 <= kept <= number of negatives.
+        positive_offset: row i's positive is column ``i + positive_offset`` and is
+            not a negative; ``None``: every column is a negative.
+        reduction: ``"logsumexp"`` (hard InfoNCE's denominator, without the
+            positive) or ``"sum"`` (HardSimple's sum of kept logits).
+        block_rows: rows per block (default: ``BLOCK_ELEMENTS / m``).
+
+    Returns:
+        (n,) tensor, differentiable in rows and columns.
+    """
+    return _HardestNegatives.apply(rows, columns, int(kept), positive_offset, reduction, block_rows)
+
+
+def _block_logits(
+    rows: torch.Tensor, columns: torch.Tensor, start: int, stop: int, positive_offset: int | None
+) -> torch.Tensor:
+    logits = rows[start:stop] @ columns.T
+    if positive_offset is not None:
+        logits.diagonal(start + positive_offset).fill_(-math.inf)
+    return logits
+
+
+def _blocks(n: int, m: int, block_rows: int | None) -> range:
+    return range(0, n, max(1, int(block_rows or BLOCK_ELEMENTS // max(1, m))))
+
+
+class _HardestNegatives(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        rows: torch.Tensor,
+        columns: torch.Tensor,
+        kept: int,
+        positive_offset: int | None,
+        reduction: Reduction,
+        block_rows: int | None,
+    ) -> torch.Tensor:
+        n, m = rows.shape[0], columns.shape[0]
+        step = _blocks(n, m, block_rows).step
+        thresholds, out = rows.new_empty(n), rows.new_empty(n)
+        with torch.no_grad():
+            for start in _blocks(n, m, block_rows):
+                stop = min(start + step, n)
+                logits = _block_logits(rows, columns, start, stop, positive_offset)
+                # The k-th largest of a row is its (m - k + 1)-th smallest; an excluded
+                # positive is -inf, below every negative, so the count is unchanged.
+                threshold = logits.kthvalue(m - kept + 1, dim=1).values
+                keep = logits >= threshold[:, None]
+                if reduction == "logsumexp":
+                    out[start:stop] = torch.logsumexp(logits.masked_fill_(~keep, -math.inf), 1)
+                else:
+                    out[start:stop] = torch.where(keep, logits, torch.zeros_like(logits)).sum(1)
+                thresholds[start:stop] = threshold
+        ctx.save_for_backward(rows, columns, thresholds, out)
+        ctx.options = (positive_offset, reduction, block_rows)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        rows, columns, thresholds, out = ctx.saved_tensors
+        positive_offset, reduction, block_rows = ctx.options
+        need_rows, need_columns = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_rows = torch.zeros_like(rows) if need_rows else None
+        grad_columns = torch.zeros_like(columns) if need_columns else None
+        n, m = rows.shape[0], columns.shape[0]
+        step = _blocks(n, m, block_rows).step
+        for start in _blocks(n, m, block_rows):
+            stop = min(start + step, n)
+            logits = _block_logits(rows, columns, start, stop, positive_offset)
+            keep = logits >= thresholds[start:stop, None]
+            if reduction == "logsumexp":
+                weights = logits.sub_(out[start:stop, None]).exp_().masked_fill_(~keep, 0)
+            else:
+                weights = keep.to(rows.dtype)
+            weights.mul_(grad[start:stop, None])
+            if grad_rows is not None:
+                grad_rows[start:stop] = weights @ columns
+            if grad_columns is not None:
+                grad_columns.addmm_(weights.T, rows[start:stop])
+        return grad_rows, grad_columns, None, None, None, None

@@ -1,0 +1,67 @@
+"""Tests of aligniform.analysis.files: embeddings read from .npz files and folders of .npy files."""
+
+import numpy as np
+import pytest
+
+from aligniform import metrics
+from aligniform.analysis import analyze_embeddings, load_embedding_file
+from tests.analysis.toy import unit_pairs
+
+
+def test_npz_and_npy_folder_give_the_same_analysis(tmp_path):
+    x, y, labels = unit_pairs()
+    np.savez(tmp_path / "emb.npz", x=x, y=y, labels=labels)
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    for name, array in {"x": x, "y": y, "labels": labels}.items():
+        np.save(folder / f"{name}.npy", array)
+    (folder / "notes.txt").write_text("other files are ignored")
+    from_npz, from_folder = load_embedding_file(tmp_path / "emb.npz"), load_embedding_file(str(folder))
+    assert np.array_equal(from_npz.x, x) and np.array_equal(from_folder.y, y)
+    assert np.array_equal(from_folder.labels, labels) and from_npz.source.endswith("emb.npz")
+    a, b = analyze_embeddings(from_npz), analyze_embeddings(from_folder)
+    assert {k: v for k, v in a.items() if k != "source"} == {k: v for k, v in b.items() if k != "source"}
+    assert a["alignment"] == pytest.approx(metrics.alignment(x, y))
+
+
+def test_y_and_labels_are_optional_in_files(tmp_path):
+    x, _, _ = unit_pairs(n=20)
+    np.savez(tmp_path / "only_x.npz", x=x)
+    emb = load_embedding_file(tmp_path / "only_x.npz")
+    assert emb.y is None and emb.labels is None and emb.n == 20
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"y": np.eye(3)}, "no array x"),
+        ({"x": np.eye(3), "label": np.arange(3)}, "unexpected array"),
+        ({"x": np.eye(4), "y": np.eye(3)}, "same shape"),
+        ({"x": np.ones(5)}, "2-D"),
+        ({"x": np.ones((2, 3, 4))}, "2-D"),
+        ({"x": np.eye(3, dtype=np.int64)}, "floating-point"),
+        ({"x": np.eye(3)[:1]}, "at least 2 rows"),
+        ({"x": np.eye(3), "labels": np.arange(4)}, "one label per row"),
+        ({"x": np.eye(3), "labels": np.array([0.5, 1, 2])}, "integer"),
+    ],
+)
+def test_bad_npz_files_raise_clear_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        load_embedding_file(tmp_path / "bad.npz")
+
+
+def test_bad_paths_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_embedding_file(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="no x.npy"):
+        load_embedding_file(tmp_path)
+    np.save(tmp_path / "x.npy", np.eye(3))
+    with pytest.raises(ValueError, match="single .npy"):
+        load_embedding_file(tmp_path / "x.npy")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_embedding_file(tmp_path / "broken.npz")
+    np.save(tmp_path / "y.npy", np.eye(4))
+    with pytest.raises(ValueError, match="same shape"):
+        load_embedding_file(tmp_path)
