@@ -1,4 +1,4 @@
-# The README's commands (test, test-quick, lint, demo). Each builds .venv first on a fresh machine.
+# The README's commands (test, test-quick, lint, demo, docs). Each builds .venv first on a fresh machine.
 # torch==2.13.0 goes in first so pip never resolves a CUDA build of plain `torch`.
 PY ?= python3
 VENV ?= .venv
@@ -7,13 +7,13 @@ BIN := $(VENV)/bin
 # The tests and the package's docstring examples, on two workers.
 PYTEST := $(BIN)/python -m pytest -n 2 tests src/aligniform --doctest-modules
 
-.PHONY: venv test test-quick lint demo bench
+.PHONY: venv test test-quick lint demo bench docs
 
 $(BIN)/aligniform: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,text]'
+	$(BIN)/pip install -q -e '.[dev,text,docs,integrations]'
 	touch $@
 
 venv: $(BIN)/aligniform
@@ -34,3 +34,7 @@ lint: venv
 
 demo: venv
 	$(BIN)/aligniform demo --out demo_out
+
+# The documentation site (mkdocs.yml), built offline into site/ with every warning an error.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

@@ -7,3 +7,17 @@ ever needs an extra at import time must be added to `collect_ignore` when that e
 
 # Importing `python -m aligniform`'s entry point would run the command line.
 collect_ignore = ["src/aligniform/__main__.py"]
+
+
+# aligniform.integrations' framework modules import their framework (the `integrations` extra), named alike.
+def _importable(name):
+    from importlib.util import find_spec
+
+    return find_spec(name) is not None
+
+
+collect_ignore += [
+    f"src/aligniform/integrations/{framework}.py"
+    for framework in ("torchmetrics", "lightning", "transformers", "sentence_transformers")
+    if not _importable(framework)
+]

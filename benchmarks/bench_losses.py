@@ -1,58 +1,150 @@
-"""Speed and memory of the objective core, as ratios against baselines run in the same process.
+"""Speed and memory of the loss engine, as ratios against baselines run in the same process.
 
 Usage:
-    python benchmarks/bench_losses.py            # all three measurements
-    python benchmarks/bench_losses.py --quick    # smaller N, for a smoke run
+    python benchmarks/bench_losses.py                       # everything (the N = 65,536 runs take minutes)
+    python benchmarks/bench_losses.py --quick               # smaller N, for a smoke run
+    python benchmarks/bench_losses.py --only speed          # just the N = 4096 timings
+    python benchmarks/bench_losses.py --only large --large-n 65536 --losses contrastive hard
+    python benchmarks/bench_losses.py --device cuda         # the same on a GPU
 
-Measures (forward + backward, float32):
-  1. uniform_loss vs the plain pdist formula at N = 4096, d = 128, and vs one x @ x.T GEMM.
-  2. uniform_loss at N = 65,536, d = 128: wall time and peak extra memory (RSS high-water mark).
-  3. contrastive_loss vs pytorch-metric-learning's NTXentLoss at N = 4096 (if installed).
+Measures (forward + backward, float32, ``--threads`` torch threads, default 2):
+  1. contrastive_loss at N = 4096, d = 128 against the plain form (x @ y.T, then F.cross_entropy in both
+     directions) and against one x @ y.T GEMM; nt_xent_loss against NT-Xent written plainly as lightly and
+     solo-learn write it (the same loss; contrastive_loss is a different one, with N - 1 negatives, not 2N - 2).
+  2. uniform_loss at N = 4096 against the plain pdist form and one x @ x.T GEMM.
+  3. contrastive, hard contrastive, asymptotic (and uniform) at N = 65,536, d = 128, each in a fresh process:
+     wall time, peak extra memory (resident-set high-water mark sampled every 5 ms on CPU; the CUDA
+     allocator's peak on a GPU), and exactness against a float64 reference computed row chunk by row chunk.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import resource
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 import aligniform as af
+from aligniform.losses import nt_xent_loss
+
+LARGE_LOSSES = ("contrastive", "hard", "asymptotic", "uniform")
+TAU = 0.1
 
 
-def timed(fn, repeats: int) -> float:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
     """Median seconds of ``fn()`` over ``repeats`` runs, after one warm-up."""
     fn()
+    synchronize(device)
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        synchronize(device)
         samples.append(time.perf_counter() - start)
     return sorted(samples)[len(samples) // 2]
 
 
-def forward_backward(loss_fn, x):
-    def run():
-        leaf = x.detach().requires_grad_()
-        loss_fn(leaf).backward()
+def pair(n: int, d: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = F.normalize(torch.randn(n, d, generator=generator), dim=1)
+    y = F.normalize(x + 0.3 * torch.randn(n, d, generator=generator), dim=1)
+    return x.to(device), y.to(device)
+
+
+def fwd_bwd(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+    def run() -> None:
+        a, b = x.detach().requires_grad_(), y.detach().requires_grad_()
+        loss(a, b).backward()
 
     return run
 
 
-def plain_uniform(x, t=2.0):
+# ---------------------------------------------------------------- the plain forms
+
+
+def plain_contrastive(x: torch.Tensor, y: torch.Tensor, tau: float = TAU) -> torch.Tensor:
+    """The symmetric in-batch InfoNCE as usually written: the full matrix, then cross-entropy both ways."""
+    logits = x @ y.T / tau
+    targets = torch.arange(x.shape[0], device=x.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def lightly_nt_xent(x: torch.Tensor, y: torch.Tensor, tau: float = TAU) -> torch.Tensor:
+    """NT-Xent as lightly's NTXentLoss computes it (no memory bank): four blocks, self-pairs dropped."""
+    n = x.shape[0]
+    diagonal = torch.eye(n, dtype=torch.bool, device=x.device)
+    logits_00 = (x @ x.T / tau)[~diagonal].view(n, -1)
+    logits_11 = (y @ y.T / tau)[~diagonal].view(n, -1)
+    logits_01, logits_10 = x @ y.T / tau, y @ x.T / tau
+    logits = torch.cat([torch.cat([logits_01, logits_00], 1), torch.cat([logits_10, logits_11], 1)])
+    return F.cross_entropy(logits, torch.arange(n, device=x.device).repeat(2))
+
+
+def solo_nt_xent(x: torch.Tensor, y: torch.Tensor, tau: float = TAU) -> torch.Tensor:
+    """NT-Xent as solo-learn's simclr_loss_func computes it (one process): exp of the 2N × 2N matrix, masks."""
+    z = torch.cat([x, y])
+    indexes = torch.arange(x.shape[0], device=x.device).repeat(2)[None]
+    sim = torch.exp(z @ z.T / tau)
+    pos_mask = indexes.T == indexes
+    pos_mask.fill_diagonal_(False)
+    neg_mask = indexes.T != indexes
+    pos = torch.sum(sim * pos_mask, 1)
+    neg = torch.sum(sim * neg_mask, 1)
+    return -(torch.mean(torch.log(pos / (pos + neg))))
+
+
+def plain_uniform(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return torch.pdist(x, p=2).pow(2).mul(-t).exp().mean().log()
 
 
-def bench_uniform_vs_pdist(n: int, d: int, repeats: int) -> None:
-    x = F.normalize(torch.randn(n, d), dim=1)
-    ours = timed(forward_backward(lambda v: af.uniform_loss(v, 2.0), x), repeats)
-    plain = timed(forward_backward(plain_uniform, x), repeats)
-    gemm = timed(lambda: x @ x.T, repeats)
-    print(f"uniform_loss fwd+bwd N={n} d={d}: {ours * 1e3:.1f} ms")
-    print(f"  plain pdist fwd+bwd: {plain * 1e3:.1f} ms  -> speed-up {plain / ours:.2f}x")
-    print(f"  one x @ x.T GEMM:    {gemm * 1e3:.1f} ms  -> uniform_loss costs {ours / gemm:.2f} GEMMs")
+# ---------------------------------------------------------------- 1 and 2: N = 4096
+
+
+def bench_speed(n: int, d: int, repeats: int, device: torch.device) -> None:
+    x, y = pair(n, d, device)
+    gemm = timed(lambda: x @ y.T, repeats, device)
+    ours = timed(fwd_bwd(lambda a, b: af.contrastive_loss(a, b, TAU), x, y), repeats, device)
+    plain = timed(fwd_bwd(plain_contrastive, x, y), repeats, device)
+    value, reference = af.contrastive_loss(x, y, TAU).item(), plain_contrastive(x.double(), y.double()).item()
+    print(
+        f"contrastive_loss fwd+bwd N={n} d={d}: {ours * 1e3:.1f} ms (value {value:.6f}, float64 plain {reference:.6f})"
+    )
+    print(f"  plain x @ y.T + F.cross_entropy both ways: {plain * 1e3:.1f} ms -> ours {plain / ours:.2f}x faster")
+    print(f"  one x @ y.T GEMM: {gemm * 1e3:.1f} ms -> contrastive_loss costs {ours / gemm:.2f} GEMMs")
+
+    ours_nt = timed(fwd_bwd(lambda a, b: nt_xent_loss(a, b, TAU), x, y), repeats, device)
+    lightly = timed(fwd_bwd(lightly_nt_xent, x, y), repeats, device)
+    solo = timed(fwd_bwd(solo_nt_xent, x, y), repeats, device)
+    print(f"nt_xent_loss fwd+bwd N={n} (2N={2 * n} views, same loss as lightly/solo-learn): {ours_nt * 1e3:.1f} ms")
+    print(f"  lightly NTXentLoss form: {lightly * 1e3:.1f} ms -> ours {lightly / ours_nt:.2f}x faster")
+    print(f"  solo-learn simclr_loss_func form: {solo * 1e3:.1f} ms -> ours {solo / ours_nt:.2f}x faster")
+    print(
+        "  (NT-Xent has 2N - 2 negatives per anchor, same-view ones included, over a 2N x 2N matrix; "
+        "contrastive_loss has N - 1 over N x N)"
+    )
+
+    uniform = timed(fwd_bwd(lambda a, b: af.uniform_loss(a, 2.0), x, y), repeats, device)
+    pdist = timed(fwd_bwd(lambda a, b: plain_uniform(a), x, y), repeats, device)
+    gram = timed(lambda: x @ x.T, repeats, device)
+    print(f"uniform_loss fwd+bwd N={n} d={d}: {uniform * 1e3:.1f} ms")
+    print(f"  plain pdist form: {pdist * 1e3:.1f} ms -> ours {pdist / uniform:.2f}x faster")
+    print(f"  one x @ x.T GEMM: {gram * 1e3:.1f} ms -> uniform_loss costs {uniform / gram:.2f} GEMMs")
+
+
+# ---------------------------------------------------------------- 3: large N, one process per loss
 
 
 def current_rss_mib() -> float:
@@ -61,102 +153,140 @@ def current_rss_mib() -> float:
 
 
 class PeakMemory:
-    """Samples this process's resident memory every 5 ms in a thread; ``extra`` is peak minus start."""
+    """Peak extra memory of a block: sampled resident set on CPU, the allocator's peak on CUDA (MiB)."""
 
-    def __enter__(self):
-        import threading
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
 
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device) / 2**20
+            return self
         self.start = self.peak = current_rss_mib()
         self.running = True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
         return self
 
-    def _sample(self):
+    def _sample(self) -> None:
         while self.running:
             self.peak = max(self.peak, current_rss_mib())
             time.sleep(0.005)
 
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self.running = False
+            self.thread.join()
+            self.peak = max(self.peak, current_rss_mib())
         self.extra = self.peak - self.start
 
 
-def bench_uniform_large(n: int, d: int) -> None:
-    """Run in a fresh process so the RSS high-water mark is this measurement's alone."""
-    import subprocess
-    import sys
+def _large_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    return {
+        "contrastive": lambda a, b: af.contrastive_loss(a, b, TAU),
+        "hard": lambda a, b: af.hard_contrastive_loss(a, b, TAU, 0.08),
+        "asymptotic": lambda a, b: af.asymptotic_contrastive_loss(a, b, TAU),
+        "uniform": lambda a, b: af.uniform_loss(a, 2.0),
+    }[name]
 
-    subprocess.run([sys.executable, __file__, "--large-only", str(n), str(d)], check=True)
+
+def chunked_reference(name: str, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> float:
+    """The loss in float64 from its definition, one chunk of anchor rows at a time (no autograd, no tiles)."""
+    x, y = x.double(), y.double()
+    n = x.shape[0]
+    if name == "uniform":
+        total = torch.tensor(-math.inf, dtype=torch.float64, device=x.device)
+        for start in range(0, n - 1, chunk):
+            distances = torch.cdist(x[start : start + chunk], x[start + 1 :]).pow(2)
+            rows = torch.arange(start, min(start + chunk, n), device=x.device)[:, None]
+            later = torch.arange(start + 1, n, device=x.device)[None] > rows
+            total = torch.logaddexp(total, torch.logsumexp((-2.0 * distances)[later], 0))
+        return float(total) - math.log(n * (n - 1) / 2)
+    terms = []
+    for anchors, others in ((x, y), (y, x)):
+        for start in range(0, n, chunk):
+            logits = anchors[start : start + chunk] @ others.T / TAU
+            rows = torch.arange(logits.shape[0], device=x.device)
+            positive = logits[rows, rows + start].clone()
+            if name == "contrastive":
+                terms.append(torch.logsumexp(logits, 1) - positive)
+                continue
+            logits[rows, rows + start] = -math.inf
+            if name == "asymptotic":
+                terms.append(torch.logsumexp(logits, 1) - math.log(n - 1) - positive)
+                continue
+            kept = -(-8 * (n - 1) // 100)  # ceil(0.08 (n - 1)), in integers
+            threshold = logits.topk(kept, dim=1).values[:, -1:]
+            logits[logits < threshold] = -math.inf
+            terms.append(torch.logaddexp(torch.logsumexp(logits, 1), positive) - positive)
+    return float(torch.cat(terms).mean())
 
 
-def _uniform_large_in_this_process(n: int, d: int) -> None:
-    x = F.normalize(torch.randn(n, d), dim=1).requires_grad_()
-    with PeakMemory() as memory:
+def large_in_this_process(name: str, n: int, d: int, device: torch.device, check: bool) -> None:
+    x, y = pair(n, d, device, seed=1)
+    a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
+    with PeakMemory(device) as memory:
         start = time.perf_counter()
-        loss = af.uniform_loss(x, 2.0)
-        loss.backward()
+        value = _large_loss(name)(a, b)
+        value.backward()
+        synchronize(device)
         seconds = time.perf_counter() - start
-    extra = memory.extra
-    print(
-        f"uniform_loss fwd+bwd N={n} d={d}: {seconds:.1f} s, value {loss.item():.4f}, "
-        f"peak extra memory {extra:.0f} MiB (inputs {x.numel() * 4 / 2**20:.0f} MiB; "
-        f"a dense N×N float32 matrix would be {n * n * 4 / 2**30:.1f} GiB)"
-    )
+    result = {"loss": name, "n": n, "seconds": seconds, "value": value.item(), "extra_mib": memory.extra}
+    result["gradient_finite"] = bool(torch.isfinite(a.grad).all())
+    if check:
+        result["float64_reference"] = chunked_reference(name, x, y)
+    print(json.dumps(result))
 
 
-def bench_contrastive_vs_ntxent(n: int, d: int, repeats: int) -> None:
-    try:
-        from pytorch_metric_learning.losses import NTXentLoss
-    except ImportError:
-        print("pytorch-metric-learning not installed; skipping the NTXentLoss comparison")
-        return
-    x = F.normalize(torch.randn(n, d), dim=1)
-    y = F.normalize(x + 0.3 * torch.randn(n, d), dim=1)
-    ntxent = NTXentLoss(temperature=0.1)
-    labels = torch.arange(n).repeat(2)
-
-    def ours():
-        a, b = x.detach().requires_grad_(), y.detach().requires_grad_()
-        af.contrastive_loss(a, b, 0.1).backward()
-
-    def theirs():
-        a, b = x.detach().requires_grad_(), y.detach().requires_grad_()
-        ntxent(torch.cat([a, b]), labels).backward()
-
-    mine = timed(ours, repeats)
-    print(f"contrastive_loss fwd+bwd N={n} d={d}: {mine * 1e3:.1f} ms")
-    try:
-        other = timed(theirs, repeats)
-    except RuntimeError as error:  # NTXentLoss builds a (#positive pairs x #negative pairs) mask
-        print(f"  pytorch-metric-learning NTXentLoss at 2N={2 * n}: failed ({str(error).splitlines()[0][:120]})")
-        return
-    print(
-        f"  pytorch-metric-learning NTXentLoss (2N={2 * n} embeddings): {other * 1e3:.1f} ms -> ratio {other / mine:.2f}x"
-    )
-    print("  (NTXent also uses same-view negatives, so it does ~4x the pairwise work of the paper's loss)")
+def bench_large(names: list[str], n: int, d: int, device: torch.device, threads: int, check: bool) -> None:
+    dense = n * n * 4 / 2**30
+    print(f"N={n} d={d}: a dense N x N float32 matrix is {dense:.1f} GiB; the plain contrastive form keeps ~2 of them")
+    for name in names:
+        command = [sys.executable, __file__, "--one-large", name, "--large-n", str(n), "--dim", str(d)]
+        command += ["--device", str(device), "--threads", str(threads)] + (["--check"] if check else [])
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        line = (
+            f"  {name}: {result['seconds']:.1f} s fwd+bwd, peak extra memory {result['extra_mib']:.0f} MiB, "
+            f"value {result['value']:.6f}, gradient finite: {result['gradient_finite']}"
+        )
+        if "float64_reference" in result:
+            reference = result["float64_reference"]
+            line += f", float64 reference {reference:.6f} (|diff| {abs(result['value'] - reference):.1e})"
+        print(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
+    parser.add_argument("--only", choices=["speed", "large"], help="run one part only")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:1 ...)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--large-only", nargs=2, type=int, metavar=("N", "D"), help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=4096, help="batch size of the speed comparison")
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--large-n", type=int, default=65536)
+    parser.add_argument("--losses", nargs="+", choices=LARGE_LOSSES, default=list(LARGE_LOSSES))
+    parser.add_argument("--check", action="store_true", help="large runs: also compute a float64 reference")
+    parser.add_argument("--one-large", choices=LARGE_LOSSES, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.large_only:
-        _uniform_large_in_this_process(*args.large_only)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.one_large:
+        large_in_this_process(args.one_large, args.large_n, args.dim, device, args.check)
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.quick:
-        bench_uniform_vs_pdist(1024, 128, args.repeats)
-        bench_uniform_large(8192, 128)
-        bench_contrastive_vs_ntxent(1024, 128, args.repeats)
-        return
-    bench_uniform_vs_pdist(4096, 128, args.repeats)
-    bench_contrastive_vs_ntxent(4096, 128, args.repeats)
-    bench_contrastive_vs_ntxent(256, 128, args.repeats)  # the largest N at which NTXentLoss fits in memory here
-    bench_uniform_large(65536, 128)
+        args.n, args.large_n, args.repeats = 1024, 8192, 3
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads")
+    if args.only in (None, "speed"):
+        bench_speed(args.n, args.dim, args.repeats, device)
+    if args.only in (None, "large"):
+        bench_large(args.losses, args.large_n, args.dim, device, args.threads, args.check)
 
 
 if __name__ == "__main__":

@@ -111,3 +111,17 @@ def test_mean_classifier_binary_loss_matches_a_hand_written_loop():
                 margin = float(z @ (means[c] - means[other]))
                 total += probs[other].item() * np.log1p(np.exp(-margin)) / (1 - collision)
     assert result["binary_loss"] == pytest.approx(total / 9, abs=1e-12)
+
+
+@pytest.mark.parametrize("max_pairs", [1.5, 2.0, True, "10", 0, -1])
+def test_uniformity_max_pairs_must_be_a_positive_integer(max_pairs):
+    x = F.normalize(torch.randn(20, 4), dim=1)
+    with pytest.raises(ValueError, match="max_pairs must be a positive integer"):
+        metrics.uniformity(x, max_pairs=max_pairs)
+    assert metrics.uniformity(x, max_pairs=np.int64(50)) == pytest.approx(metrics.uniformity(x, max_pairs=50))
+
+
+def test_mean_classifier_without_any_labelled_training_row_is_a_clear_error():
+    z = F.normalize(torch.randn(6, 3), dim=1)
+    with pytest.raises(ValueError, match="train_labels has no labelled sample"):
+        metrics.mean_classifier_accuracy(z, [-1] * 6, z, [0] * 6)

@@ -120,3 +120,25 @@ def test_one_directional_losses_match_reference():
     both = af.contrastive_loss(x, y, 0.3)
     halves = (af.contrastive_loss(x, y, 0.3, symmetric=False) + af.contrastive_loss(y, x, 0.3, symmetric=False)) / 2
     assert both.item() == pytest.approx(halves.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("align(alpha=2, alpha=3)", r"argument alpha of align is given twice"),
+        ("align(alpha=true)", r"align\(alpha=\.\.\.\) must be a number, got true"),
+        ("contrastive(tau=false)", r"contrastive\(tau=\.\.\.\) must be a number, got false"),
+        ("uniform(intra_batch=2)", r"uniform\(intra_batch=\.\.\.\) must be true or false, got 2"),
+        ("uniform(t=none)", r"uniform\(t=\.\.\.\) must be a number, got none"),
+    ],
+)
+def test_repeated_and_mistyped_arguments_name_the_term_and_argument(spec, message):
+    with pytest.raises(ValueError, match=message):
+        af.Objective.parse(spec)
+
+
+def test_optional_arguments_still_take_none_and_switches_true_or_false():
+    assert str(af.Objective.parse("simple(lam=1, hard_alpha=none)")) == "simple(lam=1)"
+    assert "intra_batch=false" in str(af.Objective.parse("uniform(t=2, intra_batch=false)"))
+    with pytest.raises(ValueError, match="weight of align must be a positive"):
+        af.objective.Term("align", True)

@@ -172,9 +172,18 @@ def sweep_report(sweep):
 
 def test_report_has_a_row_curves_and_figures_per_run(two_run_report):
     parser = parse(two_run_report)
-    # 2 training-curve figures + the one PNG already in the first run folder.
-    assert len(png_images(parser)) == 3
-    assert [image["alt"] for image in parser.images] == ["training curves", "alignment.png", "training curves"]
+    # Both runs' trajectories overlaid, then per run: training curves, its trajectory (+ the PNG in the first folder).
+    assert len(png_images(parser)) == 6
+    trajectory = "alignment–uniformity trajectory"
+    assert [image["alt"] for image in parser.images] == [
+        "alignment–uniformity trajectories of 2 runs (Gao et al. 2021, Figure 2)",
+        "training curves",
+        trajectory,
+        "alignment.png",
+        "training curves",
+        trajectory,
+    ]
+    assert 'id="trajectories"' in two_run_report
     rows = parser.table("results")
     assert len(rows) == 2
     assert rows[0][0][1] == "alexnet" and rows[1][0][1] == "resnet <b>&"
@@ -208,9 +217,11 @@ def test_report_escapes_text_and_references_nothing_outside(two_run_report):
 def test_sweep_report_has_scatter_temperature_curves_and_every_run(sweep_report):
     parser = parse(sweep_report)
     alts = [image["alt"] for image in parser.images]
-    assert len(png_images(parser)) == 2 + 4  # scatter + temperature curves + 4 training curves
+    # scatter + temperature curves + the runs' trajectories overlaid + 4 x (training curves + trajectory)
+    assert len(png_images(parser)) == 2 + 1 + 4 * 2
     assert alts[0].startswith("Alignment vs uniformity") and "temperature" in alts[1]
-    assert alts[2:] == ["training curves"] * 4
+    assert alts[2].startswith("alignment–uniformity trajectories of 4 runs")
+    assert alts[3:] == ["training curves", "alignment–uniformity trajectory"] * 4
     rows = parser.table("results")
     assert [row[0][1] for row in rows] == [f"sweep_tau/run{index}" for index in range(4)]
     assert rows[3][1] == ("number best", "84.00 %")
@@ -229,13 +240,25 @@ def test_missing_and_broken_files_are_reported_not_raised(tmp_path):
     (broken / "fake.png").write_bytes(b"not a png at all")
     document = write_report([only_results, broken], tmp_path / "report.html").read_text()
     parser = parse(document)
-    assert parser.images == []
+    assert parser.images == []  # no curves and no trajectory from an unreadable metrics.jsonl
+    assert "could not draw alignment" not in document
     assert len(parser.table("results")) == 2
     assert [cell[1] for cell in parser.table("results")[1][1:]] == ["—"] * 6
     assert "missing: config.yaml, metrics.jsonl" in document
     assert "results.json is not valid JSON" in document
     assert "could not draw training curves: ValueError" in document and "line 1" in document
     assert "fake.png is not a PNG file" in document
+
+
+def test_runs_without_held_out_metrics_get_no_trajectory(tmp_path):
+    plain = make_run(tmp_path / "plain", results(0.6, 0.6, 0.9, -2.0), metrics=False)
+    (plain / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "loss": 1.0 / e}) + "\n" for e in (1, 2)))
+    validated = make_run(tmp_path / "validated", results(0.7, 0.7, 0.8, -2.5))
+    document = render_report([plain, validated])
+    alts = [image["alt"] for image in parse(document).images]
+    # One run with a path: its own trajectory, no overlay, and no problem noted for the run without one.
+    assert alts == ["training curves", "training curves", "alignment–uniformity trajectory"]
+    assert 'id="trajectories"' not in document and "could not draw" not in document
 
 
 def test_sweep_without_accuracy_or_runs_is_explained(tmp_path):

@@ -95,3 +95,46 @@ def test_rank_correlations_match_scipy_and_sign():
     assert table["alignment~linear_acc"]["spearman"] == pytest.approx(-1.0)
     assert table["uniformity~knn_acc"]["kendall"] == pytest.approx(-1.0)
     assert rank_correlations(rows[:2])["alignment~linear_acc"]["spearman"] is None
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("base: {dataset: [digits\n", r"g\.yaml is not valid YAML \(line 2"),
+        ("[1, 2]\n", r"g\.yaml has a YAML list"),
+        ("base: [1]\n", r"base of .*g\.yaml must be a mapping"),
+        ("grid: [seed]\n", r"grid of .*g\.yaml must be a mapping"),
+        ("runs: [[1]]\n", r"runs entry 0 of .*g\.yaml must be a mapping"),
+        ("runs: {seed: 1}\n", r"section runs of .*g\.yaml must be a list"),
+        ("base: {out: runs/a}\n", r"sets out, which a sweep chooses itself"),
+        ("runs: [{seed: 1}, {seed: 1}]\n", r"runs 0 and 1 of .*g\.yaml have the same options"),
+    ],
+)
+def test_malformed_grid_files_name_the_file(tmp_path, text, message):
+    (tmp_path / "g.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_grid(tmp_path / "g.yaml")
+
+
+def test_progress_in_a_grid_is_ignored_not_a_second_run(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", base={**TINY_BASE, "progress": True})
+    assert [run.options for run in load_grid(grid)] == [TINY_BASE]
+
+
+def test_sweep_failures_are_runtime_errors_listing_the_runs():
+    from aligniform.sweep import SweepRunsFailed
+
+    error = SweepRunsFailed("1 of 2 run(s) failed: run001-abc", ["run001-abc"])
+    assert isinstance(error, RuntimeError) and error.failed == ["run001-abc"]
+
+
+@pytest.mark.slow
+def test_a_run_refused_by_train_fails_alone_and_the_sweep_says_which(tmp_path, capsys):
+    # batch_size 5000 is valid as an option but larger than the digits training set: train refuses it.
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE, runs=[{"seed": 1}, {"seed": 2, "batch_size": 5000}])
+    failing = load_grid(grid)[1].name
+    assert main(["sweep", str(grid), "--out", str(tmp_path / "s")]) == 1
+    captured = capsys.readouterr()
+    assert f"{failing}: FAILED (exit 2)" in captured.out and "Traceback" not in captured.err
+    assert captured.err.strip().splitlines() == [captured.err.strip()] and failing in captured.err
+    assert len(read_sweep(tmp_path / "s")) == 1

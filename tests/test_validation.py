@@ -79,3 +79,98 @@ def test_keyword_arguments_still_disable_autocast():
         value = af.contrastive_loss(x=X.float(), y=Y.float(), tau=0.05)
     assert value.dtype == torch.float32
     assert value.item() == pytest.approx(af.contrastive_loss(X, Y, 0.05).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: af.uniform_loss(X, t=True), r"t must be a positive number, got True"),
+        (lambda: af.uniform_loss(X, t="2"), r"t must be a positive number, got '2'"),
+        (lambda: af.align_loss(X, Y, alpha=True), r"alpha must be a positive number, got True"),
+        (lambda: af.contrastive_loss(X, Y, tau=np.bool_(True)), r"tau must be a positive number"),
+        (lambda: metrics.uniformity(X, t="2"), r"t must be a positive number, got '2'"),
+        (lambda: metrics.alignment(X, Y, alpha=False), r"alpha must be a positive number, got False"),
+        (lambda: af.simple_loss(X, Y, lam="0.1"), r"lam must be a positive number"),
+        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=True), r"alpha must be a positive number"),
+    ],
+)
+def test_bools_and_strings_are_not_numbers(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("value", [2, 2.0, np.float32(2), np.int64(2), np.array(2.0), torch.tensor(2.0)])
+def test_numpy_scalars_and_one_element_tensors_are_numbers(value):
+    from aligniform._validation import check_positive
+
+    assert check_positive(value, "t") == 2.0
+    assert metrics.uniformity(X, t=value) == pytest.approx(metrics.uniformity(X, t=2.0))
+
+
+def test_a_learnable_scale_is_checked_but_keeps_its_gradient():
+    from aligniform._validation import check_positive
+
+    t = torch.tensor(2.0, requires_grad=True)
+    assert check_positive(t, "t") == 2.0 and t.requires_grad
+    af.uniform_loss(X, t=t).backward()
+    assert t.grad is not None and torch.isfinite(t.grad)
+
+
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        (3, True),
+        (np.int32(3), True),
+        (torch.tensor(3), True),
+        (np.array(3), True),
+        (True, False),
+        (3.0, False),
+        ("3", False),
+        (torch.tensor(3.0), False),
+        (0, False),
+        (-2, False),
+        (None, False),
+    ],
+)
+def test_check_positive_int_takes_integers_only(value, ok):
+    from aligniform._validation import check_positive_int
+
+    if ok:
+        assert check_positive_int(value, "k") == 3
+    else:
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            check_positive_int(value, "k")
+
+
+def test_labels_that_are_not_numbers_are_a_value_error():
+    with pytest.raises(ValueError, match="labels must hold numbers, got an array of dtype <U"):
+        metrics.tolerance(X, np.array(["a", "b"] * 4))
+
+
+def test_check_output_path_refuses_what_would_fail_after_the_work(tmp_path):
+    from aligniform._validation import check_output_path
+
+    (tmp_path / "file.txt").write_text("x")
+    assert check_output_path(tmp_path / "new" / "r.json", "--json") == tmp_path / "new" / "r.json"
+    assert check_output_path(tmp_path / "new" / "figs", "--figures", folder=True) == tmp_path / "new" / "figs"
+    assert check_output_path(tmp_path, "--out", folder=True) == tmp_path
+    for path, folder, message in [
+        (tmp_path, False, r"-o .* is a folder, not a file"),
+        (tmp_path / "file.txt", True, r"-o .*file\.txt is a file, not a folder"),
+        (tmp_path / "file.txt" / "r.json", False, r"lies under .*file\.txt, which is a file"),
+        (tmp_path / "file.txt" / "a" / "b", True, r"lies under .*file\.txt, which is a file"),
+        ("", False, r"-o must be a non-empty path"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_output_path(path, "-o", folder=folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]  # nothing was created
+
+
+def test_check_output_path_refuses_a_folder_it_may_not_write_in(tmp_path, monkeypatch):
+    import os
+
+    from aligniform._validation import check_output_path
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(ValueError, match=r"cannot write in .* \(permission denied or a read-only file system\)"):
+        check_output_path(tmp_path / "r.html", "-o")

@@ -8,9 +8,12 @@ expected) whichever function they called.
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import SupportsFloat, TypeAlias
+from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -55,12 +58,47 @@ def input_checks(enabled: bool) -> Iterator[None]:
         set_input_checks(previous)
 
 
-def check_positive(value: SupportsFloat | str, name: str) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite number > 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+def _real_number(value: object) -> float | None:
+    """``value`` as a float when it is a real number, else ``None``.
+
+    Numbers are Python ints and floats, numpy integer and floating scalars (and
+    0-dim arrays of them) and one-element integer or floating-point tensors
+    (read without touching the tensor, which keeps its graph). Bools and strings
+    are not: ``t=True`` or ``t="2"`` is almost always a mistake.
+    """
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return None
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype == torch.bool or value.is_complex():
+            return None
+        return float(value.detach().reshape(()).item())
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0 or value.dtype.kind not in "iuf":
+            return None
+        return float(value)
+    if isinstance(value, numbers.Real):  # int, float, Fraction, numpy integer and floating scalars
+        return float(value)
+    return None
+
+
+def check_positive(value: object, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number > 0.
+
+    Python and numpy numbers and one-element tensors pass (a tensor is only
+    read: the caller keeps it, with its gradient, if it needs one); bools and
+    strings are rejected with a ``ValueError`` naming ``name``.
+
+    Examples:
+        >>> check_positive(0.5, "tau")
+        0.5
+        >>> check_positive("2", "t")
+        Traceback (most recent call last):
+        ...
+        ValueError: t must be a positive number, got '2'
+    """
+    number = _real_number(value)
+    if number is None:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return number
@@ -69,9 +107,10 @@ def check_positive(value: SupportsFloat | str, name: str) -> float:
 def check_positive_int(value: object, name: str) -> int:
     """Return ``value`` as an int, or raise if it is not an integer > 0.
 
-    Python ints and numpy integers pass; bools (an ``int`` subclass that is
-    almost always a mistake here), floats (even ``2.0``) and anything else are
-    rejected with a ``ValueError`` naming ``name``.
+    Python ints, numpy integers and one-element integer tensors pass; bools (an
+    ``int`` subclass that is almost always a mistake here), floats (even
+    ``2.0``), strings and anything else are rejected with a ``ValueError``
+    naming ``name``.
 
     Examples:
         >>> check_positive_int(3, "k")
@@ -81,12 +120,68 @@ def check_positive_int(value: object, name: str) -> int:
         ...
         ValueError: k must be a positive integer, got 1.5
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+    integer: int | None = None
+    if isinstance(value, torch.Tensor):
+        integral = not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+        if value.numel() == 1 and integral:
+            integer = int(value.reshape(()).item())
+    elif isinstance(value, np.ndarray):
+        if value.ndim == 0 and value.dtype.kind in "iu":
+            integer = int(value)
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        integer = int(value)
+    if integer is None or integer <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return integer
 
 
-def check_fraction(value: SupportsFloat | str, name: str) -> float:
+def check_output_path(path: str | os.PathLike[str], name: str, *, folder: bool = False) -> Path:
+    """Return ``path`` (``~`` expanded) if a file, or with ``folder=True`` a folder, can be written there.
+
+    Checks, without creating anything, what would make writing fail after a
+    long computation: an empty path, a folder where a file is meant (or a file
+    where a folder is meant), a path under a file, and a location this process
+    may not write to. Missing folders are fine: the writer creates them.
+
+    Args:
+        path: the file or folder to be written.
+        name: how the user gave it (``"--out"``, ``"out"``), used in error messages.
+        folder: whether ``path`` is a folder to write files into.
+
+    Raises:
+        ValueError: naming ``name``, the path and what to do instead.
+
+    Examples:
+        >>> import tempfile
+        >>> check_output_path(tempfile.gettempdir(), "-o")
+        Traceback (most recent call last):
+        ...
+        ValueError: -o ... is a folder, not a file; give the path of the file to write
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"{name} must be a non-empty path, got {path!r}")
+    target = Path(path).expanduser()
+    kind = "folder" if folder else "file"
+    if target.is_dir() and not folder:
+        raise ValueError(f"{name} {target} is a folder, not a file; give the path of the file to write")
+    if target.exists() and folder and not target.is_dir():
+        raise ValueError(f"{name} {target} is a file, not a folder; give a folder (it is created if missing)")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ValueError(f"{name} {target} is not writable (permission denied or a read-only file system)")
+    ancestor = target.parent if not (folder and target.is_dir()) else target
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{name} {target} lies under {ancestor}, which is a file, not a folder; choose another {kind}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{name} {target}: cannot write in {ancestor} (permission denied or a read-only file system); "
+            f"choose a {kind} you can write to"
+        )
+    return target
+
+
+def check_fraction(value: object, name: str) -> float:
     """Return ``value`` as a float in (0, 1], or raise."""
     number = check_positive(value, name)
     if number > 1:
@@ -102,12 +197,19 @@ def as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
     """Convert numpy arrays (and array-likes) to tensors without copying when possible."""
     if isinstance(x, torch.Tensor):
         return x
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
-    try:
-        return torch.as_tensor(np.asarray(x))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}") from None
+    array = x if isinstance(x, np.ndarray) else None
+    if array is None:
+        try:
+            array = np.asarray(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}") from None
+    if array.dtype.kind not in "biufc":  # strings, objects, dates: torch cannot hold them
+        if array is not x:
+            raise ValueError(f"{name} must be a torch.Tensor or numpy array of numbers, got {type(x).__name__}")
+        raise ValueError(f"{name} must hold numbers, got an array of dtype {array.dtype}")
+    if not array.dtype.isnative:  # e.g. big-endian data read from a file: torch reads native byte order only
+        array = array.astype(array.dtype.newbyteorder("="))
+    return torch.from_numpy(array)
 
 
 def check_features(

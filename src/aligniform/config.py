@@ -84,12 +84,26 @@ class TrainConfig:
     )
     lr_decay: float = field(default=0.1, metadata={"help": "factor of the step schedule"})
     precision: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16 (autocast)"})
+    grad_cache: int | None = field(
+        default=None,
+        metadata={
+            "help": "GradCache: the loss and its gradient on the full global batch while the encoder embeds at most "
+            "this many images per pass (>= 2; two-view training puts both views of CHUNK/2 samples in a pass)"
+        },
+    )
     # MoCo: momentum encoder + feature queue feeding the losses' queue=
     moco: bool = field(
         default=False, metadata={"help": "MoCo mode: momentum encoder + feature queue fed to the losses"}
     )
     queue_size: int = field(default=16384, metadata={"help": "MoCo queue length"})
     moco_momentum: float = field(default=0.99, metadata={"help": "MoCo key-encoder momentum"})
+    moco_bn_groups: int = field(
+        default=1,
+        metadata={
+            "help": "MoCo shuffle-BN: the key batch is shuffled (across processes under torchrun) and each process's "
+            "share is split into this many BatchNorm groups; in one process e.g. 8 acts like 8 GPUs"
+        },
+    )
     # distributed
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm across processes under torchrun"})
     # evaluation
@@ -116,7 +130,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
-        _positive_int(self, "epochs", "batch_size", "dim", "knn_k", "queue_size")
+        _positive_int(self, "epochs", "batch_size", "dim", "knn_k", "queue_size", "moco_bn_groups")
+        if self.grad_cache is not None:
+            _positive_int(self, "grad_cache")
+            if self.grad_cache < 2:
+                raise ConfigError(f"grad_cache must be >= 2 (images per encoder pass), got {self.grad_cache!r}")
         _positive_float(self, "lr")
         for name in ("momentum", "moco_momentum"):
             value = getattr(self, name)
@@ -130,6 +148,8 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction!r}")
         if self.batch_size < 2:
             raise ConfigError("batch_size must be at least 2: the losses need pairs of samples")
+        if not str(self.out).strip():
+            raise ConfigError("out is empty: give the run's folder, e.g. --out runs/a")
         _choice(self, "schedule", SCHEDULES)
         _choice(self, "precision", PRECISIONS)
         _choice(self, "device", DEVICES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ._validation import check_output_path, check_positive_int
 from .config import TrainConfig
 
 # The demo's budget: sized to finish in a few minutes on 2 CPU cores.
@@ -22,6 +23,7 @@ DEMO_OBJECTIVES = {
 
 
 def demo_config(name: str, objective: str, out: Path, epochs: int, device: str) -> TrainConfig:
+    """The training config of one of the demo's encoders."""
     return TrainConfig(
         dataset="mnist5k",
         model="convnet",
@@ -38,8 +40,17 @@ def demo_config(name: str, objective: str, out: Path, epochs: int, device: str) 
     )
 
 
-def run_demo(out: Path, epochs: int | None = None, device: str = "auto") -> dict:
-    """Train both encoders, evaluate them and the raw-pixel baselines, write results, figures and a report."""
+def run_demo(out: str | Path, epochs: int | None = None, device: str = "auto") -> dict:
+    """Train both encoders, evaluate them and the raw-pixel baselines, write results, figures and a report.
+
+    Args:
+        out: the demo's folder (created if missing).
+        epochs: epochs per encoder (default :data:`DEMO_EPOCHS`).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+    Raises:
+        ValueError: ``epochs`` is not a positive integer, or ``out`` cannot be a folder to write in.
+    """
     from ._io import write_json
     from .analysis.format import format_results
     from .build import labelled_split
@@ -50,10 +61,10 @@ def run_demo(out: Path, epochs: int | None = None, device: str = "auto") -> dict
     from .train import run
     from .train.run_log import read_metrics
 
+    epochs = DEMO_EPOCHS if epochs is None else check_positive_int(epochs, "epochs")
+    out = check_output_path(out, "out", folder=True)
     started = time.perf_counter()
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    epochs = epochs or DEMO_EPOCHS
     rows = {}
     info = dataset_info("mnist5k")
     print("raw-pixel baselines (linear probe and 5-NN on the 784 pixels) ...", flush=True)
@@ -63,7 +74,7 @@ def run_demo(out: Path, epochs: int | None = None, device: str = "auto") -> dict
     rows["raw pixels"] = baselines
     for name, objective in DEMO_OBJECTIVES.items():
         print(f"training '{name}': {objective}, {epochs} epochs ...", flush=True)
-        rows[name] = run(demo_config(name, objective, out, epochs, device))
+        rows[name] = run(demo_config(name, objective, out, epochs, device), overwrite=True)
     curves = {name: read_metrics(out / name) for name in DEMO_OBJECTIVES}
     plot_training_curves(curves, out=out / "training_curves")
     seconds = time.perf_counter() - started

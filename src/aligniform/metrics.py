@@ -8,11 +8,22 @@ O(N²) buffer. Accumulation happens in float64.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ._validation import ArrayLike, check_feature_pair, check_features, check_labels, check_positive
+from ._validation import (
+    ArrayLike,
+    check_feature_pair,
+    check_feature_structure,
+    check_feature_values,
+    check_features,
+    check_labels,
+    check_positive,
+    check_positive_int,
+    check_same_shape,
+)
 from .losses._pairwise import pair_count, pairwise_logsumexp
 
 CHUNK_ROWS = 65536
@@ -62,6 +73,8 @@ def uniformity(
         True
     """
     t = check_positive(t, "t")
+    if max_pairs is not None:
+        max_pairs = check_positive_int(max_pairs, "max_pairs")
     x = check_features(x, "x", normalize=normalize, min_rows=2)
     x = _float(x)
     n = x.shape[0]
@@ -69,7 +82,6 @@ def uniformity(
         if max_pairs is None or max_pairs >= pair_count(n, 0, True):
             lse = pairwise_logsumexp(x, t).double()
             return float(lse) - math.log(pair_count(n, 0, True))
-        max_pairs = int(check_positive(max_pairs, "max_pairs"))
         generator = torch.Generator().manual_seed(seed)
         partial = []
         for start in range(0, max_pairs, CHUNK_ROWS):
@@ -122,6 +134,8 @@ def class_means(z: ArrayLike, labels: ArrayLike, normalize: bool = False) -> tup
     z = check_features(z, "train_z", normalize=normalize, require_unit_norm=False)
     labels = check_labels(labels, z.shape[0], "train_labels").to(z.device)
     keep = labels >= 0
+    if not bool(keep.any()):
+        raise ValueError("train_labels has no labelled sample (labels < 0 mean unlabelled): class means need labels")
     classes, inverse = torch.unique(labels[keep], return_inverse=True)
     sums = torch.zeros(len(classes), z.shape[1], dtype=torch.float64, device=z.device)
     sums.index_add_(0, inverse, z[keep].double())
@@ -229,6 +243,113 @@ def effective_rank(z: ArrayLike) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
+def modality_gap(x: ArrayLike, y: ArrayLike, normalize: bool = False) -> float:
+    """Modality gap of Liang et al. (NeurIPS 2022): ||mean_i x_i - mean_j y_j||, the distance between the centres.
+
+    For pairs from two encoders (image and text towers, a query and a document
+    encoder), the two sides' embeddings often occupy two separate cones of the
+    sphere; this is the Euclidean distance between their mean embeddings
+    (0 when both sides share one distribution, up to 2 for two antipodal
+    points). For two augmented views through one encoder it is near 0, so it
+    is informative for any pairs. ``x`` and ``y`` need the same width, not the
+    same number of rows. Sums accumulate in float64, chunk by chunk.
+
+    Examples:
+        >>> import numpy as np
+        >>> from aligniform.metrics import modality_gap
+        >>> modality_gap(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[-1.0, 0.0], [0.0, -1.0]]))
+        1.4142135623730951
+    """
+    x = check_features(x, "x", normalize=normalize)
+    y = check_features(y, "y", normalize=normalize)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same feature width, got {x.shape[1]} and {y.shape[1]}")
+    with torch.no_grad():
+        centres = [
+            torch.stack([chunk.double().sum(0) for chunk in z.split(CHUNK_ROWS)]).sum(0) / z.shape[0] for z in (x, y)
+        ]
+        return float(torch.linalg.vector_norm(centres[0] - centres[1].to(centres[0].device)))
+
+
+RETRIEVAL_BLOCK = 1 << 24
+"""Similarity entries computed at once by :func:`retrieval_recall` (rows per block: this divided by N)."""
+
+
+def retrieval_recall(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    k: int = 1,
+    normalize: bool = False,
+    max_queries: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Recall@k of retrieving each query's own partner among all keys by cosine similarity.
+
+    Row i of ``keys`` is the one right answer for row i of ``queries`` (a
+    positive pair); every other key is a distractor. Returns the fraction of
+    queries whose partner ranks among the ``k`` most similar keys. Ties are
+    broken uniformly at random, in expectation: a query whose partner has
+    ``g`` strictly more similar keys and ``e`` equally similar ones counts
+    ``clip((k - g) / (e + 1), 0, 1)``, so collapsed embeddings (all keys
+    equal) score k/N rather than 1. Swap the arguments for the other
+    direction (text -> image instead of image -> text).
+
+    Exact over all N queries against all N keys (O(N²d) time, memory of
+    :data:`RETRIEVAL_BLOCK` similarities); with ``max_queries`` it scores
+    that many queries drawn without replacement (seeded), still against all
+    keys. :func:`retrieval_recalls` gives several k from one pass.
+
+    Examples:
+        >>> import numpy as np
+        >>> from aligniform.metrics import retrieval_recall
+        >>> z = np.eye(3)
+        >>> retrieval_recall(z, z), retrieval_recall(z, z[[1, 2, 0]]), retrieval_recall(z, z[[1, 2, 0]], k=2)
+        (1.0, 0.0, 0.5)
+    """
+    return retrieval_recalls(queries, keys, (k,), normalize, max_queries, seed)[k]
+
+
+def retrieval_recalls(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    ks: Sequence[int] = (1, 5),
+    normalize: bool = False,
+    max_queries: int | None = None,
+    seed: int = 0,
+) -> dict[int, float]:
+    """:func:`retrieval_recall` for every k in ``ks`` from one pass over the similarities: ``{k: recall@k}``.
+
+    Examples:
+        >>> import numpy as np
+        >>> retrieval_recalls(np.eye(3), np.eye(3)[[1, 2, 0]], ks=(1, 2, 3))
+        {1: 0.0, 2: 0.5, 3: 1.0}
+    """
+    ks = [check_positive_int(k, "k") for k in ks]
+    if not ks:
+        raise ValueError("ks must name at least one k")
+    queries = check_feature_structure(queries, "queries")
+    keys = check_feature_structure(keys, "keys")
+    check_same_shape(queries, keys, ("queries", "keys"))
+    queries = _float(check_feature_values(queries, "queries", normalize))
+    keys = _float(check_feature_values(keys, "keys", normalize))
+    n = queries.shape[0]
+    rows = torch.arange(n)
+    if max_queries is not None and check_positive_int(max_queries, "max_queries") < n:
+        rows = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_queries].sort().values
+    rows = rows.to(queries.device)
+    k_column = torch.tensor(ks, dtype=torch.float64, device=queries.device)[None, :]
+    totals = torch.zeros(len(ks), dtype=torch.float64, device=queries.device)
+    with torch.no_grad():
+        for block in rows.split(max(1, RETRIEVAL_BLOCK // n)):
+            similarity = queries[block] @ keys.T
+            # The partner's similarity is read from the same product, so its ties are exact.
+            own = similarity.gather(1, block[:, None])
+            greater = (similarity > own).sum(1).double()[:, None]
+            ties = ((similarity == own).sum(1) - 1).double()[:, None]
+            totals += ((k_column - greater) / (ties + 1)).clamp(0, 1).sum(0)
+    return {k: float(total) / rows.numel() for k, total in zip(ks, totals)}
+
+
 __all__ = [
     "alignment",
     "uniformity",
@@ -237,4 +358,7 @@ __all__ = [
     "mean_classifier_evaluation",
     "effective_rank",
     "class_means",
+    "modality_gap",
+    "retrieval_recall",
+    "retrieval_recalls",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import cast
@@ -72,6 +73,26 @@ def _valid_terms() -> str:
     return ", ".join(kind.signature(name) for name, kind in TERMS.items())
 
 
+def _check_argument_type(name: str, parameter: str, value: object, kind: TermKind) -> None:
+    """A switch (a parameter whose default is true/false) takes true/false; every other parameter a number.
+
+    The values themselves (positive, in range) are the loss's to check; a tensor is left for it too.
+    """
+    default = kind.params[parameter]
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}({parameter}=...) must be true or false, got {_format_argument(value)}")
+    elif value is None:
+        if default is not None:
+            raise ValueError(f"{name}({parameter}=...) must be a number, got none")
+    elif isinstance(value, bool) or not isinstance(value, (numbers.Real, torch.Tensor)):
+        raise ValueError(f"{name}({parameter}=...) must be a number, got {_format_argument(value)}")
+
+
+def _format_argument(value: object) -> str:
+    return _format_value(value) if isinstance(value, (bool, int, float)) or value is None else repr(value)
+
+
 class Term(nn.Module):
     """One weighted loss of an :class:`Objective`."""
 
@@ -87,7 +108,9 @@ class Term(nn.Module):
         missing = [p for p, v in values.items() if v is REQUIRED]
         if missing:
             raise ValueError(f"{name} needs argument(s) {', '.join(missing)}: {kind.signature(name)}")
-        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+        for parameter, value in arguments.items():
+            _check_argument_type(name, parameter, value, kind)
+        if isinstance(weight, bool) or not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
             raise ValueError(f"the weight of {name} must be a positive number, got {weight!r}")
         try:
             self.loss = kind.module(**values)
@@ -130,9 +153,12 @@ def _parse_term(text: str) -> Term:
     arguments = {}
     for item in filter(str.strip, (match["args"] or "").split(",")):
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep:
             raise ValueError(f"in {text.strip()!r}: arguments are written name=value, got {item.strip()!r}")
-        arguments[key.strip()] = _parse_value(value, f"{name}({key.strip()}=...)")
+        if key in arguments:
+            raise ValueError(f"in {text.strip()!r}: argument {key} of {name} is given twice")
+        arguments[key] = _parse_value(value, f"{name}({key}=...)")
     weight = float(match["weight"]) if match["weight"] else 1.0
     return Term(name, weight, **arguments)
 

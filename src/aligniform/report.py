@@ -33,8 +33,17 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from ._validation import check_output_path
 from .analysis.format import RESULT_COLUMNS
-from .plots import plot_sweep_scatter, plot_temperature_curves, plot_training_curves, png_bytes, sweep_correlations
+from .plots import (
+    plot_sweep_scatter,
+    plot_temperature_curves,
+    plot_training_curves,
+    plot_trajectory,
+    png_bytes,
+    sweep_correlations,
+    trajectory_points,
+)
 from .train.run_log import read_metrics
 
 if TYPE_CHECKING:
@@ -103,8 +112,11 @@ def write_report(
     alignment–uniformity scatter (:func:`aligniform.plots.plot_sweep_scatter`),
     temperature curves when ``tau`` varies, and the ``sweep.csv`` table; for each
     run its config, its training curves
-    (:func:`aligniform.plots.plot_training_curves`) and the PNGs already in its
-    folder. Missing or unreadable files are listed in the report, not raised.
+    (:func:`aligniform.plots.plot_training_curves`), its alignment–uniformity
+    trajectory (:func:`aligniform.plots.plot_trajectory`, when ``metrics.jsonl``
+    holds held-out alignment and uniformity) and the PNGs already in its folder;
+    when several runs have trajectories, one figure overlays them all. Missing or
+    unreadable files are listed in the report, not raised.
 
     Args:
         run_dirs: run folders and/or sweep folders (a single path is accepted too).
@@ -117,13 +129,14 @@ def write_report(
     Raises:
         ValueError: a path is not a folder, or is neither a run folder (holding
             one of config.yaml, metrics.jsonl, results.json) nor a sweep folder
-            (holding sweep.csv); or no path is given.
+            (holding sweep.csv); or no path is given; or ``out`` cannot be
+            written (a folder, under a file, not writable), checked before any work.
 
     Examples:
         >>> write_report(["runs/sweep_tau"], "sweep.html", title="Temperature sweep")  # doctest: +SKIP
         PosixPath('sweep.html')
     """
-    out = Path(out).expanduser()
+    out = check_output_path(out, "out")  # before the figures are rendered, not after
     document = render_report(run_dirs, title)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(document, encoding="utf-8")
@@ -141,6 +154,7 @@ def render_report(run_dirs: Sequence[str | Path] | str | Path, title: str = "ali
         _header(title, len(all_runs), len(sweeps)),
         _results_section(all_runs),
         *(_sweep_section(sweep) for sweep in sweeps),
+        _trajectories_section(all_runs),
         *(_run_section(run) for run in all_runs),
     ]
     return _document(title, "\n".join(parts))
@@ -457,6 +471,12 @@ def _run_section(run: RunFolder) -> str:
         )
         if curves:
             body.append("<h3>Training curves</h3>" + curves)
+            records = _trajectory_records(run)
+            if records is not None:
+                caption = "alignment–uniformity trajectory"
+                trajectory = _rendered_figure(lambda: plot_trajectory(records), caption, problems)
+                if trajectory:
+                    body.append("<h3>Alignment–uniformity trajectory</h3>" + trajectory)
     pngs = sorted(run.path.glob("*.png"))
     if pngs:
         body.append("<h3>Figures in the run folder</h3>" + "".join(_existing_png(path, problems) for path in pngs))
@@ -464,6 +484,30 @@ def _run_section(run: RunFolder) -> str:
     parts += body
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _trajectory_records(run: RunFolder) -> list[dict] | None:
+    """The run's metrics.jsonl records when they hold held-out alignment and uniformity, else None."""
+    try:
+        records = read_metrics(run.path / "metrics.jsonl")
+    except (OSError, ValueError):  # the training-curves figure already reports an unreadable file
+        return None
+    return records if trajectory_points(records) is not None else None
+
+
+def _trajectories_section(runs: list[RunFolder]) -> str:
+    # One overlay of every run's path (Gao et al. 2021, Figure 2), only when there are paths to compare.
+    records = {run.name: _trajectory_records(run) for run in runs if (run.path / "metrics.jsonl").is_file()}
+    records = {name: run_records for name, run_records in records.items() if run_records is not None}
+    if len(records) < 2:
+        return ""
+    problems: list[str] = []
+    caption = f"alignment–uniformity trajectories of {len(records)} runs (Gao et al. 2021, Figure 2)"
+    figure = _rendered_figure(lambda: plot_trajectory(records), caption, problems)
+    return (
+        '<section id="trajectories"><h2>Alignment–uniformity trajectories</h2>'
+        f"{_problems_html(problems)}{figure}</section>"
+    )
 
 
 def _existing_png(path: Path, problems: list[str]) -> str:

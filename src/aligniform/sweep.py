@@ -14,6 +14,10 @@ A grid file (YAML)::
 Each run lives in ``OUT/<name>/`` (name = index + a hash of its options) and
 is skipped when it has finished with these options
 (:func:`aligniform.train.reuse.finished_results`), so a killed sweep resumes.
+A grid may not set ``out`` (the sweep names the folders); ``progress`` is
+ignored (runs write to their ``train.log``). A run that fails is reported on its
+own line with the last line of its log; the others go on, and the sweep ends
+with :class:`SweepRunsFailed` listing the failed runs.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from ._validation import check_positive_int
 from .config import ConfigError, TrainConfig
 from .train.reuse import finished_results
 
@@ -50,36 +55,94 @@ class SweepRun:
         return TrainConfig.from_dict({**self.options, "out": str(out / self.name), "progress": False})
 
 
+class SweepRunsFailed(RuntimeError):
+    """Some runs of a sweep failed; the others finished. ``failed`` holds the failed runs' names."""
+
+    def __init__(self, message: str, failed: list[str]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+#: Options a grid may not set: each run's folder is ``OUT/<name>`` of the sweep's ``--out``.
+RESERVED_OPTIONS = ("out",)
+#: Options a grid may set but that are ignored: runs train without progress bars (their output goes to train.log).
+IGNORED_OPTIONS = ("progress",)
+
+
 def load_grid(path: str | Path) -> list[SweepRun]:
-    """Expand a grid file into runs, validating every option set up front."""
+    """Expand a grid file into runs, validating every option set up front.
+
+    Raises:
+        ConfigError: naming the file (and the run) when the file is missing or not
+            valid YAML, a section has the wrong shape (``base`` and each entry of
+            ``runs`` are mappings, ``grid`` maps options to non-empty lists), an
+            option set is not a valid training config, a grid sets ``out``, or two
+            runs have the same options.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep grid file {path} does not exist")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = _read_yaml(path)
     if not isinstance(spec, dict) or not set(spec) <= {"base", "grid", "runs"}:
-        found = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
-        raise ConfigError(f"a sweep grid file has the sections base, grid and/or runs; {path} has {found}")
-    base = spec.get("base") or {}
-    grid = spec.get("grid") or {}
+        found = sorted(map(str, spec)) if isinstance(spec, dict) else f"a YAML {type(spec).__name__}"
+        raise ConfigError(f"a sweep grid file has the sections base, grid and/or runs (mappings); {path} has {found}")
+    base = _mapping(spec.get("base") or {}, "base", path)
+    grid = _mapping(spec.get("grid") or {}, "grid", path)
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"grid option {key!r} must be a non-empty list of values, got {values!r}")
+            raise ConfigError(f"grid option {key!r} must be a non-empty list of values, got {values!r} (in {path})")
+    explicit = spec.get("runs") or []
+    if not isinstance(explicit, list):
+        raise ConfigError(f"section runs of {path} must be a list of option mappings, got {type(explicit).__name__}")
     option_sets = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else []
-    option_sets += list(spec.get("runs") or [])
+    option_sets += [_mapping(options, f"runs entry {index}", path) for index, options in enumerate(explicit)]
     if not option_sets:
         option_sets = [{}]
-    runs = []
+    runs: list[SweepRun] = []
+    seen: dict[str, int] = {}
     for index, options in enumerate(option_sets):
         merged = {**base, **options}
-        for reserved in ("out", "progress"):
-            merged.pop(reserved, None)
+        reserved = [key for key in RESERVED_OPTIONS if key in merged]
+        if reserved:
+            raise ConfigError(
+                f"{path} sets {', '.join(reserved)}, which a sweep chooses itself: each run trains in "
+                f"<sweep --out>/<run name>; remove {', '.join(reserved)} from the grid"
+            )
+        for ignored in IGNORED_OPTIONS:
+            merged.pop(ignored, None)
         try:
             TrainConfig.from_dict(merged)
         except ConfigError as error:
             raise ConfigError(f"run {index} of {path} ({options}): {error}") from None
         digest = hashlib.sha1(json.dumps(merged, sort_keys=True).encode()).hexdigest()[:8]
+        if digest in seen:
+            raise ConfigError(
+                f"runs {seen[digest]} and {index} of {path} have the same options ({merged}); "
+                f"remove one, or make them differ (e.g. by seed)"
+            )
+        seen[digest] = index
         runs.append(SweepRun(f"run{index:03d}-{digest}", merged))
     return runs
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"sweep grid file {path} is not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"sweep grid file {path} is not a UTF-8 text file") from None
+
+
+def _mapping(value: Any, section: str, path: Path) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{section} of {path} must be a mapping of option: value, got {type(value).__name__} {value!r}"
+        )
+    return value
 
 
 def train_command(run: SweepRun, out: Path) -> list[str]:
@@ -94,6 +157,7 @@ def train_command(run: SweepRun, out: Path) -> list[str]:
         "--out",
         str(out / run.name),
         "--no-progress",
+        "--overwrite",  # a run that failed before is trained again from the start
     ]
 
 
@@ -127,9 +191,14 @@ def run_sweep(
 
     Returns:
         The rows of ``sweep.csv``.
+
+    Raises:
+        ConfigError: the grid file is invalid (see :func:`load_grid`).
+        SweepRunsFailed: after every run was tried and ``sweep.csv`` written, when some runs failed.
     """
     out = Path(out)
     stream = stream or sys.stdout
+    workers = check_positive_int(workers, "workers")
     runs = load_grid(grid_file)
     pending = [run for run in runs if _results(run, out) is None]
     for run in pending:
@@ -155,18 +224,37 @@ def run_sweep(
             code = subprocess.run(train_command(run, out), env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
         seconds = time.perf_counter() - started
         (out / run.name / "wall_seconds.txt").write_text(f"{seconds:.2f}\n")
-        status = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
-        if code != 0:
-            failures.append(run.name)
-        print(f"  {run.name}: {status} in {seconds:.0f} s", file=stream, flush=True)
+        if code == 0:
+            print(f"  {run.name}: done in {seconds:.0f} s", file=stream, flush=True)
+            return
+        failures.append(run.name)
+        print(
+            f"  {run.name}: FAILED (exit {code}) in {seconds:.0f} s: {_last_line(log)} (log: {log})",
+            file=stream,
+            flush=True,
+        )
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(execute, pending))
     rows = write_summary(runs, out)
     print(f"sweep: wrote {out / 'sweep.csv'} ({len(rows)} finished runs)", file=stream)
     if failures:
-        raise RuntimeError(f"{len(failures)} run(s) failed: {', '.join(failures)}; rerun the sweep to retry them")
+        failed = sorted(failures)
+        raise SweepRunsFailed(
+            f"{len(failed)} of {len(pending)} run(s) failed: {', '.join(failed)}; see each run's train.log in "
+            f"{out}, fix the cause and rerun the sweep (finished runs are kept)",
+            failed,
+        )
     return rows
+
+
+def _last_line(log: Path) -> str:
+    """The last non-blank line of a run's log: the error of a failed ``aligniform train``."""
+    try:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return "no log"
+    return next((line for line in reversed(lines) if line), "empty log")
 
 
 def write_summary(runs: list[SweepRun], out: Path) -> list[dict[str, Any]]:

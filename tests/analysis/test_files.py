@@ -65,3 +65,53 @@ def test_bad_paths_raise_clear_errors(tmp_path):
     np.save(tmp_path / "y.npy", np.eye(4))
     with pytest.raises(ValueError, match="same shape"):
         load_embedding_file(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "labels", [np.array(["cat", "dog", "cat"]), np.array([b"a", b"b", b"a"]), np.array(["a", 1, 2], dtype=object)]
+)
+def test_non_numeric_labels_name_the_array_and_the_file(tmp_path, labels):
+    # An object array cannot be read without pickle; text labels can, and are refused as labels.
+    np.savez(tmp_path / "named.npz", x=np.eye(3), labels=labels)
+    with pytest.raises(ValueError, match=r"named\.npz") as error:
+        load_embedding_file(tmp_path / "named.npz")
+    assert "labels" in str(error.value).replace(str(tmp_path), "")
+
+
+class _Touch:
+    """An object whose unpickling would create a file: proof that nothing is unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_files_that_need_pickle_are_refused_without_running_their_code(tmp_path):
+    from aligniform.analysis.files import PickledArrayError
+
+    marker = tmp_path / "code_ran"
+    objects = np.array([_Touch(marker)] * 3, dtype=object)
+    np.savez(tmp_path / "objects.npz", x=np.eye(3), y=objects)
+    with pytest.raises(PickledArrayError, match=r"objects\.npz: array y holds Python objects.*does not unpickle"):
+        load_embedding_file(tmp_path / "objects.npz")
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    np.save(folder / "x.npy", np.eye(3))
+    np.save(folder / "labels.npy", objects)
+    with pytest.raises(ValueError, match=r"labels\.npy: array labels holds Python objects"):
+        load_embedding_file(folder)
+    assert not marker.exists()
+
+
+def test_every_numpy_read_in_the_package_refuses_pickle():
+    import re
+    from pathlib import Path
+
+    import aligniform
+
+    package = Path(aligniform.__file__).parent
+    for source in package.rglob("*.py"):
+        for call in re.findall(r"np\.load\([^)]*\)", source.read_text()):
+            assert "allow_pickle=False" in call, f"{source}: {call}"

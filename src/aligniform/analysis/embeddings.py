@@ -52,6 +52,13 @@ class EmbeddingSet:
                     f"got x {tuple(self.x.shape)} and y {tuple(self.y.shape)}"
                 )
         if self.labels is not None:
+            kind = getattr(getattr(self.labels, "dtype", None), "kind", None)
+            if kind in ("U", "S", "O"):  # class names rather than class numbers
+                raise ValueError(
+                    f"labels must be integer class labels (-1 = unlabelled), got an array of dtype "
+                    f"{self.labels.dtype} (in {self.source}); map class names to integers first, e.g. "
+                    f"numpy.unique(labels, return_inverse=True)[1]"
+                )
             try:
                 check_labels(self.labels, self.n)
             except ValueError as error:

@@ -9,7 +9,22 @@ import torch.nn.functional as F
 from .._validation import as_tensor
 from .embeddings import Array, EmbeddingSet
 
-__all__ = ["analysis_figures"]
+__all__ = ["analysis_figures", "planned_figures"]
+
+
+def planned_figures(embeddings: EmbeddingSet, folder: Path) -> list[str]:
+    """The PNG paths :func:`analysis_figures` writes for these embeddings, known before drawing them.
+
+    Examples:
+        >>> import numpy as np
+        >>> planned_figures(EmbeddingSet(np.eye(3)), Path("figs"))
+        []
+        >>> planned_figures(EmbeddingSet(np.eye(2), np.eye(2)), Path("figs"))
+        ['figs/alignment_histogram.png', 'figs/hypersphere.png']
+    """
+    names = ["alignment_histogram"] if embeddings.y is not None else []
+    names += ["hypersphere"] if embeddings.d == 2 else []
+    return [str(Path(folder) / f"{name}.png") for name in names]
 
 
 def analysis_figures(embeddings: EmbeddingSet, folder: Path, normalize: bool) -> list[str]:
@@ -42,11 +57,8 @@ def analysis_figures(embeddings: EmbeddingSet, folder: Path, normalize: bool) ->
 
     folder = Path(folder)
     x = prepare(embeddings.x)
-    written = []
     if embeddings.y is not None:
         plot_alignment_histogram(x, prepare(embeddings.y), out=folder / "alignment_histogram")
-        written.append(str(folder / "alignment_histogram.png"))
-    if x.shape[1] == 2:
+    if embeddings.d == 2:
         plot_hypersphere(x, labels=embeddings.labels, out=folder / "hypersphere")
-        written.append(str(folder / "hypersphere.png"))
-    return written
+    return planned_figures(embeddings, folder)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .embeddings import EmbeddingSet
 
-__all__ = ["EMBEDDING_ARRAYS", "load_embedding_file"]
+__all__ = ["EMBEDDING_ARRAYS", "PickledArrayError", "load_embedding_file"]
 
 EMBEDDING_ARRAYS: tuple[str, ...] = ("x", "y", "labels")
 """Array names an embedding file may hold: ``x`` (required), ``y`` and ``labels`` (optional)."""
@@ -60,7 +61,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             if not hasattr(archive, "files"):  # np.load gave a plain array: not an .npz
                 raise ValueError("it is a single array, not an .npz archive")
-            arrays = {name: archive[name] for name in archive.files}
+            arrays = {name: _array(archive, name, path) for name in archive.files}
+    except PickledArrayError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise ValueError(
             f"embedding file {path} cannot be read as an .npz archive ({error}); write it with "
@@ -98,5 +101,38 @@ def _read_npy_folder(folder: Path) -> dict[str, np.ndarray]:
 def _read_npy(file: Path) -> np.ndarray:
     try:
         return np.load(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+    except ValueError as error:
+        if _needs_pickle(error):
+            raise PickledArrayError(_pickle_message(file, file.stem)) from None
         raise ValueError(f"{file} cannot be read as a .npy array ({error}); write it with numpy.save") from None
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{file} cannot be read as a .npy array ({error}); write it with numpy.save") from None
+
+
+class PickledArrayError(ValueError):
+    """An array file holds Python objects, which only unpickling could read: refused, as it could run code."""
+
+
+def _array(archive: Any, name: str, path: Path) -> np.ndarray:
+    """One array of an open ``.npz``; an object array is refused by name."""
+    try:
+        return archive[name]
+    except ValueError as error:
+        if _needs_pickle(error):
+            raise PickledArrayError(_pickle_message(path, name)) from None
+        raise
+
+
+def _needs_pickle(error: ValueError) -> bool:
+    # numpy's words when allow_pickle=False meets an object array.
+    return "allow_pickle" in str(error)
+
+
+def _pickle_message(path: Path, name: str) -> str:
+    dtype = "int64" if name == "labels" else "float32"
+    converted = f"numpy.asarray({name}, dtype=numpy.{dtype})"
+    fix = f"numpy.save(path, {converted})" if path.suffix == ".npy" else f"numpy.savez(path, {name}={converted}, ...)"
+    return (
+        f"embedding file {path}: array {name} holds Python objects (dtype object), which only pickle can read; "
+        f"aligniform does not unpickle files, as that can run code stored in them. Save numbers instead, e.g. {fix}"
+    )

@@ -15,6 +15,12 @@ _ROWS = (
     ("tolerance", "tolerance", "{:.4f}", "higher = same-class rows closer (Wang & Liu 2021)"),
     ("mean_classifier_acc", "mean-classifier accuracy", "{:.4f}", "higher is better (Arora et al. 2019)"),
     ("effective_rank", "effective rank", "{:.2f}", "higher = more directions used (RankMe)"),
+    ("uniformity_y", "y-side uniformity (t={t:g})", "{:.4f}", "of the partners y; lower is better"),
+    ("modality_gap", "modality gap", "{:.4f}", "||mean x - mean y||; 0 = one distribution (Liang et al. 2022)"),
+    ("recall_at_1_x_to_y", "recall@1 x -> y", "{:.4f}", "partner retrieved first; higher is better"),
+    ("recall_at_5_x_to_y", "recall@5 x -> y", "{:.4f}", "partner among the 5 nearest"),
+    ("recall_at_1_y_to_x", "recall@1 y -> x", "{:.4f}", ""),
+    ("recall_at_5_y_to_x", "recall@5 y -> x", "{:.4f}", ""),
 )
 
 

@@ -14,7 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import metrics
-from .._validation import NORM_TOLERANCE, as_tensor, check_labels, check_positive, check_unit_norm
+from .._validation import (
+    NORM_TOLERANCE,
+    as_tensor,
+    check_labels,
+    check_positive,
+    check_positive_int,
+    check_unit_norm,
+)
 from .embeddings import Array, EmbeddingSet
 
 __all__ = ["MEAN_CLASSIFIER_HELD_OUT", "UNIT_NORM_TOLERANCE", "analyze_embeddings", "row_norm_statistics"]
@@ -47,6 +54,10 @@ def analyze_embeddings(
       from a seeded, class-stratified half of the labelled rows, accuracy on
       the other half (needs labels of two or more classes);
     * ``effective_rank`` of ``x``;
+    * for pairs from two encoders (needs ``y``): ``uniformity_y`` (the other
+      side's uniformity), ``modality_gap`` (||mean x - mean y||, Liang et al.
+      2022; always present, ``None`` without ``y``) and retrieval recall@1/@5
+      in both directions (``recall_at_1_x_to_y``, ``recall_at_5_y_to_x``, ...);
     * ``norm_min``, ``norm_mean``, ``norm_max``, ``unit_norm_fraction`` --
       row norms of ``x`` as given (before any normalisation).
 
@@ -83,6 +94,7 @@ def analyze_embeddings(
     if not isinstance(emb, EmbeddingSet):
         raise ValueError(f"emb must be an EmbeddingSet, got {type(emb).__name__}")
     t, alpha = check_positive(t, "t"), check_positive(alpha, "alpha")
+    max_pairs = None if max_pairs is None else check_positive_int(max_pairs, "max_pairs")
     x = _as_float_tensor(emb.x, "x")
     y = None if emb.y is None else _as_float_tensor(emb.y, "y")
     norms = row_norm_statistics(x)
@@ -107,6 +119,7 @@ def analyze_embeddings(
     result["alignment"] = _alignment(x, y, alpha, notes)
     result["uniformity"] = metrics.uniformity(x, t=t, max_pairs=max_pairs, seed=seed)
     notes["uniformity"] = _uniformity_note(emb.n, max_pairs, seed)
+    result.update(_two_sided(x, y, t, max_pairs, seed, notes))
     result["tolerance"] = _tolerance(x, labels, notes)
     result.update(_mean_classifier(x, labels, seed, notes))
     result["effective_rank"] = metrics.effective_rank(x)
@@ -155,6 +168,45 @@ def _alignment(x: torch.Tensor, y: torch.Tensor | None, alpha: float, notes: dic
         return None
     notes["alignment"] = f"over {x.shape[0]} positive pairs (x_i, y_i)"
     return metrics.alignment(x, y, alpha=alpha)
+
+
+RETRIEVAL_KS = (1, 5)
+"""The k of the retrieval recalls ``analyze`` reports, in both directions (``recall_at_1_x_to_y``, ...)."""
+
+RETRIEVAL_MIN_QUERIES = 1000
+"""With ``max_pairs``, retrieval is scored on max(this, max_pairs // n) sampled queries (at most n)."""
+
+
+def _two_sided(
+    x: torch.Tensor, y: torch.Tensor | None, t: float, max_pairs: int | None, seed: int, notes: dict[str, str]
+) -> dict[str, Any]:
+    """Cross-modal numbers of pairs from two encoders: the y side's uniformity, the modality gap, retrieval."""
+    directions = {"x_to_y": "x", "y_to_x": "y"}
+    recall_keys = [f"recall_at_{k}_{direction}" for k in RETRIEVAL_KS for direction in directions]
+    if y is None:
+        for key in ["uniformity_y", "modality_gap", *recall_keys]:
+            notes[key] = "skipped: no positive partners y"
+        return dict.fromkeys(["uniformity_y", "modality_gap", *recall_keys])
+    n = x.shape[0]
+    result: dict[str, Any] = {
+        "uniformity_y": metrics.uniformity(y, t=t, max_pairs=max_pairs, seed=seed),
+        "modality_gap": metrics.modality_gap(x, y),
+    }
+    notes["uniformity_y"] = _uniformity_note(n, max_pairs, seed).replace("of x", "of y", 1)
+    notes["modality_gap"] = "||mean x - mean y|| (Liang et al. 2022); near 0 when x and y come from one encoder"
+    max_queries = None if max_pairs is None else max(RETRIEVAL_MIN_QUERIES, max_pairs // n)
+    scored = "all" if max_queries is None or max_queries >= n else f"{max_queries} sampled (seed {seed})"
+    for direction, side in directions.items():
+        queries, keys = (x, y) if side == "x" else (y, x)
+        recalls = metrics.retrieval_recalls(queries, keys, RETRIEVAL_KS, max_queries=max_queries, seed=seed)
+        other = "y" if side == "x" else "x"
+        for k, recall in recalls.items():
+            result[f"recall_at_{k}_{direction}"] = recall
+            notes[f"recall_at_{k}_{direction}"] = (
+                f"fraction of {scored} rows of {side} whose partner is among the {k} most similar of the "
+                f"{n} rows of {other}"
+            )
+    return result
 
 
 def _uniformity_note(n: int, max_pairs: int | None, seed: int) -> str:

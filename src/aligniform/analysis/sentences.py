@@ -94,7 +94,8 @@ def load_sentence_model(model_path: str | Path, device: str | None = None) -> An
     SentenceTransformer = _import_sentence_transformer()
     location = resolve_sentence_model(model_path)
     try:
-        return SentenceTransformer(str(location), device=device, local_files_only=True)
+        # trust_remote_code=False (the default, said out loud): a model folder's own Python code never runs.
+        return SentenceTransformer(str(location), device=device, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise ValueError(
             f"cannot load sentence model {model_path!r} from {location} offline: "

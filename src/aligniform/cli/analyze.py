@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UserError
+from .errors import UserError, os_error_reason, path_argument
 
 if TYPE_CHECKING:
     from ..analysis import EmbeddingSet
@@ -16,17 +16,24 @@ if TYPE_CHECKING:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``analyze`` to the sub-commands."""
     parser = commands.add_parser("analyze", help="alignment, uniformity, tolerance, ... of any embeddings")
-    parser.add_argument("checkpoint", type=Path, nargs="?", help="a checkpoint (positive pairs from its augmentation)")
+    parser.add_argument(
+        "checkpoint",
+        type=path_argument,
+        nargs="?",
+        metavar="PATH",
+        help="embeddings to read, by what PATH is: an .npz (as --npz), a folder holding x.npy (as --npy-dir), "
+        "else a checkpoint (positive pairs from its augmentation)",
+    )
     parser.add_argument("--dataset", help="dataset of the checkpoint's pairs (default: the one it was trained on)")
     parser.add_argument("--data-dir", help="dataset folder")
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--layer", default="output", help="layer of the checkpoint's encoder (default: output)")
     parser.add_argument("--device", default="cpu", help="device for the checkpoint's encoder")
-    parser.add_argument("--npz", type=Path, help=".npz with arrays x, y (positive pairs) and optional labels")
-    parser.add_argument("--npy-dir", type=Path, help="folder with x.npy, y.npy and optional labels.npy")
+    parser.add_argument("--npz", type=path_argument, help=".npz with arrays x, y (positive pairs) and optional labels")
+    parser.add_argument("--npy-dir", type=path_argument, help="folder with x.npy, y.npy and optional labels.npy")
     parser.add_argument("--sentence-model", help="sentence-transformers model (package name or folder)")
     parser.add_argument(
-        "--pairs", type=Path, help="TSV of sentence pairs for --sentence-model (optional 3rd column: label)"
+        "--pairs", type=path_argument, help="TSV of sentence pairs for --sentence-model (optional 3rd column: label)"
     )
     parser.add_argument("--normalize", action="store_true", help="L2-normalise features that are not unit-norm")
     parser.add_argument(
@@ -35,7 +42,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--figures",
-        type=Path,
+        type=path_argument,
         metavar="DIR",
         help="also write the positive-pair distance histogram, and for 2-d features the "
         "paper's hypersphere KDEs, as PNG and SVG into DIR",
@@ -45,18 +52,41 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Load the embeddings from the one source given, measure them, print the result (and draw it)."""
+    from .._validation import check_output_path
     from ..analysis import analyze_embeddings, format_analysis
+    from ..analysis.figures import planned_figures
 
+    # Checked before the work: the analysis is printed before the figures are drawn, so a failure to
+    # write them (a full disk) loses nothing.
+    if args.figures is not None:
+        check_output_path(args.figures, "--figures", folder=True)
+    if args.max_pairs is not None and args.max_pairs <= 0:
+        raise UserError(f"--max-pairs must be a positive integer, got {args.max_pairs}")
     embeddings = load_embeddings(args)
     result = analyze_embeddings(embeddings, normalize=args.normalize, max_pairs=args.max_pairs)
     if args.figures is not None:
-        from ..analysis.figures import analysis_figures
-
-        result["figures"] = analysis_figures(embeddings, args.figures, args.normalize)
-    print(json.dumps(result, indent=2) if args.json else format_analysis(result))
-    if args.figures is not None and not args.json:
-        print("figures: " + ", ".join(result["figures"]))
+        result["figures"] = planned_figures(embeddings, args.figures)
+    print(json.dumps(result, indent=2) if args.json else format_analysis(result), flush=True)
+    if args.figures is not None:
+        draw_figures(args, embeddings)
+        if not args.json:
+            print("figures: " + ", ".join(result["figures"]))
     return 0
+
+
+def draw_figures(args: argparse.Namespace, embeddings: EmbeddingSet) -> None:
+    """Draw ``analyze --figures``; a failure to write them says the analysis was printed."""
+    from ..analysis.figures import analysis_figures
+
+    try:
+        analysis_figures(embeddings, args.figures, args.normalize)
+    except OSError as error:
+        problem, fix = os_error_reason(error)
+        where = f" ({error.filename})" if error.filename else ""
+        raise UserError(
+            f"the analysis was printed, but its figures were not saved to --figures {args.figures}{where}: "
+            f"{problem}; {fix}"
+        ) from None
 
 
 def load_embeddings(args: argparse.Namespace) -> EmbeddingSet:
@@ -66,14 +96,22 @@ def load_embeddings(args: argparse.Namespace) -> EmbeddingSet:
     sources = [args.checkpoint, args.npz, args.npy_dir, args.sentence_model]
     if sum(source is not None for source in sources) != 1:
         raise UserError(
-            "give exactly one input: CHECKPOINT, --npz FILE, --npy-dir DIR or --sentence-model NAME --pairs FILE"
+            "give exactly one input: PATH (.npz, folder of .npy, checkpoint), --npz FILE, --npy-dir DIR "
+            "or --sentence-model NAME --pairs FILE"
         )
     if args.sentence_model is not None:
         if args.pairs is None:
             raise UserError("--sentence-model needs --pairs FILE.tsv (two text columns per line: a positive pair)")
         return embeddings_from_sentence_model(args.sentence_model, args.pairs)
+    if args.checkpoint is not None and _is_embedding_file(args.checkpoint):
+        return load_embedding_file(args.checkpoint)
     if args.checkpoint is not None:
         return embeddings_from_checkpoint(
             args.checkpoint, args.dataset, args.data_dir, args.split, args.layer, args.device
         )
     return load_embedding_file(args.npz or args.npy_dir)
+
+
+def _is_embedding_file(path: Path) -> bool:
+    """Whether a positional PATH holds arrays (an .npz or .npy, a folder with x.npy) rather than a checkpoint."""
+    return path.suffix in (".npz", ".npy") or (path.is_dir() and (path / "x.npy").is_file())

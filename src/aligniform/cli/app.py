@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from . import analyze, demo, evaluate, report, study, sweep, train
-from .errors import run_handler
+from .errors import option_names, run_handler
 
 #: The sub-command modules, in the order ``aligniform --help`` lists them.
 COMMANDS = (train, evaluate, demo, sweep, analyze, study, report)
@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)
+    for subparser in commands.choices.values():
+        # So that an error about a path can name the option that gave it (cli.errors.describe_os_error).
+        subparser.set_defaults(option_names=option_names(subparser))
     return parser
 
 

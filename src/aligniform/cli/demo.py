@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from .errors import UserError
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,7 +18,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Run the demo."""
+    from .._validation import check_output_path
     from ..demo import run_demo
 
-    run_demo(Path(args.out), epochs=args.epochs, device=args.device)
+    if args.epochs is not None and args.epochs <= 0:
+        raise UserError(f"--epochs must be a positive integer, got {args.epochs}")
+    run_demo(check_output_path(args.out, "--out", folder=True), epochs=args.epochs, device=args.device)
     return 0

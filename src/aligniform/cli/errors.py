@@ -1,15 +1,26 @@
-"""How the command line ends: errors users can fix as one line without a traceback, and the exit codes."""
+"""How the command line ends: errors users can fix as one line without a traceback, and the exit codes.
+
+The contract: an error the user can fix (a bad option or file, a refused run folder, an operating-system
+error such as a read-only folder or a full disk) is one line on stderr, ``aligniform COMMAND: error: ...``,
+naming the option or file and what to do, and the exit code is :data:`EXIT_USER_ERROR`. Commands print
+what they computed before they save it, so a failure to save loses nothing the terminal did not show.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from ..config import ConfigError
 
-#: Exit code of a training run stopped because its loss diverged.
+#: Exit code of a command whose work ran but failed: a training run's loss diverged, a sweep's run failed.
 EXIT_DIVERGED = 1
-#: Exit code of an error the user can fix: bad options, missing data, a corrupt checkpoint.
+#: Exit code of an error the user can fix: bad options, missing data, a corrupt checkpoint, an OS error.
 EXIT_USER_ERROR = 2
 #: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -19,20 +30,127 @@ class UserError(Exception):
     """An error to print as one line (exit code :data:`EXIT_USER_ERROR`)."""
 
 
+# errno -> (what went wrong, what to do); the path and the option that named it are added in front.
+_OS_ERRORS: dict[int, tuple[str, str]] = {
+    errno.EACCES: ("permission denied", "choose a location you have access to, or change its permissions"),
+    errno.EPERM: ("operation not permitted", "choose a location you can write to, or change its permissions"),
+    errno.EROFS: ("read-only file system", "choose a location on a writable file system"),
+    errno.ENOSPC: ("no space left on the device", "free some space or choose a location on another disk"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or choose a location on another disk"),
+    errno.EISDIR: ("is a folder, not a file", "give the path of a file"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose a path whose parents are folders"),
+    errno.ENOENT: ("does not exist", "check the path"),
+    errno.ENAMETOOLONG: ("the name is too long", "choose a shorter path"),
+    errno.EMFILE: ("too many open files", "raise the open-file limit (ulimit -n) or close other programs"),
+    errno.ENFILE: ("too many open files on the system", "close other programs and try again"),
+}
+
+
 def run_handler(args: argparse.Namespace) -> int:
     """Run the parsed command's handler; print a fixable error as one line and return its exit code."""
     from ..data import DatasetError
+    from ..sweep import SweepRunsFailed
     from ..train import CheckpointError, TrainingDiverged
 
-    fixable = (ConfigError, DatasetError, CheckpointError, UserError, ValueError, FileNotFoundError, ImportError)
+    fixable = (ConfigError, DatasetError, CheckpointError, UserError, ValueError, ImportError)
     try:
         return args.handler(args)
     except TrainingDiverged as error:
         print(f"aligniform: training stopped: {error}", file=sys.stderr)
         return EXIT_DIVERGED
+    except SweepRunsFailed as error:
+        print(f"aligniform {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
     except fixable as error:
         print(f"aligniform {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        print(f"aligniform {args.command}: error: {describe_os_error(error, args)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("aligniform: interrupted; resume a training run with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def describe_os_error(error: OSError, args: argparse.Namespace | None = None) -> str:
+    """One line for an operating-system error: the option and path it concerns, what went wrong, what to do.
+
+    Errors raised with a message of their own (no ``errno``) keep it.
+
+    Examples:
+        >>> import errno
+        >>> describe_os_error(PermissionError(errno.EACCES, "Permission denied", "/runs/a/eval.json"))
+        '/runs/a/eval.json: permission denied; choose a location you have access to, or change its permissions'
+        >>> args = argparse.Namespace(figures=Path("plot.png"), option_names={"figures": "--figures"})
+        >>> describe_os_error(FileExistsError(errno.EEXIST, "File exists", "plot.png"), args)
+        '--figures plot.png: is a file, not a folder; give a folder (or remove the file)'
+    """
+    if error.errno is None:
+        return str(error)
+    problem, fix = os_error_reason(error)
+    if error.filename is None:
+        return f"{problem}; {fix}"
+    return f"{_subject(error.filename, args)}: {problem}; {fix}"
+
+
+def os_error_reason(error: OSError) -> tuple[str, str]:
+    """What went wrong in an operating-system error and what to do about it, in words (without the path).
+
+    Examples:
+        >>> import errno
+        >>> os_error_reason(OSError(errno.ENOSPC, "No space left on device"))
+        ('no space left on the device', 'free some space or choose a location on another disk')
+    """
+    if error.errno == errno.EEXIST and error.filename is not None:
+        if Path(os.fsdecode(error.filename)).is_dir():
+            return "already exists", "choose another path or remove it"
+        return "is a file, not a folder", "give a folder (or remove the file)"
+    if error.errno in _OS_ERRORS:
+        return _OS_ERRORS[error.errno]
+    return (error.strerror or str(error)).lower(), "check the path and try again"
+
+
+def path_argument(text: str) -> Path:
+    """An argparse ``type`` for paths: an empty one is refused (``Path("")`` would silently mean ``.``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    return Path(text)
+
+
+def _subject(path: Any, args: argparse.Namespace | None) -> str:
+    """``--option value`` when a command-line option named the failing path (or a folder of it), else the path."""
+    failing = os.path.abspath(os.fsdecode(path))
+    names: Mapping[str, str] = getattr(args, "option_names", {}) if args is not None else {}
+    best: tuple[int, str] | None = None
+    for dest, value in (vars(args) if args is not None else {}).items():
+        for given in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(given, (str, Path)) or dest in ("command", "option_names") or not str(given):
+                continue
+            given_path = os.path.abspath(os.path.expanduser(os.fspath(given)))
+            # 0: the option is the failing path; 1: the failing path lies in it; 2: it lies in the failing path.
+            if failing == given_path:
+                rank = 0
+            elif failing.startswith(given_path.rstrip(os.sep) + os.sep):
+                rank = 1
+            elif given_path.startswith(failing.rstrip(os.sep) + os.sep):
+                rank = 2
+            else:
+                continue
+            spelled = names.get(dest, "")
+            shown = f"{spelled} {given}".strip()
+            text = shown if rank == 0 else f"{shown} ({os.fsdecode(path)})"
+            if best is None or rank < best[0]:
+                best = (rank, text)
+    return best[1] if best is not None else os.fsdecode(path)
+
+
+def option_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """How the user spells each option of a (sub-)parser, by destination: ``{"output": "-o/--output"}``.
+
+    Positional arguments are spelled by their value alone (an empty name).
+    """
+    names = {}
+    for action in parser._actions:  # argparse offers no public list of a parser's actions
+        strings = action.option_strings
+        names[action.dest] = "/".join(strings[:2]) if strings else ""
+    return names

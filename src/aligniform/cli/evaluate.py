@@ -3,37 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from .errors import UserError, os_error_reason, path_argument
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``eval`` to the sub-commands."""
     parser = commands.add_parser("eval", help="evaluate a checkpoint (linear, 5-NN, mean classifier)")
-    parser.add_argument("checkpoint", type=Path, help="checkpoint.pt or best.pt of a run")
+    parser.add_argument("checkpoint", type=path_argument, help="checkpoint.pt or best.pt of a run")
     parser.add_argument("--layer", help="layer to evaluate (default: the model's default evaluation layer)")
     parser.add_argument("--protocol", choices=["linear", "knn", "mean", "all"], default="all")
     parser.add_argument("--dataset", help="evaluate on another dataset than the run's")
     parser.add_argument("--data-dir", help="dataset folder (default: the run's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--json", type=Path, help="where to write the JSON results (default: eval_LAYER.json)")
+    parser.add_argument("--json", type=path_argument, help="where to write the JSON results (default: eval_LAYER.json)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Evaluate the checkpoint, write the results as JSON beside it (or to --json) and print them."""
+    """Evaluate the checkpoint, print the results, then write them as JSON beside it (or to --json).
+
+    Where the JSON goes is checked before the evaluation; if writing still fails (a full disk), the
+    results have been printed already.
+    """
     from .._io import write_json
+    from .._validation import check_output_path
     from ..analysis.format import format_results
     from ..train.restore import evaluate_checkpoint
 
+    checkpoint = Path(args.checkpoint)
+    if args.json is not None:
+        check_output_path(args.json, "--json")
+    elif checkpoint.parent.is_dir() and not os.access(checkpoint.parent, os.W_OK | os.X_OK):
+        raise UserError(
+            f"cannot write the results into the run folder {checkpoint.parent} (permission denied or a read-only "
+            f"file system); pass --json PATH to write them elsewhere"
+        )
     results = evaluate_checkpoint(
-        args.checkpoint,
+        checkpoint,
         layer=args.layer,
         protocol=args.protocol,
         dataset=args.dataset,
         data_dir=args.data_dir,
         device=args.device,
     )
-    out = write_json(args.json or Path(args.checkpoint).with_name(f"eval_{results['eval_layer']}.json"), results)
-    print(format_results({Path(args.checkpoint).name: results}))
+    print(format_results({checkpoint.name: results}), flush=True)
+    target = args.json or checkpoint.with_name(f"eval_{results['eval_layer']}.json")
+    try:
+        out = write_json(target, results)
+    except OSError as error:
+        problem, fix = os_error_reason(error)
+        raise UserError(
+            f"the results above were not saved to {target}: {problem}; {fix}, or pass --json PATH"
+        ) from None
     print(f"written to {out}")
     return 0

@@ -19,7 +19,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Write the report and print its path (alone, so scripts can use it)."""
+    from .._validation import check_output_path
     from ..report import write_report
 
-    print(write_report(args.run_dirs, args.output, title=args.title))
+    output = check_output_path(args.output, "-o/--output")
+    print(write_report(args.run_dirs, output, title=args.title))
     return 0

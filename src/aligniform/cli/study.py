@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, path_argument
 
 #: The studies' names (the keys of :data:`aligniform.studies.STUDIES`), known without importing them.
 STUDY_NAMES = ("correlation", "latent-classes", "temperature", "theorem1")
@@ -16,7 +15,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``study`` to the sub-commands."""
     parser = commands.add_parser("study", help="reproduce a paper's study: " + ", ".join(STUDY_NAMES))
     parser.add_argument("name", choices=STUDY_NAMES)
-    parser.add_argument("--out", type=Path, help="output folder (json, markdown table, figures, runs)")
+    parser.add_argument("--out", type=path_argument, help="output folder (json, markdown table, figures, runs)")
     parser.add_argument(
         "--set",
         action="append",
@@ -30,6 +29,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Print the study's options, or run it with the --set overrides."""
+    from .._validation import check_output_path
     from ..studies import STUDIES
     from ..studies.options import parse_study_options
 
@@ -42,7 +42,8 @@ def handle(args: argparse.Namespace) -> int:
         raise UserError("study needs --out DIR")
     try:
         overrides = parse_study_options(options_class, args.set)
+        options_class(**overrides)  # the options' own checks, before anything is written
     except ValueError as error:
         raise UserError(f"--set {error}") from None
-    run_study(args.out, **overrides)
+    run_study(check_output_path(args.out, "--out", folder=True), **overrides)
     return 0

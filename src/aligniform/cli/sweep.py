@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from .errors import UserError, path_argument
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``sweep`` to the sub-commands."""
     parser = commands.add_parser("sweep", help="train many encoders over a grid of options (resumable)")
-    parser.add_argument("grid", type=Path, help="YAML grid file (sections base, grid, runs)")
-    parser.add_argument("--out", type=Path, required=True, help="sweep folder (one sub-folder per run, sweep.csv)")
+    parser.add_argument("grid", type=path_argument, help="YAML grid file (sections base, grid, runs)")
+    parser.add_argument(
+        "--out", type=path_argument, required=True, help="sweep folder (one sub-folder per run, sweep.csv)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="runs at a time on this machine")
     parser.add_argument(
         "--emit-commands",
@@ -22,7 +25,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Run (or print the commands of) the sweep's unfinished runs."""
-    from ..sweep import run_sweep
+    from .._validation import check_output_path
+    from ..sweep import load_grid, run_sweep
 
-    run_sweep(args.grid, args.out, workers=args.workers, emit_commands=args.emit_commands)
+    if args.workers <= 0:
+        raise UserError(f"--workers must be a positive integer, got {args.workers}")
+    load_grid(args.grid)  # a malformed grid is refused before the sweep folder is touched
+    out = check_output_path(args.out, "--out", folder=True)
+    run_sweep(args.grid, out, workers=args.workers, emit_commands=args.emit_commands)
     return 0

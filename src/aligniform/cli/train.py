@@ -18,14 +18,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "train",
         help="train an encoder (also under torchrun)",
-        description="Train an encoder. Defaults < the --config YAML (or the run's config.yaml on --resume) < flags.",
+        description="Train an encoder. Defaults < the --config YAML (or, on --resume, the run's own configuration, "
+        "from its checkpoint) < flags. A folder that already holds a run is used only with --resume (continue it) "
+        "or --overwrite (replace it); see docs/runs.md.",
     )
     add_train_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config``, one flag per :class:`TrainConfig` field (from its metadata) and ``--resume``.
+    """``--config``, one flag per :class:`TrainConfig` field (from its metadata), ``--resume`` and ``--overwrite``.
 
     A field's flag is ``--field-name`` unless its metadata names another
     (``"flag"``); fields whose metadata says ``"cli": False`` get none. A bool
@@ -42,7 +44,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(config_flag(field), action="store_const", const=not field.default, **common)
         else:
             parser.add_argument(config_flag(field), type=_flag_type(kind), **common)
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint.pt (only --epochs (never below the epochs done), "
+        "--device, --data-dir, --download and --no-progress may change; each change is recorded in history.yaml)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --out already holds: its checkpoints, metrics, config, history, results and "
+        "tensorboard/ are deleted once every option has been checked",
+    )
 
 
 def config_fields() -> Iterator[dataclasses.Field]:
@@ -64,23 +77,38 @@ def _flag_type(kind: Any) -> type:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < the --config YAML (or the run's saved config.yaml on --resume) < explicit flags."""
+    """Defaults < the --config YAML (or, on --resume, the run's own configuration) < explicit flags.
+
+    The run's own configuration is the one its checkpoint carries (its
+    ``config.yaml`` when no epoch finished yet), so a resume needs no
+    ``config.yaml`` and cannot be misled by an edited one.
+    """
+    from ..train.run_folder import stored_config
+
     base = TrainConfig()
-    saved = Path(args.out) / "config.yaml" if args.out else None
     if args.config is not None:
         base = TrainConfig.from_yaml(args.config)
-    elif getattr(args, "resume", False) and saved is not None and saved.is_file():
-        base = TrainConfig.from_yaml(saved)
+    elif getattr(args, "resume", False):
+        out = args.out if args.out is not None else base.out
+        folder = Path(out)
+        if str(out).strip() and ((folder / "checkpoint.pt").is_file() or (folder / "config.yaml").is_file()):
+            base = stored_config(folder)
     return base.replace(**{field.name: getattr(args, field.name) for field in config_fields()})
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Train (or resume) the run and print its results table."""
+    """Train (or resume, or replace) the run and print its results table."""
     from ..analysis.format import format_results
-    from ..train import run
+    from ..train import ResultsNotSaved, run
+    from ..train.run_folder import check_folder
 
     config = config_from_args(args)
-    results = run(config, resume=args.resume)
+    check_folder(config.out, args.resume, args.overwrite)  # the cheap refusals, before any data is loaded
+    try:
+        results = run(config, resume=args.resume, overwrite=args.overwrite)
+    except ResultsNotSaved as error:  # show what was computed before saying it could not be saved
+        print(format_results({Path(config.out).name: error.results}))
+        raise
     if results is not None:
         print(format_results({Path(config.out).name: results}))
         print(f"results written to {Path(config.out) / 'results.json'}")

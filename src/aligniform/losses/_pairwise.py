@@ -102,9 +102,27 @@ def _tiles(layout: _Layout, n_rows: int, n_columns: int) -> Iterator[_Tile]:
             yield _Tile(r0, r1, c0, min(c0 + block_columns, n_columns))
 
 
-def _logits(rows: torch.Tensor, columns: torch.Tensor, layout: _Layout, tile: _Tile) -> torch.Tensor:
-    """r_iᵀc_j for the tile, clamped if asked, with excluded pairs at -inf."""
-    logits = rows[tile.r0 : tile.r1] @ columns[tile.c0 : tile.c1].T
+class _Scratch:
+    """One reusable tile-sized buffer: recomputed tiles need no fresh allocation (and page faults) each."""
+
+    def __init__(self) -> None:
+        self.buffer: torch.Tensor | None = None
+
+    def tile(self, like: torch.Tensor, tile: _Tile) -> torch.Tensor:
+        size = (tile.r1 - tile.r0) * (tile.c1 - tile.c0)
+        if self.buffer is None or self.buffer.numel() < size:
+            self.buffer = like.new_empty(size)
+        return self.buffer[:size].view(tile.r1 - tile.r0, tile.c1 - tile.c0)
+
+
+def _logits(
+    rows: torch.Tensor, columns: torch.Tensor, layout: _Layout, tile: _Tile, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """r_iᵀc_j for the tile (into ``out`` if given), clamped if asked, with excluded pairs at -inf."""
+    if out is None:
+        logits = rows[tile.r0 : tile.r1] @ columns[tile.c0 : tile.c1].T
+    else:
+        logits = torch.mm(rows[tile.r0 : tile.r1], columns[tile.c0 : tile.c1].T, out=out)
     if layout.clamp_max is not None:
         logits.clamp_max_(layout.clamp_max)
     # Local entry (a, b) is global pair (r0 + a, c0 + b); the excluded pairs have b - a <= k (or == k).
@@ -203,12 +221,13 @@ class _TiledLogSumExp(torch.autograd.Function):
             fast = _unshifted_is_safe(rows, columns)
             keep = fast and sum((t.r1 - t.r0) * (t.c1 - t.c0) for t in tiles) <= SAVED_ELEMENTS
             kept: list[torch.Tensor] = []
+            scratch = _Scratch()
             if fast:
                 row_sum, column_sum = rows.new_zeros(n), rows.new_zeros(m)
             else:
                 row_out, column_out = rows.new_full((n,), -math.inf), rows.new_full((m,), -math.inf)
             for tile in tiles:
-                logits = _logits(rows, columns, layout, tile)
+                logits = _logits(rows, columns, layout, tile, out=None if keep else scratch.tile(rows, tile))
                 if fast:
                     exp = logits.exp_()
                     if want_rows:
@@ -248,32 +267,26 @@ class _TiledLogSumExp(torch.autograd.Function):
         # In the unshifted form d(loss)/d(l_ij) = exp(l_ij) · (a_i + b_j).
         a = _softmax_scale(grad_row, row_out) if ctx.fast else None
         b = _softmax_scale(grad_column, column_out) if ctx.fast else None
+        logits_buffer, weights_buffer = _Scratch(), _Scratch()
         for index, tile in enumerate(_tiles(ctx.layout, rows.shape[0], columns.shape[0])):
             r, c = rows[tile.r0 : tile.r1], columns[tile.c0 : tile.c1]
-            a_tile = None if a is None else a[tile.r0 : tile.r1, None]
-            b_tile = None if b is None else b[tile.c0 : tile.c1, None]
-            if ctx.kept is not None:
-                exp = ctx.kept[index]
-            elif ctx.fast:
-                exp = _logits(rows, columns, ctx.layout, tile).exp_()
-            else:
-                # Shifted: the two directions need their own normalisers, so form G directly.
-                logits = _logits(rows, columns, ctx.layout, tile)
-                weights = torch.zeros_like(logits)
-                if grad_row is not None:
-                    weights += (logits - _finite_or_zero(row_out[tile.r0 : tile.r1, None])).exp_() * grad_row[
-                        tile.r0 : tile.r1, None
-                    ]
-                if grad_column is not None:
-                    weights += (logits - _finite_or_zero(column_out[tile.c0 : tile.c1])).exp_() * grad_column[
-                        None, tile.c0 : tile.c1
-                    ]
+            if not ctx.fast:
+                logits = _logits(rows, columns, ctx.layout, tile, out=logits_buffer.tile(rows, tile))
+                weights = _shifted_weights(logits, grad_row, grad_column, row_out, column_out, tile, weights_buffer)
                 _accumulate(grad_rows, grad_columns, weights, r, c, tile)
                 continue
+            if ctx.kept is not None:
+                exp = ctx.kept[index]
+            else:
+                exp = _logits(rows, columns, ctx.layout, tile, out=logits_buffer.tile(rows, tile)).exp_()
+            a_tile = None if a is None else a[tile.r0 : tile.r1, None]
+            b_tile = None if b is None else b[tile.c0 : tile.c1, None]
             if a_tile is not None and b_tile is not None:
-                _accumulate(grad_rows, grad_columns, exp * (a_tile + b_tile.T), r, c, tile)
+                # G = E ⊙ (a 1ᵀ + 1 bᵀ): two passes into a reused buffer, then the two GEMMs.
+                weights = torch.mul(exp, a_tile, out=weights_buffer.tile(rows, tile)).addcmul_(exp, b_tile.T)
+                _accumulate(grad_rows, grad_columns, weights, r, c, tile)
             elif a_tile is not None:
-                # G = diag(a) E: scale the thin GEMM operands/results instead of the tile.
+                # G = diag(a) E: scale the thin GEMM operand or result instead of the tile.
                 if grad_rows is not None:
                     grad_rows[tile.r0 : tile.r1] += a_tile * (exp @ c)
                 if grad_columns is not None:
@@ -283,7 +296,28 @@ class _TiledLogSumExp(torch.autograd.Function):
                     grad_rows[tile.r0 : tile.r1].addmm_(exp, b_tile * c)
                 if grad_columns is not None:
                     grad_columns[tile.c0 : tile.c1] += b_tile * (exp.T @ r)
+        ctx.kept = None  # a second backward (retain_graph) recomputes the tiles
         return grad_rows, grad_columns, None, None, None
+
+
+def _shifted_weights(
+    logits: torch.Tensor,
+    grad_row: torch.Tensor | None,
+    grad_column: torch.Tensor | None,
+    row_out: torch.Tensor,
+    column_out: torch.Tensor,
+    tile: _Tile,
+    buffer: _Scratch,
+) -> torch.Tensor:
+    """G = g_i exp(l_ij - rowLSE_i) + h_j exp(l_ij - colLSE_j): each direction with its own normaliser."""
+    weights = buffer.tile(logits, tile).zero_()
+    if grad_row is not None:
+        shift = _finite_or_zero(row_out[tile.r0 : tile.r1, None])
+        weights.addcmul_((logits - shift).exp_(), grad_row[tile.r0 : tile.r1, None])
+    if grad_column is not None:
+        shift = _finite_or_zero(column_out[None, tile.c0 : tile.c1])
+        weights.addcmul_((logits - shift).exp_(), grad_column[None, tile.c0 : tile.c1])
+    return weights
 
 
 def _accumulate(

@@ -21,9 +21,11 @@ from .latent_classes import plot_latent_classes
 from .sweeps import plot_sweep_scatter, plot_temperature_curves, sweep_correlations
 from .theorem1 import plot_theorem1, plot_theorem1_gaps
 from .training import metric_group, plot_training_curves
+from .trajectory import Trajectory, plot_trajectory, trajectory_points
 
 __all__ = [
     "DEFAULT_KAPPA",
+    "Trajectory",
     "metric_group",
     "new_figure",
     "output_stem",
@@ -35,9 +37,11 @@ __all__ = [
     "plot_theorem1",
     "plot_theorem1_gaps",
     "plot_training_curves",
+    "plot_trajectory",
     "png_bytes",
     "positive_pair_distances",
     "save_figure",
     "sweep_correlations",
+    "trajectory_points",
     "vmf_kde",
 ]

@@ -25,7 +25,8 @@ def parse_study_options(options_class: type, assignments: Iterable[str]) -> dict
 
     Raises:
         ValueError: an assignment has no ``=`` or names no option; a value cannot
-            be read as its option's type (a :class:`~aligniform.config.ConfigError`).
+            be read as its option's type (a :class:`~aligniform.config.ConfigError`);
+            a count is out of range (see :func:`check_study_option`).
 
     Examples:
         >>> from dataclasses import dataclass
@@ -46,5 +47,37 @@ def parse_study_options(options_class: type, assignments: Iterable[str]) -> dict
         key = key.strip().replace("-", "_")
         if not sep or key not in defaults:
             raise ValueError(f"expects KEY=VALUE with KEY one of {', '.join(defaults)}; got {assignment!r}")
-        overrides[key] = parse_value(text.strip(), defaults[key], key)
+        overrides[key] = check_study_option(key, parse_value(text.strip(), defaults[key], key))
     return overrides
+
+
+#: Integer options that are not counts: any integer.
+ANY_INTEGER_OPTIONS = ("seed",)
+#: Integer options where 0 means "leave the setting alone": 0 or more.
+NON_NEGATIVE_OPTIONS = ("threads",)
+
+
+def check_study_option(name: str, value: Any) -> Any:
+    """``value`` if it is in range for the study option ``name``, else a ``ValueError`` naming it.
+
+    Integer options of the studies are counts (epochs, steps, dimensions, workers, ...) and must be
+    positive; ``threads`` may be 0 (leave torch's setting) and ``seed`` is any integer. Other
+    options are checked by the study's options class.
+
+    Examples:
+        >>> check_study_option("threads", 0)
+        0
+        >>> check_study_option("threads", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: threads must be 0 (leave torch's setting) or a positive number of threads, got -1
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or name in ANY_INTEGER_OPTIONS:
+        return value
+    if name in NON_NEGATIVE_OPTIONS:
+        if value < 0:
+            raise ValueError(f"{name} must be 0 (leave torch's setting) or a positive number of threads, got {value}")
+        return value
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value

@@ -155,7 +155,7 @@ def train_or_reuse(config: TrainConfig, progress: Progress) -> tuple[dict, str]:
     if run_dir.is_dir() and not same and (run_dir / "config.yaml").is_file():
         progress(f"{run_dir.name}: options changed since the saved run; training again")
     progress(f"{run_dir.name}: training {config.objective} for {config.epochs} epochs on {config.dataset}")
-    return run(config), "trained"
+    return run(config, overwrite=True), "trained"
 
 
 def result_row(loss: str, tau: float, results: dict, status: str, run_dir: Path, alpha: float | None) -> dict:

@@ -340,7 +340,7 @@ def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress) -> tu
 
     progress(f"encoder: training a convnet on {config.dataset} for {config.epochs} epoch(s) with {config.objective}")
     trainer = Trainer(config)
-    trainer.fit()
+    trainer.fit(overwrite=True)
     return trainer.model.cpu(), config
 
 

@@ -2,11 +2,14 @@
 
 from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, save_atomic
 from .run import evaluate_trained, run
+from .run_folder import ResultsNotSaved, RunFolderError
 from .trainer import Trainer, TrainingDiverged
 
 __all__ = [
     "CheckpointError",
     "ModelInfo",
+    "ResultsNotSaved",
+    "RunFolderError",
     "Trainer",
     "TrainingDiverged",
     "evaluate_trained",

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import pickle
 import random
-import tempfile
+import re
+import secrets
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
+
+from ._faults import fault_point
 
 
 class CheckpointError(ValueError):
@@ -82,42 +87,147 @@ def read_model_info(state: Mapping[str, Any]) -> ModelInfo:
     return ModelInfo.from_dict(values)
 
 
-def save_atomic(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` so that a crash at any moment leaves the old file or the new one.
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: str | None = None) -> None:
+    """Write a file so that a crash at any moment leaves the old file or the new one, never a mix.
 
-    The data goes to a temporary file in the same folder, is flushed to disk,
-    and then renamed over the target (rename is atomic on POSIX).
+    ``write`` fills a temporary file in the same folder, which is flushed to
+    disk and then renamed over ``path`` (rename is atomic on POSIX); the folder
+    is synced so the rename itself survives a power cut. The temporary file is
+    opened with mode ``"x"`` rather than by ``mkstemp`` (whose files are private,
+    0600), so the file gets the permissions of the user's umask like every
+    other file of a run. On failure the temporary file is removed (a killed
+    process leaves a hidden ``.NAME.*.tmp``, which the next run removes).
+
+    Args:
+        path: the file to write.
+        write: writes the content into the binary stream it is given.
+        point: the fault-injection point's prefix (default the file's stem: ``checkpoint``, ``best``, ...).
     """
     path = Path(path)
+    point = point or path.stem
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save({"format": FORMAT, **state}, stream)
+        with temporary.open("xb") as stream:
+            write(stream)
             stream.flush()
+            fault_point(f"{point}.write", path)
             os.fsync(stream.fileno())
+        fault_point(f"{point}.rename", path)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    # Best effort: some file systems (and Windows) cannot open or sync a folder.
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def save_atomic(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` to ``path`` as an aligniform checkpoint, atomically (see :func:`write_atomic`).
+
+    Raises:
+        OSError: the file cannot be written (e.g. the disk is full); the old file is kept.
+    """
+
+    def write(stream: IO[bytes]) -> None:
+        try:
+            torch.save({"format": FORMAT, **state}, stream)
+        except RuntimeError as error:  # torch reports a failed write as "inline_container.cc: unexpected pos"
+            cause = _os_error_behind(error)
+            if cause is None:
+                raise
+            raise cause from None
+
+    write_atomic(path, write)
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    seen = error.__cause__ or error.__context__
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
+def _safe_globals() -> list[Any]:
+    """What aligniform's checkpoints may hold beyond tensors and plain values.
+
+    numpy arrays and dtypes (the RNG state of checkpoints written before numpy's
+    keys were stored as a tensor), under numpy 2's and numpy 1's module names,
+    and ``collections.Counter`` (MultiStepLR's milestones).
+    """
+    core = getattr(np, "_core", None) or np.core
+    reconstruct = core.multiarray._reconstruct
+    allowed: list[Any] = [reconstruct, np.ndarray, np.dtype, collections.Counter]
+    if core is not getattr(np, "core", None):
+        allowed.append((reconstruct, "numpy.core.multiarray._reconstruct"))
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [dtypes.UInt32DType, dtypes.Int64DType, dtypes.Float64DType]
+    return allowed
+
+
+@contextlib.contextmanager
+def _allowing_aligniform_types() -> Iterator[None]:
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    if safe_globals is None:  # torch < 2.5: only tensors and plain values load
+        yield
+        return
+    with safe_globals(_safe_globals()):
+        yield
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load an aligniform checkpoint, or raise :class:`CheckpointError` saying what is wrong."""
+    """Load an aligniform checkpoint without running code from it, or raise :class:`CheckpointError`.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors, plain
+    values and the few types aligniform itself writes (:func:`_safe_globals`).
+    A file that needs anything else (a pickle calling a function, a class from
+    elsewhere) is refused, since unpickling it could execute code.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, holds other objects, or is not an aligniform checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as error:
+        with _allowing_aligniform_types():
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found is None and "weights only" not in str(error).lower():
+            raise _corrupt(path, error) from None
+        what = found.group(1) if found else "objects of other types"
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated and cannot be read ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no details'}); use another checkpoint "
-            f"(best.pt beside it, or retrain)"
+            f"checkpoint {path} holds {what}, which aligniform never writes; it was not loaded, because "
+            f"unpickling it could run code from the file. Use a checkpoint written by aligniform"
         ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise _corrupt(path, error) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an aligniform checkpoint (expected format {FORMAT})")
     return state
+
+
+def _corrupt(path: Path, error: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is corrupt or truncated and cannot be read ({type(error).__name__}: "
+        f"{str(error).splitlines()[0] if str(error) else 'no details'}); use another checkpoint "
+        f"(best.pt beside it, or retrain)"
+    )
 
 
 def rng_state() -> dict[str, Any]:

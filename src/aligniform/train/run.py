@@ -11,14 +11,31 @@ from ..build import build_probe_config
 from ..config import TrainConfig
 from ..distributed import DistributedContext
 from ..evaluate import EVALUATION_PROTOCOLS, evaluate_encoder
-from ..models import resolve_eval_layer
+from ._faults import fault_point
+from .run_folder import ResultsNotSaved, RunFolderError, writing
 from .trainer import Trainer
 
 
-def run(config: TrainConfig, resume: bool = False, context: DistributedContext | None = None) -> dict[str, Any] | None:
+def run(
+    config: TrainConfig,
+    resume: bool = False,
+    context: DistributedContext | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any] | None:
     """Train as ``config`` says, evaluate the final encoder, write ``results.json``; return the results.
 
     Under torchrun only rank 0 evaluates and returns the results (others return None).
+
+    Args:
+        config: the run.
+        resume: continue the run in ``config.out`` (see :meth:`Trainer.fit`).
+        context: the torchrun context (default: from the environment).
+        overwrite: replace a run that ``config.out`` already holds (without it or ``resume``, such a folder is
+            refused).
+
+    Raises:
+        RunFolderError: the folder cannot be used as asked or a write failed; :class:`ResultsNotSaved` (a
+            subclass) when only ``results.json`` could not be written, with the results it would have held.
 
     Examples:
         >>> from aligniform.config import TrainConfig
@@ -28,13 +45,19 @@ def run(config: TrainConfig, resume: bool = False, context: DistributedContext |
         ['alignment', 'effective_rank', 'knn_acc']
     """
     started = time.perf_counter()
-    trainer = Trainer(config, context)
-    trainer.fit(resume=resume)
-    if not trainer.context.is_main:
-        return None
-    results = evaluate_trained(trainer)
-    results["train_seconds"] = time.perf_counter() - started
-    write_json(trainer.out / "results.json", results)
+    with Trainer(config, context) as trainer:  # the run folder stays locked until the results are written
+        trainer.fit(resume=resume, overwrite=overwrite)
+        if not trainer.context.is_main:
+            return None
+        results = evaluate_trained(trainer)
+        results["train_seconds"] = time.perf_counter() - started
+        path = trainer.out / "results.json"
+        try:
+            with writing(path):
+                fault_point("results", path)
+                write_json(path, results)
+        except RunFolderError as error:
+            raise ResultsNotSaved(str(error), results) from None
     return results
 
 
@@ -43,7 +66,7 @@ def evaluate_trained(trainer: Trainer, protocols: Sequence[str] = EVALUATION_PRO
     config = trainer.config
     if config.linear_probe == "none":
         protocols = tuple(p for p in protocols if p != "linear")
-    layer = resolve_eval_layer(trainer.model, config.eval_layer)
+    layer = trainer.eval_layer
     results: dict[str, Any] = evaluate_encoder(
         trainer.model,
         trainer.data.labelled_train,

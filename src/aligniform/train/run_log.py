@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from .._io import append_jsonl, read_jsonl
+from .._io import read_jsonl
+from ._faults import fault_point
+from .run_folder import RunFolderError, write_text_atomic
 
 
 class RunLog:
     """Appends one JSON object per epoch to ``metrics.jsonl`` and mirrors scalars to TensorBoard.
 
-    On resume, :meth:`truncate_after` drops lines of epochs that the restored
-    checkpoint does not contain (a run killed between writing its metrics and
-    its checkpoint would otherwise log an epoch twice).
+    The checkpoint holds the same records (``"metrics"``) and is written first,
+    so ``metrics.jsonl`` is never ahead of it; on resume :meth:`rewrite` makes
+    the file exactly the checkpoint's records again (restoring a line lost to
+    a crash between the two writes, dropping a torn last line).
     """
 
     def __init__(self, out: Path, tensorboard: bool = True):
@@ -28,14 +34,36 @@ class RunLog:
             if SummaryWriter is not None:
                 self.writer = SummaryWriter(log_dir=str(Path(out) / "tensorboard"))
 
-    def truncate_after(self, epoch: int) -> None:
-        if not self.path.exists():
-            return
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["epoch"] <= epoch]
-        self.path.write_text("".join(line + "\n" for line in kept))
+    def rewrite(self, records: Sequence[dict[str, Any]]) -> bool:
+        """Make ``metrics.jsonl`` hold exactly ``records`` (atomically); return whether it held anything else."""
+        text = "".join(metrics_line(record) for record in records)
+        try:
+            if self.path.read_text(encoding="utf-8") == text:
+                return False
+        except (OSError, UnicodeDecodeError):
+            if not records and not self.path.exists():
+                return False
+        write_text_atomic(self.path, text, point="metrics.rewrite")
+        return True
 
-    def write(self, record: dict) -> None:
-        append_jsonl(self.path, record)
+    def write(self, record: dict[str, Any]) -> None:
+        """Append the epoch's line; if the write fails, the file is cut back so no half line stays."""
+        line = metrics_line(record).encode("utf-8")
+        with self.path.open("ab") as stream:
+            size = stream.tell()
+            try:
+                stream.write(line[: len(line) // 2])
+                stream.flush()
+                fault_point("metrics.append", self.path)
+                stream.write(line[len(line) // 2 :])
+                stream.flush()
+                os.fsync(stream.fileno())
+            except BaseException:
+                try:
+                    stream.truncate(size)
+                except OSError:
+                    pass  # the next --resume rewrites the file from the checkpoint
+                raise
         if self.writer is not None:
             for key, value in record.items():
                 if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -43,8 +71,57 @@ class RunLog:
             self.writer.flush()
 
     def close(self) -> None:
+        """Close the TensorBoard writer."""
         if self.writer is not None:
             self.writer.close()
+
+
+def metrics_line(record: dict[str, Any]) -> str:
+    r"""One line of ``metrics.jsonl``: strict JSON (NaN and infinities as null) and a newline.
+
+    Examples:
+        >>> metrics_line({"epoch": 1, "loss": float("nan")})
+        '{"epoch": 1, "loss": null}\n'
+    """
+    finite = {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in record.items()
+    }
+    return json.dumps(finite, allow_nan=False) + "\n"
+
+
+def recover_metrics(path: str | Path, epochs_done: int) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl`` up to ``epochs_done``, for checkpoints that do not hold their metrics.
+
+    Checkpoints written before the metrics were stored in them are resumed
+    with this: a torn last line (a run killed while appending) is dropped, a
+    line repeated for one epoch is kept once (the later one), and lines of
+    epochs after the checkpoint's are dropped.
+
+    Raises:
+        RunFolderError: a line other than the last is not a JSON object (the message names the file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = max((number for number, line in enumerate(lines, start=1) if line.strip()), default=0)
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+            if number == last:
+                continue  # the half-written line of a killed run
+            raise RunFolderError(
+                f"{path}, line {number}: not a JSON object with an epoch; remove or repair that line, then resume"
+            )
+        if record["epoch"] <= epochs_done:
+            by_epoch[record["epoch"]] = record
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
 def read_metrics(path: str | Path) -> list[dict]:

@@ -15,10 +15,11 @@ from tqdm.auto import tqdm
 from .._validation import input_checks
 from ..augment import two_views
 from ..build import build_encoder, build_optimizer, build_transforms, input_size, load_training_data
-from ..config import TrainConfig
+from ..config import ConfigError, TrainConfig
 from ..distributed import (
     DistributedContext,
     barrier,
+    broadcast_object,
     convert_sync_batchnorm,
     gather_pairs,
     init_distributed,
@@ -30,9 +31,30 @@ from ..evaluate import embed_view_pairs, extract_features, knn_accuracy
 from ..metrics import alignment, uniformity
 from ..models import resolve_eval_layer
 from ..objective import Objective
-from .checkpoint import ModelInfo, load_checkpoint, rng_state, save_atomic, set_rng_state
+from .checkpoint import (
+    CheckpointError,
+    ModelInfo,
+    load_checkpoint,
+    read_model_info,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
+from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
 from .moco import FeatureQueue, MomentumEncoder
-from .run_log import RunLog
+from .run_folder import (
+    RunFolderError,
+    RunLock,
+    check_folder,
+    history_event,
+    remove_run_files,
+    remove_stale_temporaries,
+    resume_changes,
+    write_history,
+    write_text_atomic,
+    writing,
+)
+from .run_log import RunLog, metrics_line, recover_metrics
 from .schedule import build_scheduler
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
@@ -45,11 +67,16 @@ class TrainingDiverged(RuntimeError):
 class Trainer:
     """Trains one encoder as a :class:`TrainConfig` describes, writing into ``config.out``.
 
-    Files: ``config.yaml`` (resolved config), ``metrics.jsonl`` (per epoch),
-    ``checkpoint.pt`` (last epoch), ``best.pt`` (best held-out 5-NN accuracy),
-    ``tensorboard/``; :func:`aligniform.train.run` adds ``results.json``.
-    Under ``torchrun`` every rank trains on its shard of each global batch, the
-    losses see the gathered global batch, and only rank 0 writes.
+    Files: ``config.yaml`` (resolved config), ``history.yaml`` (starts,
+    resumes and the options they changed), ``metrics.jsonl`` (per epoch),
+    ``checkpoint.pt`` (last epoch, holding the config, history and metrics
+    too), ``best.pt`` (best held-out 5-NN accuracy), ``tensorboard/``;
+    :func:`aligniform.train.run` adds ``results.json``. Everything the config
+    implies (data, model, layer, batch size) is checked when the trainer is
+    built, before :meth:`fit` writes anything; see ``docs/runs.md`` for the
+    run folder's contract. Under ``torchrun`` every rank trains on its shard
+    of each global batch, the losses see the gathered global batch, and only
+    rank 0 writes.
 
     Examples:
         >>> from aligniform.config import TrainConfig
@@ -76,15 +103,26 @@ class Trainer:
             self.optimizer, config.schedule, config.epochs, config.milestones, config.lr_decay
         )
         self.network = wrap_ddp(self.model, self.context)  # DDP broadcasts rank 0's initial weights here
-        self.key_encoder = MomentumEncoder(self.model, config.moco_momentum) if config.moco else None
+        self.key_encoder = (
+            MomentumEncoder(self.model, config.moco_momentum, config.moco_bn_groups) if config.moco else None
+        )
         self.queue = (
             FeatureQueue(config.queue_size, config.dim, torch.Generator().manual_seed(config.seed)).to(self.device)
             if config.moco
             else None
         )
+        try:  # checked now: a wrong layer name must not wait for the end of the first epoch
+            self.eval_layer = resolve_eval_layer(self.model, config.eval_layer)
+        except ValueError as error:
+            raise ConfigError(f"eval_layer: {error}") from None
+        self._check_batch_size()
         self.epoch = 0  # epochs completed
         self.best_knn = -math.inf
+        self.best_epoch = 0  # the epoch best.pt holds (0: none yet)
+        self.metrics: list[dict] = []  # every epoch's record, also kept in the checkpoint
+        self.history: list[dict] = []  # starts and resumes with the options they changed
         self.log: RunLog | None = None
+        self.lock: RunLock | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -102,6 +140,18 @@ class Trainer:
                 f"batch_size {self.config.batch_size} must be divisible by the number of processes ({world})"
             )
         return self.config.batch_size // world
+
+    def _check_batch_size(self) -> None:
+        """The global batch splits evenly over the processes and fits in the training set."""
+        world = self.context.world_size
+        if self.config.batch_size % world:
+            raise ConfigError(
+                f"batch_size {self.config.batch_size} must be divisible by the number of processes ({world})"
+            )
+        if self.config.batch_size > len(self.data.train):
+            raise ConfigError(
+                f"batch_size {self.config.batch_size} is larger than the training set ({len(self.data.train)} images)"
+            )
 
     def _autocast(self):
         if self.config.precision == "fp32":
@@ -121,10 +171,14 @@ class Trainer:
         return states
 
     def state_dict(self, rng_states: list | None = None) -> dict:
+        """Everything exact resume needs, and the run's record: its config, history and every epoch's metrics."""
         return {
             "config": self.config.to_dict(),
             "epoch": self.epoch,
             "best_knn": self.best_knn,
+            "best_epoch": self.best_epoch,
+            "metrics": list(self.metrics),
+            "history": list(self.history),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -146,39 +200,214 @@ class Trainer:
         )
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        """Continue from a checkpoint's state (see :meth:`state_dict`)."""
+        self._check_processes(state)
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"the checkpoint's weights do not fit this {self.config.model} "
+                f"({str(error).splitlines()[0]}); it was trained with other options"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.key_encoder is not None:
             self.key_encoder.load_state_dict(state["key_encoder"])
             self.queue.load_state_dict(state["queue"])
         self.epoch, self.best_knn = state["epoch"], state["best_knn"]
+        self.best_epoch = state.get("best_epoch", 0)
+        if "metrics" in state:  # else (older checkpoints) fit() recovers them from metrics.jsonl
+            self.metrics = list(state["metrics"])
+        self.history = list(state.get("history", []))
+        set_rng_state(state["rng"][self.context.rank])
+        self._follow_schedule()
+
+    def _check_processes(self, state: dict) -> None:
         if len(state["rng"]) != self.context.world_size:
             raise ValueError(
                 f"the checkpoint was written by {len(state['rng'])} process(es); resume it with the same number "
                 f"of processes (now {self.context.world_size}) so every random stream continues exactly"
             )
-        set_rng_state(state["rng"][self.context.rank])
+
+    def _follow_schedule(self) -> None:
+        """Set the learning rate the schedule gives at the restored epoch.
+
+        A cosine schedule depends on ``epochs``; when ``--resume`` extends the
+        run, the rest of it follows the new schedule. (For an unchanged
+        schedule this recomputes the very value the last step set.)
+        """
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+            epoch = self.scheduler.last_epoch
+            for group, rule, base in zip(
+                self.optimizer.param_groups, self.scheduler.lr_lambdas, self.scheduler.base_lrs, strict=True
+            ):
+                group["lr"] = base * rule(epoch)
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, resume: bool = False) -> None:
-        """Train for ``config.epochs`` epochs (continuing from ``checkpoint.pt`` when ``resume``)."""
-        if self.context.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        if resume:
+    def fit(self, resume: bool = False, overwrite: bool = False) -> None:
+        """Train for ``config.epochs`` epochs in the run folder ``config.out``.
+
+        A folder that holds a run is used only on purpose: ``resume`` continues
+        it from its checkpoint (changing only the options
+        :data:`~aligniform.train.run_folder.RESUMABLE_OPTIONS`, each recorded
+        in the run's history), ``overwrite`` replaces it. Every check runs
+        before anything is written, so a refused call leaves the folder as it
+        was. The folder is then locked against other processes until
+        :meth:`close` (or the end of the process).
+
+        Raises:
+            RunFolderError: the folder cannot be used as asked, is locked by another process, or a write failed
+                (the message names the file and what to do).
+            CheckpointError: ``resume`` and the checkpoint is missing or unreadable.
+        """
+        restored = self._on_main_first(lambda: self._open_folder(resume, overwrite))
+        if restored is None and resume and not self.context.is_main and self._resumes_checkpoint:
             # On the CPU: RNG states must stay CPU byte tensors; load_state_dict copies the rest to the device.
-            self.load_state_dict(load_checkpoint(self.out / "checkpoint.pt", map_location="cpu"))
-        if self.context.is_main:
-            self.config.to_yaml(self.out / "config.yaml")
-            self.log = RunLog(self.out)
-            self.log.truncate_after(self.epoch)
+            restored = load_checkpoint(self.out / "checkpoint.pt", map_location="cpu")
+        if restored is not None:
+            self.load_state_dict(restored)
         try:
             while self.epoch < self.config.epochs:
                 self._train_epoch()
         finally:
             if self.log is not None:
                 self.log.close()
+                self.log = None
+
+    def close(self) -> None:
+        """Release the run folder's lock (:func:`aligniform.train.run` calls this after writing the results)."""
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _on_main_first(self, prepare):
+        """Run ``prepare`` on rank 0 only; under torchrun the other ranks learn whether it failed (and stop too)."""
+        outcome, error = None, None
+        if self.context.is_main:
+            try:
+                outcome = prepare()
+            except Exception as caught:  # re-raised below, after the other ranks were told
+                error = caught
+        if self.context.is_distributed:
+            message, self._resumes_checkpoint = broadcast_object(
+                (None if error is None else str(error), outcome is not None)
+            )
+            if error is None and message is not None:
+                raise RunFolderError(f"rank 0 could not prepare the run folder: {message}")
+        if error is not None:
+            raise error
+        return outcome
+
+    _resumes_checkpoint = False
+
+    def _open_folder(self, resume: bool, overwrite: bool) -> dict | None:
+        """Check, lock and prepare the run folder; return the checkpoint state to continue from (None: epoch 0)."""
+        out = check_folder(self.config.out, resume, overwrite)
+        checkpoint = out / "checkpoint.pt"
+        state, changes = self._resume_state(out) if resume else (None, {})
+        seen = _identity(checkpoint)
+        # Everything is checked: from here on the folder is written.
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(out).acquire()
+        try:
+            check_folder(out, resume, overwrite)  # another process may have written it before we got the lock
+            if resume and _identity(checkpoint) != seen:
+                state, changes = self._resume_state(out)
+            with writing(out):
+                remove_stale_temporaries(out)
+                replaced = remove_run_files(out) if overwrite else []
+            self._start_record(out, state, changes, replaced)
+        except BaseException:
+            self.lock.release()
+            self.lock = None
+            raise
+        return state
+
+    def _resume_state(self, out: Path) -> tuple[dict | None, dict]:
+        """The checkpoint to continue from (None when no epoch finished) and the options this call changes.
+
+        Raises:
+            RunFolderError: an option may not change on resume, or the checkpoint is of another model.
+        """
+        checkpoint = out / "checkpoint.pt"
+        if not checkpoint.is_file():  # started, but no epoch finished: config.yaml is all there is
+            return None, resume_changes(TrainConfig.from_yaml(out / "config.yaml"), self.config, 0)
+        state = load_checkpoint(checkpoint, map_location="cpu")
+        try:
+            saved = TrainConfig.from_dict(state["config"])
+        except (KeyError, ConfigError) as error:
+            raise CheckpointError(f"checkpoint {checkpoint} holds no usable configuration ({error})") from None
+        changes = resume_changes(saved, self.config, int(state["epoch"]))
+        self._check_processes(state)
+        if "model_info" in state:
+            stored, built = read_model_info(state), self.model_info
+            differing = [
+                f"{name} {getattr(stored, name)!r} -> {getattr(built, name)!r}"
+                for name in ("name", "dim", "in_channels", "image_size", "dataset")
+                if getattr(stored, name) != getattr(built, name)
+            ]
+            if differing:
+                raise RunFolderError(
+                    f"checkpoint {checkpoint} holds another model than this command builds ({', '.join(differing)}); "
+                    f"resume with the data the run was trained on"
+                )
+        return state, changes
+
+    def _start_record(self, out: Path, state: dict | None, changes: dict, replaced: list[str]) -> None:
+        """Write the run's config and history and bring the files behind the checkpoint up to it (rank 0, locked)."""
+        self.log = RunLog(out)
+        if state is None:
+            self.metrics, self.history = [], [history_event("start", 0, changes)]
+            if replaced:
+                self.history[0]["replaced"] = replaced
+            repairs: list[str] = []
+        else:
+            done = int(state["epoch"])
+            if "metrics" in state:
+                self.metrics = list(state["metrics"])
+            else:  # a checkpoint written before the metrics were kept in it
+                with writing(self.log.path):
+                    self.metrics = recover_metrics(self.log.path, done)
+            event = history_event("resume", done, changes)
+            repairs = [
+                name
+                for name, stale in (("metrics.jsonl", self._metrics_stale()), ("best.pt", _best_stale(out, state)))
+                if stale
+            ]
+            if repairs:
+                event["repaired"] = repairs
+            self.history = [*state.get("history", []), event]
+            # The resume and what it changed belong to the run from now on, even before an epoch ends.
+            state.update(config=self.config.to_dict(), metrics=self.metrics, history=self.history)
+            with writing(out / "checkpoint.pt"):
+                save_atomic(state, out / "checkpoint.pt")
+        with writing(out / "config.yaml"):
+            write_text_atomic(out / "config.yaml", self.config.to_yaml(), point="config")
+        with writing(out / "history.yaml"):
+            write_history(out, self.history)
+        with writing(self.log.path):
+            self.log.rewrite(self.metrics)
+        if "best.pt" in repairs:
+            with writing(out / "best.pt"):
+                save_atomic(state, out / "best.pt")
+
+    def _metrics_stale(self) -> bool:
+        try:
+            text = self.log.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return bool(self.metrics) or self.log.path.exists()
+        return text != "".join(metrics_line(record) for record in self.metrics)
 
     def _train_epoch(self) -> None:
         epoch = self.epoch + 1
@@ -217,30 +446,58 @@ class Trainer:
     def _train_step(self, images: torch.Tensor, epoch: int, step: int) -> dict[str, float]:
         with torch.no_grad():
             view1, view2 = two_views(self.augmentation, images)
-        with self._autocast():
-            if self.key_encoder is None:
-                x, y = self.network(torch.cat([view1, view2])).chunk(2)  # one pass, as the authors do
-            else:
-                x, y = self.network(view1), self.key_encoder(view2)
-        if self.config.precision != "fp32":
-            # A bf16 unit vector's norm is only accurate to ~4e-3; the losses want float32 on the sphere.
-            x, y = F.normalize(x.float(), dim=1), F.normalize(y.float(), dim=1)
         queue = None if self.queue is None else self.queue.features.clone()
-        if self.context.is_distributed:
-            x, y = gather_pairs(x, y)
-        # The encoder ends in L2 normalisation, so the per-call value checks would only cost a
-        # GPU sync per step; a diverged encoder shows up as a non-finite loss just below.
-        with input_checks(False):
-            loss = self.objective(x, y, queue=queue, moco=self.key_encoder is not None)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(self._divergence_message(epoch, step))
+        moco = self.key_encoder is not None
+        keys: list[torch.Tensor] = []  # this step's gathered MoCo keys, for the queue
+
+        def global_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            if self.context.is_distributed:
+                x, y = gather_pairs(x, y)
+            # The encoder ends in L2 normalisation, so the per-call value checks would only cost a
+            # GPU sync per step; a diverged encoder shows up as a non-finite loss just below.
+            with input_checks(False):
+                loss = self.objective(x, y, queue=queue, moco=moco)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(self._divergence_message(epoch, step))
+            keys.append(y.detach())
+            return loss
+
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        chunk = self.config.grad_cache
+        if chunk is None:
+            # MoCo: queries and keys; otherwise one pass over both views, as the authors do (BatchNorm sees both).
+            x, y = (self._embed(view1), self._keys(view2)) if moco else self._embed(torch.cat([view1, view2])).chunk(2)
+            loss = global_loss(x, y)
+            loss.backward()
+        elif moco:  # the keys need no graph: the key encoder embeds the whole batch
+            loss = grad_cache_backward(
+                self._embed, view1, lambda x: global_loss(x, self._keys(view2)), chunk, module=self.network
+            )
+        else:
+            loss = grad_cache_pairs_backward(self._embed, view1, view2, global_loss, chunk, module=self.network)
         self.optimizer.step()
         if self.key_encoder is not None:
             self.key_encoder.update(self.model)
-            self.queue.push(y.detach())
+            self.queue.push(keys[-1])
         return {"loss": float(loss.detach()), **self.objective.last_terms}
+
+    def _embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The trained encoder's embeddings of ``images`` (with gradient), float32 on the sphere."""
+        with self._autocast():
+            z = self.network(images)
+        return self._on_sphere(z)
+
+    def _keys(self, images: torch.Tensor) -> torch.Tensor:
+        """The MoCo key encoder's embeddings (no gradient; shuffle-BN, see train/moco.py), float32 on the sphere."""
+        with self._autocast():
+            z = self.key_encoder(images)
+        return self._on_sphere(z)
+
+    def _on_sphere(self, z: torch.Tensor) -> torch.Tensor:
+        if self.config.precision == "fp32":
+            return z
+        # A bf16 unit vector's norm is only accurate to ~4e-3; the losses want float32 on the sphere.
+        return F.normalize(z.float(), dim=1)
 
     def _divergence_message(self, epoch: int, step: int) -> str:
         terms = ", ".join(f"{k}={v:.4g}" for k, v in self.objective.last_terms.items())
@@ -259,12 +516,18 @@ class Trainer:
         if self.context.is_main:
             improved = record.get("knn_acc", -math.inf) > self.best_knn
             if improved:
-                self.best_knn = record["knn_acc"]
+                self.best_knn, self.best_epoch = record["knn_acc"], record["epoch"]
+            self.metrics.append(record)
             state = self.state_dict(rng_states)
-            save_atomic(state, self.out / "checkpoint.pt")
+            # The checkpoint, which holds every epoch's metrics, is written first: best.pt and metrics.jsonl are
+            # never ahead of it, and --resume brings them up to it whatever moment a crash hit.
+            with writing(self.out / "checkpoint.pt"):
+                save_atomic(state, self.out / "checkpoint.pt")
             if improved:
-                save_atomic(state, self.out / "best.pt")
-            self.log.write(record)
+                with writing(self.out / "best.pt"):
+                    save_atomic(state, self.out / "best.pt")
+            with writing(self.log.path):
+                self.log.write(record)
             if self.config.progress:
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch",))
                 tqdm.write(f"epoch {record['epoch']}/{self.config.epochs}: {shown}")
@@ -290,3 +553,23 @@ class Trainer:
             "val_uniformity": uniformity(x, max_pairs=500_000),
             "knn_acc": knn,
         }
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` is (inode, size, modification time): None when missing."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _best_stale(out: Path, state: dict) -> bool:
+    """Whether best.pt lags the checkpoint: it is written just after it, so a crash can leave the previous one."""
+    best_epoch = state.get("best_epoch")
+    if not best_epoch or best_epoch != state["epoch"]:
+        return False
+    try:
+        return load_checkpoint(out / "best.pt")["epoch"] != best_epoch
+    except CheckpointError:
+        return True

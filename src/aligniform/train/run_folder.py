@@ -1,0 +1,394 @@
+"""The run folder: which files make a run, who may write them, how they are written, what ``--resume`` may change.
+
+A run folder holds someone's hours of training, so it is created, continued or
+replaced only on purpose (:func:`check_folder`), by one process at a time
+(:class:`RunLock`), with files that are replaced whole (:func:`write_text_atomic`)
+and operating-system errors reported as one fixable line (:func:`writing`).
+``--resume`` may change only the options in :data:`RESUMABLE_OPTIONS`
+(:func:`resume_changes`); every change is recorded in the run's history
+(:func:`history_event`, ``history.yaml``). The contract is written out in
+``docs/runs.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import os
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from ..config import TrainConfig
+from ._faults import fault_point
+from .checkpoint import CheckpointError, load_checkpoint, write_atomic
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the folder is then not protected against a second process
+    fcntl = None  # type: ignore[assignment]
+
+#: The files (and folder) whose presence means a folder holds a run, in the order ``--overwrite`` removes them.
+RUN_FILES = (
+    "checkpoint.pt",
+    "best.pt",
+    "results.json",
+    "metrics.jsonl",
+    "history.yaml",
+    "tensorboard",
+    "config.yaml",
+)
+
+#: The lock file (its content names the holder: pid, host, start time).
+LOCK_FILE = ".aligniform.lock"
+
+#: Options ``--resume`` may change: none of them changes what the finished epochs trained. ``epochs`` may only
+#: grow (never below the epochs done); ``out`` changes when the folder was moved.
+RESUMABLE_OPTIONS = ("epochs", "progress", "device", "data_dir", "download", "out")
+
+_TEMPORARY = re.compile(r"^\.(" + "|".join(re.escape(name) for name in RUN_FILES) + r")\.\d+\.[0-9a-f]+\.tmp$")
+
+
+class RunFolderError(ValueError):
+    """A run folder cannot be used as asked (it holds a run, is locked, cannot be written); the message says why."""
+
+
+class ResultsNotSaved(RunFolderError):
+    """The run was evaluated but ``results.json`` could not be written; ``results`` holds what was computed."""
+
+    def __init__(self, message: str, results: dict[str, Any]):
+        super().__init__(message)
+        self.results = results
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def check_out(out: str | Path) -> Path:
+    """``out`` as a path, if it can be a run folder: not empty, not a file, not under a file.
+
+    Raises:
+        RunFolderError: it cannot.
+
+    Examples:
+        >>> check_out("runs/a")
+        PosixPath('runs/a')
+        >>> check_out("")
+        Traceback (most recent call last):
+        ...
+        aligniform.train.run_folder.RunFolderError: --out is empty: give the run's folder, e.g. --out runs/a
+    """
+    if not str(out).strip():
+        raise RunFolderError("--out is empty: give the run's folder, e.g. --out runs/a")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"--out {path} is a file, not a folder; choose another --out")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RunFolderError(f"--out {path} lies under the file {parent}; choose another --out")
+            break
+    return path
+
+
+def existing_run_files(out: str | Path) -> list[str]:
+    """The names of :data:`RUN_FILES` present in ``out`` (empty: the folder holds no run)."""
+    folder = Path(out)
+    return [name for name in RUN_FILES if (folder / name).exists()]
+
+
+def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
+    """Whether a run may be started (or continued, or replaced) in ``out``; cheap, reads and writes nothing big.
+
+    A folder holding a run (any of :data:`RUN_FILES`) is used only with
+    ``resume`` (continue it) or ``overwrite`` (replace it).
+
+    Returns:
+        The folder.
+
+    Raises:
+        RunFolderError: ``out`` is no possible folder, holds a run and neither flag was given, both were given,
+            or it cannot be written.
+        CheckpointError: ``resume`` and there is no run to resume.
+    """
+    folder = check_out(out)
+    if resume and overwrite:
+        raise RunFolderError("--resume continues the run in --out and --overwrite replaces it: give only one")
+    found = existing_run_files(folder)
+    if found and not (resume or overwrite):
+        raise RunFolderError(
+            f"{folder} already holds a run ({', '.join(found)}); continue it with --resume, replace it with "
+            f"--overwrite, or choose another --out"
+        )
+    if resume and not (folder / "checkpoint.pt").is_file() and not (folder / "config.yaml").is_file():
+        raise CheckpointError(
+            f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
+            f"start it without --resume"
+        )
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunFolderError(
+            f"cannot write in {existing} (permission denied); make it writable or choose another --out"
+        )
+    return folder
+
+
+def stored_config(out: str | Path) -> TrainConfig:
+    """The configuration of the run in ``out``: its checkpoint's, else its ``config.yaml`` (no epoch finished).
+
+    Raises:
+        CheckpointError: there is no run to resume, or its checkpoint cannot be read.
+        ConfigError: the stored configuration is invalid.
+    """
+    folder = Path(out)
+    if (folder / "checkpoint.pt").is_file():
+        return TrainConfig.from_dict(load_checkpoint(folder / "checkpoint.pt")["config"])
+    if (folder / "config.yaml").is_file():
+        return TrainConfig.from_yaml(folder / "config.yaml")
+    raise CheckpointError(
+        f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
+        f"start it without --resume"
+    )
+
+
+def resume_changes(saved: TrainConfig, requested: TrainConfig, epochs_done: int) -> dict[str, dict[str, Any]]:
+    """The options ``requested`` changes in a run trained with ``saved``, if ``--resume`` may change them all.
+
+    Returns:
+        ``{option: {"old": value, "new": value}}`` for each changed option of :data:`RESUMABLE_OPTIONS`.
+
+    Raises:
+        RunFolderError: another option differs (named with its old and new value), or ``epochs`` is below
+            ``epochs_done``.
+
+    Examples:
+        >>> from aligniform.config import TrainConfig
+        >>> resume_changes(TrainConfig(epochs=2), TrainConfig(epochs=4, device="cpu"), epochs_done=2)
+        {'epochs': {'old': 2, 'new': 4}, 'device': {'old': 'auto', 'new': 'cpu'}}
+        >>> resume_changes(TrainConfig(lr=0.1), TrainConfig(lr=5.0), epochs_done=1)
+        Traceback (most recent call last):
+        ...
+        aligniform.train.run_folder.RunFolderError: --resume cannot change lr: the run used 0.1, this command asks \
+for 5.0; drop that option to continue the run, or start a new one (another --out, or --overwrite)
+    """
+    changes = {}
+    for name in TrainConfig.option_names():
+        old, new = getattr(saved, name), getattr(requested, name)
+        if old == new:
+            continue
+        if name not in RESUMABLE_OPTIONS:
+            raise RunFolderError(
+                f"--resume cannot change {name}: the run used {old!r}, this command asks for {new!r}; drop that "
+                f"option to continue the run, or start a new one (another --out, or --overwrite)"
+            )
+        if name == "epochs" and new < epochs_done:
+            raise RunFolderError(
+                f"--resume cannot set epochs to {new}: the run has already trained {epochs_done} epochs "
+                f"(it used {old}); give --epochs {epochs_done} or more"
+            )
+        changes[name] = {"old": old, "new": new}
+    return changes
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def os_error_message(error: OSError, path: str | Path) -> str:
+    """One line naming the file an operating-system error hit and what to do about it.
+
+    Examples:
+        >>> import errno
+        >>> os_error_message(OSError(errno.ENOSPC, "No space left on device"), "runs/a/checkpoint.pt")
+        'cannot write runs/a/checkpoint.pt: No space left on device; free some space on that disk, then rerun the \
+same command with --resume (the last finished epoch is kept)'
+    """
+    where = error.filename if isinstance(error.filename, str) and error.filename else str(path)
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        fix = (
+            "free some space on that disk, then rerun the same command with --resume (the last finished epoch is kept)"
+        )
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make the folder writable (or choose another --out), then rerun with --resume"
+    elif error.errno == errno.ENOTDIR:
+        fix = "a part of that path is a file; choose another --out"
+    elif error.errno == errno.EISDIR:
+        fix = "a folder has that name; move it away or choose another --out"
+    else:
+        fix = "fix that, then rerun the same command with --resume"
+    return f"cannot write {where}: {reason}; {fix}"
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an :class:`OSError` raised inside into a :class:`RunFolderError` saying which file and what to do."""
+    try:
+        yield
+    except OSError as error:
+        raise RunFolderError(os_error_message(error, path)) from None
+
+
+def write_text_atomic(path: str | Path, text: str, point: str | None = None) -> None:
+    r"""Replace the text file ``path`` whole (see :func:`~aligniform.train.checkpoint.write_atomic`).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+        >>> write_text_atomic(path, "hello\n")
+        >>> path.read_text()
+        'hello\n'
+    """
+    data = text.encode("utf-8")
+
+    def write(stream: IO[bytes]) -> None:
+        stream.write(data)
+
+    write_atomic(path, write, point)
+
+
+def remove_run_files(out: str | Path) -> list[str]:
+    """Remove the run in ``out`` (its :data:`RUN_FILES`; nothing else), for ``--overwrite``; return what went."""
+    folder, removed = Path(out), []
+    for name in RUN_FILES:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
+def remove_stale_temporaries(out: str | Path) -> list[str]:
+    """Remove the temporary files a killed writer left in ``out`` (``.checkpoint.pt.PID.HEX.tmp``, ...)."""
+    removed = []
+    for path in Path(out).iterdir():
+        if _TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------- history
+
+
+def history_event(event: str, epochs_done: int, changes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One entry of a run's history: what happened, when, where, and the options it changed from which epoch.
+
+    Examples:
+        >>> entry = history_event("resume", 3, {"epochs": {"old": 3, "new": 5}})
+        >>> entry["event"], entry["epochs_done"], entry["from_epoch"], entry["changes"]
+        ('resume', 3, 4, {'epochs': {'old': 3, 'new': 5}})
+    """
+    return {
+        "event": event,
+        "epochs_done": epochs_done,
+        "from_epoch": epochs_done + 1,
+        "time": _now(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "changes": changes or {},
+    }
+
+
+def write_history(out: str | Path, history: list[dict[str, Any]]) -> None:
+    """Write the run's history as ``history.yaml`` (the checkpoint holds the same list)."""
+    write_text_atomic(Path(out) / "history.yaml", yaml.safe_dump(history, sort_keys=False), point="history")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------- lock
+
+
+class RunLock:
+    """An exclusive lock on a run folder: one process writes a run at a time.
+
+    The lock is ``fcntl.flock`` on :data:`LOCK_FILE` in the folder; the
+    operating system releases it when the process ends, however it ends
+    (a SIGKILL included), so a stale lock never blocks a later run. The file
+    names its holder (pid, host, start time) while it is held. Locks are
+    advisory: they keep aligniform processes apart, not other programs.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> with RunLock(folder):
+        ...     RunLock(folder).acquire()
+        Traceback (most recent call last):
+        ...
+        aligniform.train.run_folder.RunFolderError: run folder ... is in use by another aligniform process (pid ...
+    """
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK_FILE
+        self._file: IO[bytes] | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._file is not None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (creating the folder's lock file if needed); return self.
+
+        Raises:
+            RunFolderError: another process holds it (the message names it), or the file cannot be written.
+        """
+        if self._file is not None:
+            return self
+        with writing(self.path):
+            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        stream = os.fdopen(handle, "r+b")  # a file object: closed (and so unlocked) if it is garbage-collected
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = stream.read(500).decode("utf-8", "replace").strip() or "unknown pid"
+                    raise RunFolderError(
+                        f"run folder {self.path.parent} is in use by another aligniform process ({holder}); "
+                        f"wait for it to finish (or stop it), or choose another --out"
+                    ) from None
+                except OSError as error:
+                    raise RunFolderError(
+                        f"cannot lock {self.path}: {error.strerror}; the file system of --out does not support "
+                        f"locks, choose a folder on a local disk"
+                    ) from None
+            with writing(self.path):
+                fault_point("lock", self.path)
+                stream.seek(0)
+                stream.truncate()
+                stream.write(f"pid {os.getpid()} on host {socket.gethostname()}, started {_now()}\n".encode())
+                stream.flush()
+        except BaseException:
+            stream.close()
+            raise
+        self._file = stream
+        return self
+
+    def release(self) -> None:
+        """Let go of the lock (a no-op when not held)."""
+        if self._file is None:
+            return
+        with contextlib.suppress(OSError):  # the note is cleared so a stale one never names a dead process
+            self._file.seek(0)
+            self._file.truncate()
+        self._file.close()
+        self._file = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

@@ -1,0 +1,51 @@
+"""Helpers of the run-folder tests: tiny training commands, byte snapshots of a folder, the consistency invariants."""
+
+import json
+
+import yaml
+
+from aligniform.cli import main
+from aligniform.config import TrainConfig
+from aligniform.train import load_checkpoint
+from aligniform.train.run_folder import RunLock
+from aligniform.train.run_log import metrics_line
+
+# Tiny digits runs: 1 400 training images in batches of 128 -> 10 steps an epoch.
+TINY = ["--dataset", "digits", "--batch-size", "128", "--dim", "8", "--no-progress", "--linear-probe", "none"]
+TINY += ["--seed", "3"]
+
+
+def train_args(out, *extra, epochs=2):
+    return ["train", *TINY, "--epochs", str(epochs), "--out", str(out), *extra]
+
+
+def train(out, *extra, epochs=2):
+    """``aligniform train`` in this process; its exit code."""
+    return main(train_args(out, *extra, epochs=epochs))
+
+
+def snapshot(folder):
+    """Every file under ``folder`` with its mode and bytes (None when the folder does not exist)."""
+    if not folder.exists():
+        return None
+    return {
+        str(path.relative_to(folder)): (path.stat().st_mode, path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def assert_consistent(out, epochs):
+    """The run folder's record agrees with itself: every file says the same ``epochs`` epochs."""
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["epoch"] == epochs
+    text = (out / "metrics.jsonl").read_text()
+    assert [json.loads(line)["epoch"] for line in text.splitlines()] == list(range(1, epochs + 1))
+    assert text == "".join(metrics_line(record) for record in state["metrics"])
+    assert state["best_epoch"] >= 1 and load_checkpoint(out / "best.pt")["epoch"] == state["best_epoch"]
+    assert TrainConfig.from_yaml(out / "config.yaml") == TrainConfig.from_dict(state["config"])
+    assert yaml.safe_load((out / "history.yaml").read_text()) == state["history"]
+    assert json.loads((out / "results.json").read_text())["epochs"] == epochs
+    assert not [path.name for path in out.iterdir() if path.name.endswith(".tmp")]
+    RunLock(out).acquire().release()  # nobody holds the folder
+    return state
