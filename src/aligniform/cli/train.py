@@ -100,10 +100,12 @@ def handle(args: argparse.Namespace) -> int:
     """Train (or resume, or replace) the run and print its results table."""
     from ..analysis.format import format_results
     from ..train import ResultsNotSaved, run
-    from ..train.run_folder import check_folder
+    from ..train.run_folder import check_folder, check_resume
 
     config = config_from_args(args)
     check_folder(config.out, args.resume, args.overwrite)  # the cheap refusals, before any data is loaded
+    if args.resume:
+        check_resume(config)
     try:
         results = run(config, resume=args.resume, overwrite=args.overwrite)
     except ResultsNotSaved as error:  # show what was computed before saying it could not be saved

@@ -18,6 +18,20 @@ embeds held-out positive pairs without disturbing training and measures them,
 for a hand-written loop. See ``docs/integrations/``.
 """
 
-from .common import METRIC_KEYS, embed_pairs, hypersphere_metrics, measure_pairs, preserved_training_state
+from .common import (
+    METRIC_KEYS,
+    MeasureOptions,
+    embed_pairs,
+    hypersphere_metrics,
+    measure_pairs,
+    preserved_training_state,
+)
 
-__all__ = ["METRIC_KEYS", "embed_pairs", "hypersphere_metrics", "measure_pairs", "preserved_training_state"]
+__all__ = [
+    "METRIC_KEYS",
+    "MeasureOptions",
+    "embed_pairs",
+    "hypersphere_metrics",
+    "measure_pairs",
+    "preserved_training_state",
+]

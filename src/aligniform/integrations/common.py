@@ -26,18 +26,21 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._validation import check_positive, check_positive_int
 from ..analysis.embeddings import EmbeddingSet
 from ..analysis.measure import analyze_embeddings
 
 __all__ = [
     "HIGHER_IS_BETTER",
     "METRIC_KEYS",
+    "MeasureOptions",
     "embed_pairs",
     "hypersphere_metrics",
     "measure_pairs",
@@ -261,6 +264,60 @@ def measure_pairs(
     """
     x, y, labels = embed_pairs(model, data, views=views, embed=embed, device=device, seed=seed)
     return hypersphere_metrics(x, y, labels, normalize=normalize, t=t, alpha=alpha, max_pairs=max_pairs, seed=seed)
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How the integrations measure: the options of :func:`hypersphere_metrics`, checked once when created.
+
+    Examples:
+        >>> MeasureOptions(t=3).t
+        3.0
+        >>> MeasureOptions(max_pairs=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_pairs must be a positive integer, got 0
+    """
+
+    normalize: bool = True
+    t: float = 2.0
+    alpha: float = 2.0
+    max_pairs: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "normalize", bool(self.normalize))
+        object.__setattr__(self, "t", check_positive(self.t, "t"))
+        object.__setattr__(self, "alpha", check_positive(self.alpha, "alpha"))
+        if self.max_pairs is not None:
+            object.__setattr__(self, "max_pairs", check_positive_int(self.max_pairs, "max_pairs"))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+
+    def metrics(
+        self,
+        x: torch.Tensor | np.ndarray,
+        y: torch.Tensor | np.ndarray,
+        labels: torch.Tensor | np.ndarray | None = None,
+    ) -> dict[str, float]:
+        """:func:`hypersphere_metrics` with these options."""
+        return hypersphere_metrics(
+            x, y, labels, normalize=self.normalize, t=self.t, alpha=self.alpha, max_pairs=self.max_pairs, seed=self.seed
+        )
+
+    def measure(
+        self,
+        model: nn.Module,
+        data: Iterable[Any],
+        *,
+        views: Views | None = None,
+        embed: Embed | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, float]:
+        """:func:`measure_pairs` with these options."""
+        x, y, labels = embed_pairs(model, data, views=views, embed=embed, device=device, seed=self.seed)
+        return self.metrics(x, y, labels)
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 
 from .._validation import check_positive_int
-from .common import Embed, Views, measure_pairs
+from .common import Embed, MeasureOptions, Views
 
 __all__ = ["HypersphereMonitor"]
 
@@ -82,7 +82,7 @@ class HypersphereMonitor(Callback):
         self.every_n_epochs = None if every_n_epochs is None else check_positive_int(every_n_epochs, "every_n_epochs")
         self.every_n_steps = None if every_n_steps is None else check_positive_int(every_n_steps, "every_n_steps")
         self.at_start, self.prefix = bool(at_start), str(prefix)
-        self.options = {"normalize": normalize, "t": t, "alpha": alpha, "max_pairs": max_pairs, "seed": seed}
+        self.options = MeasureOptions(normalize, t, alpha, max_pairs, seed)
         self.history: list[dict[str, float]] = []
         self._last_step: int | None = None
 
@@ -106,8 +106,8 @@ class HypersphereMonitor(Callback):
         """Measure now, log and record the values; returns them (named with ``prefix``)."""
         values: dict[str, float] | None = None
         if trainer.global_rank == 0:
-            measured = measure_pairs(
-                pl_module, self.data, views=self.views, embed=self.embed, device=pl_module.device, **self.options
+            measured = self.options.measure(
+                pl_module, self.data, views=self.views, embed=self.embed, device=pl_module.device
             )
             values = {self.prefix + key: value for key, value in measured.items()}
         values = trainer.strategy.broadcast(values, src=0)

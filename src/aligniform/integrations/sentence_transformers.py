@@ -25,11 +25,11 @@ from torch import nn
 try:  # sentence-transformers >= 6
     from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 except ImportError:  # 3.x - 5.x
-    from sentence_transformers.evaluation import SentenceEvaluator
+    from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
 
 from .._validation import check_positive, check_positive_int
 from ..objective import Objective
-from .common import HIGHER_IS_BETTER, METRIC_KEYS, hypersphere_metrics, preserved_training_state
+from .common import HIGHER_IS_BETTER, METRIC_KEYS, MeasureOptions, preserved_training_state
 
 __all__ = ["AlignUniformLoss", "HypersphereEvaluator", "ObjectiveLoss"]
 
@@ -106,21 +106,21 @@ class HypersphereEvaluator(SentenceEvaluator):
         self.name = str(name)
         self.primary_metric = primary_metric
         self.greater_is_better = primary_metric in HIGHER_IS_BETTER
-        self.options = {"normalize": normalize, "t": t, "alpha": alpha, "max_pairs": max_pairs, "seed": seed}
+        self.options = MeasureOptions(normalize, t, alpha, max_pairs, seed)
 
     def __call__(
         self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1
     ) -> dict[str, float]:
         """The metrics of ``model``'s embeddings of the pairs (``output_path``, ``epoch``, ``steps`` as the API's)."""
         x, y = self.embeddings(model)
-        values = hypersphere_metrics(x, y, self.labels, **self.options)
+        values = self.options.metrics(x, y, self.labels)
         metrics = self.prefix_name_to_metrics(values, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics
 
     def embeddings(self, model: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Both sides' embeddings as ``model.encode`` gives them (float, on the CPU), the model's mode restored."""
-        with preserved_training_state(model, int(self.options["seed"])):
+        with preserved_training_state(model, self.options.seed):
             x, y = (
                 model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False)
                 for texts in (self.sentences1, self.sentences2)
@@ -128,7 +128,12 @@ class HypersphereEvaluator(SentenceEvaluator):
         return x.detach().float().cpu(), y.detach().float().cpu()
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in self.options.items() if key != "seed"}
+        return {
+            "normalize": self.options.normalize,
+            "t": self.options.t,
+            "alpha": self.options.alpha,
+            "max_pairs": self.options.max_pairs,
+        }
 
 
 class ObjectiveLoss(nn.Module):

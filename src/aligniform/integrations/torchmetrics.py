@@ -5,14 +5,14 @@ Needs ``torchmetrics`` (``pip install 'aligniform[integrations]'``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from .._validation import check_labels, check_positive, check_positive_int, check_same_shape
-from .common import hypersphere_metrics
+from .._validation import check_labels, check_same_shape
+from .common import MeasureOptions
 
 __all__ = ["HypersphereMetrics"]
 
@@ -83,11 +83,7 @@ class HypersphereMetrics(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.normalize = bool(normalize)
-        self.t = check_positive(t, "t")
-        self.alpha = check_positive(alpha, "alpha")
-        self.max_pairs = None if max_pairs is None else check_positive_int(max_pairs, "max_pairs")
-        self.seed = int(seed)
+        self.options = MeasureOptions(normalize, t, alpha, max_pairs, seed)
         self.add_state("x", default=[], dist_reduce_fx="cat")
         self.add_state("y", default=[], dist_reduce_fx="cat")
         self.add_state("labels", default=[], dist_reduce_fx="cat")
@@ -106,10 +102,10 @@ class HypersphereMetrics(Metric):
                 + ("this update has none" if labels is None else "earlier updates had none")
             )
         self._with_labels = labels is not None
-        self.x.append(_stored(x))
-        self.y.append(_stored(y))
+        cast(list, self.x).append(_stored(x))  # list states until a distributed sync concatenates them
+        cast(list, self.y).append(_stored(y))
         if labels is not None:
-            self.labels.append(check_labels(torch.as_tensor(labels).detach(), x.shape[0]).to(x.device))
+            cast(list, self.labels).append(check_labels(torch.as_tensor(labels).detach(), x.shape[0]).to(x.device))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Measure every pair seen (on every process): a dict of float64 scalar tensors."""
@@ -118,16 +114,7 @@ class HypersphereMetrics(Metric):
             raise ValueError("HypersphereMetrics.compute() before any update(x, y)")
         labels = _concatenated(self.labels)
         labels = labels.long() if labels is not None and labels.numel() > 0 else None
-        values = hypersphere_metrics(
-            x,
-            y,
-            labels,
-            normalize=self.normalize,
-            t=self.t,
-            alpha=self.alpha,
-            max_pairs=self.max_pairs,
-            seed=self.seed,
-        )
+        values = self.options.metrics(x, y, labels)
         return {key: torch.tensor(value, dtype=torch.float64) for key, value in values.items()}
 
     def reset(self) -> None:

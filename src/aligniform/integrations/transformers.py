@@ -12,7 +12,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .._validation import check_positive_int
-from .common import Embed, Views, measure_pairs
+from .common import Embed, MeasureOptions, Views
 
 __all__ = ["HypersphereCallback"]
 
@@ -80,7 +80,7 @@ class HypersphereCallback(TrainerCallback):
         self.data, self.views, self.embed = data, views, embed
         self.every_n_steps = None if every_n_steps is None else check_positive_int(every_n_steps, "every_n_steps")
         self.measure_on_evaluate, self.prefix = bool(on_evaluate), str(prefix)
-        self.options = {"normalize": normalize, "t": t, "alpha": alpha, "max_pairs": max_pairs, "seed": seed}
+        self.options = MeasureOptions(normalize, t, alpha, max_pairs, seed)
         self.history: list[dict[str, float]] = []
         self.trainer: Trainer | None = None
 
@@ -121,7 +121,7 @@ class HypersphereCallback(TrainerCallback):
         """The values for ``model`` now, named with ``prefix`` (nothing logged)."""
         if model is None:
             raise ValueError("HypersphereCallback needs the model: the Trainer passes it to its callbacks")
-        values = measure_pairs(model, self.data, views=self.views, embed=self.embed, **self.options)
+        values = self.options.measure(model, self.data, views=self.views, embed=self.embed)
         return {self.prefix + key: value for key, value in values.items()}
 
     def _report(self, values: dict[str, float], state: TrainerState) -> None:

@@ -32,7 +32,8 @@ POINTS = (
     "config.rename",
     "history.write",
     "history.rename",
-    "metrics.rewrite",  # --resume rewriting metrics.jsonl from the checkpoint
+    "metrics.write",  # --resume rewriting metrics.jsonl from the checkpoint
+    "metrics.rename",
     "checkpoint.write",  # the temporary file, half written
     "checkpoint.rename",
     "best.write",

@@ -139,8 +139,11 @@ def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False)
     return folder
 
 
-def stored_config(out: str | Path) -> TrainConfig:
-    """The configuration of the run in ``out``: its checkpoint's, else its ``config.yaml`` (no epoch finished).
+def stored_run(out: str | Path) -> tuple[TrainConfig, int]:
+    """The configuration of the run in ``out`` and its finished epochs.
+
+    The configuration is the checkpoint's, else (no epoch finished yet) the
+    run's ``config.yaml``.
 
     Raises:
         CheckpointError: there is no run to resume, or its checkpoint cannot be read.
@@ -148,13 +151,30 @@ def stored_config(out: str | Path) -> TrainConfig:
     """
     folder = Path(out)
     if (folder / "checkpoint.pt").is_file():
-        return TrainConfig.from_dict(load_checkpoint(folder / "checkpoint.pt")["config"])
+        state = load_checkpoint(folder / "checkpoint.pt")
+        return TrainConfig.from_dict(state["config"]), int(state["epoch"])
     if (folder / "config.yaml").is_file():
-        return TrainConfig.from_yaml(folder / "config.yaml")
+        return TrainConfig.from_yaml(folder / "config.yaml"), 0
     raise CheckpointError(
         f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
         f"start it without --resume"
     )
+
+
+def stored_config(out: str | Path) -> TrainConfig:
+    """The configuration of the run in ``out`` (see :func:`stored_run`)."""
+    return stored_run(out)[0]
+
+
+def check_resume(config: TrainConfig) -> dict[str, dict[str, Any]]:
+    """The changes resuming the run in ``config.out`` with ``config`` makes, if all are allowed (see below).
+
+    Raises:
+        RunFolderError: see :func:`resume_changes`.
+        CheckpointError: see :func:`stored_run`.
+    """
+    saved, done = stored_run(config.out)
+    return resume_changes(saved, config, done)
 
 
 def resume_changes(saved: TrainConfig, requested: TrainConfig, epochs_done: int) -> dict[str, dict[str, Any]]:

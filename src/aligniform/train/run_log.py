@@ -43,7 +43,7 @@ class RunLog:
         except (OSError, UnicodeDecodeError):
             if not records and not self.path.exists():
                 return False
-        write_text_atomic(self.path, text, point="metrics.rewrite")
+        write_text_atomic(self.path, text, point="metrics")
         return True
 
     def write(self, record: dict[str, Any]) -> None:

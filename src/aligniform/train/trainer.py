@@ -365,8 +365,11 @@ class Trainer:
         return state, changes
 
     def _start_record(self, out: Path, state: dict | None, changes: dict, replaced: list[str]) -> None:
-        """Write the run's config and history and bring the files behind the checkpoint up to it (rank 0, locked)."""
-        self.log = RunLog(out)
+        """Write the run's config and history and bring the files behind the checkpoint up to it (rank 0, locked).
+
+        config.yaml comes first: a folder with anything of a run in it can then be resumed.
+        """
+        metrics = out / "metrics.jsonl"
         if state is None:
             self.metrics, self.history = [], [history_event("start", 0, changes)]
             if replaced:
@@ -377,12 +380,15 @@ class Trainer:
             if "metrics" in state:
                 self.metrics = list(state["metrics"])
             else:  # a checkpoint written before the metrics were kept in it
-                with writing(self.log.path):
-                    self.metrics = recover_metrics(self.log.path, done)
+                with writing(metrics):
+                    self.metrics = recover_metrics(metrics, done)
             event = history_event("resume", done, changes)
             repairs = [
                 name
-                for name, stale in (("metrics.jsonl", self._metrics_stale()), ("best.pt", _best_stale(out, state)))
+                for name, stale in (
+                    ("metrics.jsonl", _metrics_stale(metrics, self.metrics)),
+                    ("best.pt", _best_stale(out, state)),
+                )
                 if stale
             ]
             if repairs:
@@ -396,18 +402,13 @@ class Trainer:
             write_text_atomic(out / "config.yaml", self.config.to_yaml(), point="config")
         with writing(out / "history.yaml"):
             write_history(out, self.history)
-        with writing(self.log.path):
+        with writing(out / "tensorboard"):
+            self.log = RunLog(out)
+        with writing(metrics):
             self.log.rewrite(self.metrics)
         if "best.pt" in repairs:
             with writing(out / "best.pt"):
                 save_atomic(state, out / "best.pt")
-
-    def _metrics_stale(self) -> bool:
-        try:
-            text = self.log.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return bool(self.metrics) or self.log.path.exists()
-        return text != "".join(metrics_line(record) for record in self.metrics)
 
     def _train_epoch(self) -> None:
         epoch = self.epoch + 1
@@ -562,6 +563,15 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _metrics_stale(path: Path, records: list[dict]) -> bool:
+    """Whether metrics.jsonl differs from the checkpoint's records (a line lost or torn by a crash)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return bool(records) or path.exists()
+    return text != "".join(metrics_line(record) for record in records)
 
 
 def _best_stale(out: Path, state: dict) -> bool:
