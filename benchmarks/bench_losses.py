@@ -44,17 +44,24 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs, after one warm-up."""
-    fn()
-    synchronize(device)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds of each ``fn()`` over ``repeats`` rounds, after one warm-up each.
+
+    The functions run interleaved (one call of each per round), so a change in the
+    machine's load during the measurement hits every candidate alike and the ratios
+    stay meaningful on a shared machine.
+    """
+    for fn in fns.values():
         fn()
-        synchronize(device)
-        samples.append(time.perf_counter() - start)
-    return sorted(samples)[len(samples) // 2]
+    synchronize(device)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            samples[name].append(time.perf_counter() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
 
 
 def pair(n: int, d: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,33 +122,42 @@ def plain_uniform(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
 
 def bench_speed(n: int, d: int, repeats: int, device: torch.device) -> None:
     x, y = pair(n, d, device)
-    gemm = timed(lambda: x @ y.T, repeats, device)
-    ours = timed(fwd_bwd(lambda a, b: af.contrastive_loss(a, b, TAU), x, y), repeats, device)
-    plain = timed(fwd_bwd(plain_contrastive, x, y), repeats, device)
+    t = timed(
+        {
+            "gemm": lambda: x @ y.T,
+            "gram": lambda: x @ x.T,
+            "contrastive": fwd_bwd(lambda a, b: af.contrastive_loss(a, b, TAU), x, y),
+            "plain": fwd_bwd(plain_contrastive, x, y),
+            "nt_xent": fwd_bwd(lambda a, b: nt_xent_loss(a, b, TAU), x, y),
+            "lightly": fwd_bwd(lightly_nt_xent, x, y),
+            "solo": fwd_bwd(solo_nt_xent, x, y),
+            "uniform": fwd_bwd(lambda a, b: af.uniform_loss(a, 2.0), x, y),
+            "pdist": fwd_bwd(lambda a, b: plain_uniform(a), x, y),
+        },
+        repeats,
+        device,
+    )
     value, reference = af.contrastive_loss(x, y, TAU).item(), plain_contrastive(x.double(), y.double()).item()
+    ms = {name: seconds * 1e3 for name, seconds in t.items()}
+    print(f"one x @ y.T GEMM N={n} d={d}: {ms['gemm']:.1f} ms")
+    print(f"contrastive_loss fwd+bwd: {ms['contrastive']:.1f} ms = {t['contrastive'] / t['gemm']:.2f} GEMMs")
+    print(f"  value {value:.6f}; the plain form in float64 gives {reference:.6f}")
     print(
-        f"contrastive_loss fwd+bwd N={n} d={d}: {ours * 1e3:.1f} ms (value {value:.6f}, float64 plain {reference:.6f})"
+        f"  plain x @ y.T + F.cross_entropy both ways: {ms['plain']:.1f} ms "
+        f"-> ours {t['plain'] / t['contrastive']:.2f}x faster"
     )
-    print(f"  plain x @ y.T + F.cross_entropy both ways: {plain * 1e3:.1f} ms -> ours {plain / ours:.2f}x faster")
-    print(f"  one x @ y.T GEMM: {gemm * 1e3:.1f} ms -> contrastive_loss costs {ours / gemm:.2f} GEMMs")
-
-    ours_nt = timed(fwd_bwd(lambda a, b: nt_xent_loss(a, b, TAU), x, y), repeats, device)
-    lightly = timed(fwd_bwd(lightly_nt_xent, x, y), repeats, device)
-    solo = timed(fwd_bwd(solo_nt_xent, x, y), repeats, device)
-    print(f"nt_xent_loss fwd+bwd N={n} (2N={2 * n} views, same loss as lightly/solo-learn): {ours_nt * 1e3:.1f} ms")
-    print(f"  lightly NTXentLoss form: {lightly * 1e3:.1f} ms -> ours {lightly / ours_nt:.2f}x faster")
-    print(f"  solo-learn simclr_loss_func form: {solo * 1e3:.1f} ms -> ours {solo / ours_nt:.2f}x faster")
+    print(f"nt_xent_loss fwd+bwd (2N = {2 * n} views, the same loss as lightly / solo-learn): {ms['nt_xent']:.1f} ms")
+    print(f"  lightly NTXentLoss form: {ms['lightly']:.1f} ms -> ours {t['lightly'] / t['nt_xent']:.2f}x faster")
+    print(f"  solo-learn simclr_loss_func form: {ms['solo']:.1f} ms -> ours {t['solo'] / t['nt_xent']:.2f}x faster")
     print(
-        "  (NT-Xent has 2N - 2 negatives per anchor, same-view ones included, over a 2N x 2N matrix; "
-        "contrastive_loss has N - 1 over N x N)"
+        "  (NT-Xent: 2N - 2 negatives per anchor, same-view ones included, a 2N x 2N matrix; "
+        "contrastive_loss: N - 1 negatives, N x N)"
     )
-
-    uniform = timed(fwd_bwd(lambda a, b: af.uniform_loss(a, 2.0), x, y), repeats, device)
-    pdist = timed(fwd_bwd(lambda a, b: plain_uniform(a), x, y), repeats, device)
-    gram = timed(lambda: x @ x.T, repeats, device)
-    print(f"uniform_loss fwd+bwd N={n} d={d}: {uniform * 1e3:.1f} ms")
-    print(f"  plain pdist form: {pdist * 1e3:.1f} ms -> ours {pdist / uniform:.2f}x faster")
-    print(f"  one x @ x.T GEMM: {gram * 1e3:.1f} ms -> uniform_loss costs {uniform / gram:.2f} GEMMs")
+    print(
+        f"uniform_loss fwd+bwd: {ms['uniform']:.1f} ms "
+        f"= {t['uniform'] / t['gram']:.2f} x @ x.T GEMMs ({ms['gram']:.1f} ms)"
+    )
+    print(f"  plain pdist form: {ms['pdist']:.1f} ms -> ours {t['pdist'] / t['uniform']:.2f}x faster")
 
 
 # ---------------------------------------------------------------- 3: large N, one process per loss

@@ -44,6 +44,7 @@ from torch import nn
 
 from aligniform.augment import two_views
 from aligniform.config import TrainConfig
+from aligniform.evaluate import knn_accuracy
 from aligniform.evaluate.features import extract_features, seeded_global_rng
 from aligniform.metrics import effective_rank, uniformity
 from aligniform.models.convnet import ConvNet
@@ -67,7 +68,9 @@ COLUMNS = (
     ("step_out", "{:>8.4f}"),
     ("w_out", "{:>6.2f}"),
     ("prenorm", "{:>7.2f}"),
-    ("knn", "{:>6.3f}"),
+    ("knn_eval", "{:>8.3f}"),
+    ("knn_clean", "{:>9.3f}"),
+    ("U_cleanhead", "{:>11.3f}"),
 )
 
 
@@ -82,10 +85,12 @@ def clone(model: nn.Module) -> nn.Module:
     return twin
 
 
-def recalibrated(model: nn.Module, batches) -> nn.Module:
-    """A copy whose BatchNorm statistics are the exact (cumulative) averages over ``batches``."""
+def recalibrated(model: nn.Module, batches, only: str = "") -> nn.Module:
+    """A copy whose BatchNorm statistics (under stage ``only``; default all) are exact averages over ``batches``."""
     copy_ = clone(model)
-    for _, bn in batchnorms(copy_):
+    for name, bn in batchnorms(copy_):
+        if not name.startswith(f"stages.{only}"):
+            continue
         bn.reset_running_stats()
         bn.momentum = None  # cumulative moving average: the exact mean over the batches
     copy_.train()
@@ -117,11 +122,21 @@ class DiagnosticTrainer(Trainer):
         self._prenorm: list[float] = []
         self.model.stages["output"][0].register_forward_hook(self._record_prenorm)
         self._record_prenorm_on = False
+        self._step_count = 0
+
+    measure_every = 1
+    warmup_steps = 0
 
     def _stage_vector(self, stage: str) -> torch.Tensor:
         return torch.cat([p.detach().flatten() for p in self.model.stages[stage].parameters()])
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
+        self._step_count += 1
+        if self.warmup_steps:
+            # Linear warm-up on top of the schedule: the scheduler resets the lr each epoch, so set it every step.
+            scheduled = self.scheduler.get_last_lr()[0]
+            for group in optimizer.param_groups:
+                group["lr"] = scheduled * min(1.0, self._step_count / self.warmup_steps)
         grads = [p.grad.detach().flatten() for p in self.model.parameters() if p.grad is not None]
         self._grad_sq.append(float(torch.cat(grads).pow(2).sum()))
         self._before = {stage: self._stage_vector(stage).clone() for stage in STAGES}
@@ -162,7 +177,20 @@ class DiagnosticTrainer(Trainer):
         record["U_recal"] = uniformity(extract_features(exact, test, self.eval_transform, ["output"])["output"])
         record["bn_shift"] = bn_shift(model, exact)
         clean = recalibrated(model, [self.eval_transform(b) for b in train_images.split(256)])
-        record["U_clean"] = uniformity(extract_features(clean, test, self.eval_transform, ["output"])["output"])
+        clean_feats = extract_features(clean, test, self.eval_transform, ["backbone", "output"])
+        record["U_clean"] = uniformity(clean_feats["output"])
+        head = recalibrated(model, [self.eval_transform(b) for b in train_images.split(256)], only="hidden")
+        record["U_cleanhead"] = uniformity(extract_features(head, test, self.eval_transform, ["output"])["output"])
+        # 5-NN on the backbone (test against the labelled training split), running vs clean statistics.
+        bank = data.labelled_train
+        for key, net, test_backbone in (
+            ("knn_eval", model, None),
+            ("knn_clean", clean, clean_feats["backbone"]),
+        ):
+            bank_z = extract_features(net, bank.images, self.eval_transform, ["backbone"])["backbone"]
+            if test_backbone is None:
+                test_backbone = extract_features(net, test, self.eval_transform, ["backbone"])["backbone"]
+            record[key] = knn_accuracy(bank_z, bank.labels, test_backbone, data.test.labels, k=5)
         # Dynamics of the epoch just finished.
         steps = len(self._grad_sq)
         record["grad"] = math.sqrt(sum(self._grad_sq) / steps) if steps else math.nan
@@ -178,7 +206,8 @@ class DiagnosticTrainer(Trainer):
 
     def validate(self) -> dict[str, float]:
         results = super().validate()
-        self.diagnostics.append(self.measure(knn=results.get("knn_acc")))
+        if self.epoch % self.measure_every == 0 or self.epoch == self.config.epochs:
+            self.diagnostics.append(self.measure(knn=results.get("knn_acc")))
         return results
 
     diagnostics: list[dict]
@@ -202,12 +231,15 @@ def train_one(tau: float, args: argparse.Namespace, folder: Path) -> list[dict]:
     )
     trainer = DiagnosticTrainer(config)
     trainer.diagnostics = []
+    trainer.measure_every = args.measure_every
+    trainer.warmup_steps = args.warmup_steps
     trainer.diagnostics.append(trainer.measure())  # epoch 0: the initial encoder
     with trainer:
         trainer.fit()
-    for record, logged in zip(trainer.diagnostics[1:], trainer.metrics, strict=True):
-        record["loss"] = logged["loss"]
-        record["lr"] = logged["lr"]
+    logged = {record["epoch"]: record for record in trainer.metrics}
+    for record in trainer.diagnostics[1:]:
+        record["loss"] = logged[record["epoch"]]["loss"]
+        record["lr"] = logged[record["epoch"]]["lr"]
     return trainer.diagnostics
 
 
@@ -232,7 +264,8 @@ def main() -> None:
     parser.add_argument("--objective", default="", help="another objective instead of contrastive(tau)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--every", type=int, default=1, help="print every this many epochs (the last always)")
+    parser.add_argument("--measure-every", type=int, default=1, help="measure every this many epochs (last always)")
+    parser.add_argument("--warmup-steps", type=int, default=0, help="linear lr warm-up over this many steps")
     parser.add_argument("--json", default="", help="write every number here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -242,10 +275,11 @@ def main() -> None:
         for tau in taus:
             started = time.perf_counter()
             rows = train_one(tau, args, Path(folder))
-            shown = [r for r in rows if r["epoch"] % args.every == 0 or r is rows[-1]]
+            shown = rows
             label = args.objective or f"contrastive(tau={tau:g})"
             print_table(
-                f"{label}, lr {args.lr:g} ({args.schedule}), {args.epochs} epochs on {args.dataset}, seed {args.seed}"
+                f"{label}, lr {args.lr:g} ({args.schedule}, warm-up {args.warmup_steps} steps), {args.epochs} epochs"
+                f" on {args.dataset}, seed {args.seed}"
                 f" [{time.perf_counter() - started:.0f} s]",
                 shown,
             )

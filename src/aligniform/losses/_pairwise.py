@@ -57,7 +57,8 @@ Mask = Literal["none", "diagonal", "upper"]
 # enough that each GEMM runs at full speed and that a 4096 × 4096 loss is four
 # tiles (few enough OpenMP barriers to stay fast when other processes load the
 # cores), small next to N² for large N. Measured (docs/benchmarks.md): 2^20 to
-# 2^22 equally fast on one thread, 2^22 clearly faster on two loaded cores.
+# 2^22 equally fast on one thread, 2^22 clearly faster on two loaded cores; the
+# masked half of the diagonal tiles ("upper") costs less than more, smaller tiles.
 BLOCK_ELEMENTS = 1 << 22
 # The widest column block: wider tiles make too skinny a GEMM when N is large.
 BLOCK_COLUMNS = 4096
@@ -87,18 +88,15 @@ class _Tile:
     c1: int
 
 
-def _tile_shape(layout: _Layout, n_rows: int, n_columns: int) -> tuple[int, int]:
+def _tile_shape(layout: _Layout, n_columns: int) -> tuple[int, int]:
     columns = layout.block_columns or max(1, min(n_columns, BLOCK_COLUMNS))
     rows = layout.block_rows or max(1, BLOCK_ELEMENTS // columns)
-    if layout.mask == "upper" and not layout.block_rows:
-        # Each row block computes (and masks) a triangle of rows²/2 unneeded pairs: keep that under 1/32 of all.
-        rows = min(rows, max(64, -(-n_rows // 16)))
     return max(1, int(rows)), max(1, int(columns))
 
 
 def _tiles(layout: _Layout, n_rows: int, n_columns: int) -> Iterator[_Tile]:
     """The tiles covering every allowed pair (tiles with none are skipped)."""
-    block_rows, block_columns = _tile_shape(layout, n_rows, n_columns)
+    block_rows, block_columns = _tile_shape(layout, n_columns)
     for r0 in range(0, n_rows, block_rows):
         r1 = min(r0 + block_rows, n_rows)
         # In "upper" mode row r0 pairs only with columns after r0 + offset.
@@ -191,7 +189,7 @@ def tiled_logsumexp(
             ``"upper"`` (only j > i + offset).
         offset: global index of row 0 minus that of column 0, for the masks.
         clamp_max: clamp each logit at this value first (uniformity: -t·d² <= 0).
-        block_rows: rows per tile (default: ``BLOCK_ELEMENTS / block_columns``, at most N/16 for ``"upper"``).
+        block_rows: rows per tile (default: ``BLOCK_ELEMENTS / block_columns``).
         block_columns: columns per tile (default: all, up to ``BLOCK_COLUMNS``).
 
     Returns:

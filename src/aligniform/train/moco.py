@@ -20,6 +20,7 @@ removes the intra-batch-statistics shortcut MoCo describes.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -171,7 +172,7 @@ def _per_process_batchnorm(module: nn.Module) -> nn.Module:
     """Replace synchronised BatchNorm (``nn.SyncBatchNorm``, :class:`GlobalBatchNorm`) by per-process BatchNorm."""
     if isinstance(module, (nn.SyncBatchNorm, GlobalBatchNorm)):
         like = module.weight if module.affine else module.running_mean
-        factory = {} if like is None else {"device": like.device, "dtype": like.dtype}
+        factory: dict[str, Any] = {} if like is None else {"device": like.device, "dtype": like.dtype}
         plain = _ProcessBatchNorm(
             module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **factory
         )
@@ -186,7 +187,10 @@ def _per_process_batchnorm(module: nn.Module) -> nn.Module:
 class FeatureQueue(nn.Module):
     """A FIFO ring buffer of the last ``size`` key features, initialised uniformly on the sphere."""
 
-    def __init__(self, size: int, dim: int, generator: torch.Generator | None = None):
+    features: torch.Tensor
+    pointer: torch.Tensor
+
+    def __init__(self, size: int, dim: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.register_buffer("features", F.normalize(torch.randn(size, dim, generator=generator), dim=1))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))

@@ -62,7 +62,7 @@ class RunFolderError(ValueError):
 class ResultsNotSaved(RunFolderError):
     """The run was evaluated but ``results.json`` could not be written; ``results`` holds what was computed."""
 
-    def __init__(self, message: str, results: dict[str, Any]):
+    def __init__(self, message: str, results: dict[str, Any]) -> None:
         super().__init__(message)
         self.results = results
 
@@ -350,7 +350,7 @@ class RunLock:
         aligniform.train.run_folder.RunFolderError: run folder ... is in use by another aligniform process (pid ...
     """
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder) / LOCK_FILE
         self._file: IO[bytes] | None = None
 

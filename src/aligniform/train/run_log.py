@@ -23,7 +23,7 @@ class RunLog:
     a crash between the two writes, dropping a torn last line).
     """
 
-    def __init__(self, out: Path, tensorboard: bool = True):
+    def __init__(self, out: Path, tensorboard: bool = True) -> None:
         self.path = Path(out) / "metrics.jsonl"
         self.writer = None
         if tensorboard:

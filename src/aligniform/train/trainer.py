@@ -319,7 +319,7 @@ class Trainer:
         # Everything is checked: from here on the folder is written.
         with writing(out):
             out.mkdir(parents=True, exist_ok=True)
-        self.lock = RunLock(out).acquire()
+        self.lock = (self.lock or RunLock(out)).acquire()  # a second fit() keeps the lock it holds
         try:
             check_folder(out, resume, overwrite)  # another process may have written it before we got the lock
             if resume and _identity(checkpoint) != seen:
