@@ -6,6 +6,7 @@ import math
 import os
 import pickle
 import shutil
+import signal
 import stat
 
 import numpy as np
@@ -326,3 +327,20 @@ def test_history_and_checkpoint_pickle_only_plain_values(finished):
     state = torch.load(finished / "checkpoint.pt", weights_only=True)  # no allow-list needed for new checkpoints
     assert [r["epoch"] for r in state["metrics"]] == [1, 2] and state["history"][0]["event"] == "start"
     assert pickle.loads(pickle.dumps(state["history"])) == state["history"]
+
+
+def test_a_write_the_os_refuses_inside_torch_save_is_an_os_error_not_a_torch_one(tmp_path):
+    resource = pytest.importorskip("resource")
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"epoch": 1}, path)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))
+    try:
+        with pytest.raises(OSError) as caught:  # torch itself says "inline_container.cc: unexpected pos"
+            save_atomic({"epoch": 2, "weights": torch.zeros(100_000)}, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert caught.value.errno == errno.EFBIG
+    assert load_checkpoint(path)["epoch"] == 1 and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

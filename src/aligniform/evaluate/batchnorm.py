@@ -1,0 +1,186 @@
+"""BatchNorm statistics for evaluation, recomputed exactly on the images the encoder is evaluated on.
+
+During training, BatchNorm's running statistics are an exponential average
+(momentum 0.1) over the last few dozen *augmented* training batches. In eval
+mode an encoder then normalises clean evaluation images with statistics of
+another input distribution, and of weights a few steps old. On mnist5k with the
+``digits`` augmentation this made the output layer's held-out uniformity
+L_uniform(t = 2) 0.6–0.8 less uniform than the same weights with statistics of
+clean images (contrastive τ = 0.2, 10 epochs: −2.65 against −3.31), and it
+jumped by up to 0.8 from one epoch to the next (−1.88, −2.39, −3.01, −2.65 over
+epochs 7–10) while the recomputed value moved by at most 0.04 — noise as large
+as the differences between objectives that the studies compare; see
+``docs/training.md`` ("Held-out metrics and BatchNorm statistics").
+
+:func:`recomputed_batchnorm` replaces the running statistics, for the duration
+of a ``with`` block, by the exact mean and variance of every BatchNorm layer's
+inputs over a set of images passed through the encoder with per-batch
+normalisation, as training passes them ("precise BN", Wu & Johnson 2021,
+"Rethinking 'Batch' in BatchNorm"); the encoder's own statistics are restored
+afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .._validation import check_positive_int
+from .features import _to_input, check_encoder_device, frozen
+
+__all__ = ["BATCHNORM_MODES", "batchnorm_layers", "check_batchnorm_mode", "recomputed_batchnorm"]
+
+BATCHNORM_MODES: tuple[str, ...] = ("recompute", "running")
+"""``"recompute"``: statistics recomputed on the evaluation's training images; ``"running"``: the encoder's own."""
+
+#: Images the statistics are recomputed on, at most (a seeded subset of larger sets): enough for exact-looking
+#: statistics (the standard error of a channel mean is below 1 % of its standard deviation) at bounded cost.
+MAX_IMAGES = 10_000
+
+
+def check_batchnorm_mode(mode: str) -> str:
+    """Return ``mode`` if it is one of :data:`BATCHNORM_MODES`, else raise ValueError.
+
+    Examples:
+        >>> check_batchnorm_mode("recompute")
+        'recompute'
+    """
+    if mode not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_MODES)}, got {mode!r}")
+    return mode
+
+
+def batchnorm_layers(encoder: nn.Module) -> list[_BatchNorm]:
+    """The BatchNorm layers of ``encoder`` that keep running statistics (including SyncBatchNorm)."""
+    return [
+        module
+        for module in encoder.modules()
+        if isinstance(module, _BatchNorm) and module.track_running_stats and module.running_mean is not None
+    ]
+
+
+@contextmanager
+def recomputed_batchnorm(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    transform: nn.Module | None,
+    *,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    max_images: int | None = MAX_IMAGES,
+) -> Iterator[nn.Module]:
+    """Within the block, every BatchNorm of ``encoder`` holds the exact statistics of its inputs over ``images``.
+
+    The images are transformed and passed through the encoder ``batch_size``
+    at a time, each BatchNorm layer normalising with the batch's own
+    statistics (as in training) while its inputs' mean and variance are
+    accumulated over all images; those become the running statistics used in
+    eval mode inside the block. Afterwards the encoder gets its own
+    statistics and every submodule its own train/eval mode back. Other layers
+    (e.g. dropout) stay in eval mode during the pass, no gradient is
+    computed and no random number is drawn. An encoder without BatchNorm is
+    left as it is.
+
+    Args:
+        encoder: any module, already on ``device``.
+        images: ``(N, C, H, W)`` uint8 (or float in ``[0, 1]``) images, N >= 2.
+        transform: maps a raw image batch to the encoder's input (``None``:
+            only cast to float, uint8 scaled to ``[0, 1]``).
+        batch_size: images per forward pass; the batches are made near-equal
+            in size (every one holds at least 2 images).
+        device: where the transform and the encoder run.
+        max_images: use a fixed (seed 0) random subset of this many images of
+            a larger set; ``None``: all of them.
+
+    Yields:
+        ``encoder`` itself, with the recomputed statistics.
+
+    Raises:
+        ValueError: fewer than 2 images, a non-positive ``batch_size`` or
+            ``max_images``, or the encoder is not on ``device``.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3))
+        >>> images = torch.rand(10, 1, 2, 2)
+        >>> with recomputed_batchnorm(net, images, None, batch_size=4):
+        ...     inside = net.eval()(images)
+        >>> bool(inside.mean(0).abs().max() < 1e-5)  # exact statistics: zero mean on these very images
+        True
+        >>> float(net[2].running_mean.abs().max())  # the encoder's own statistics are back
+        0.0
+    """
+    layers = batchnorm_layers(encoder)
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images must be a (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    if len(images) < 2:
+        raise ValueError(f"recomputing BatchNorm statistics needs at least 2 images, got {len(images)}")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not layers:
+        yield encoder
+        return
+    device = check_encoder_device(encoder, device)
+    if max_images is not None and len(images) > check_positive_int(max_images, "max_images"):
+        keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:max_images]
+        images = images[keep.sort().values]
+    saved = [(layer.running_mean.clone(), layer.running_var.clone()) for layer in layers]
+    statistics = _accumulate(encoder, layers, images, transform, batch_size, device)
+    try:
+        for layer, (mean, var) in zip(layers, statistics, strict=True):
+            if mean is not None:
+                layer.running_mean.copy_(mean)
+                layer.running_var.copy_(var)
+        yield encoder
+    finally:
+        for layer, (mean, var) in zip(layers, saved, strict=True):
+            layer.running_mean.copy_(mean)
+            layer.running_var.copy_(var)
+
+
+def _accumulate(
+    encoder: nn.Module,
+    layers: list[_BatchNorm],
+    images: torch.Tensor,
+    transform: nn.Module | None,
+    batch_size: int,
+    device: torch.device,
+) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """One pass with per-batch normalisation; every layer's input mean and unbiased variance over all images."""
+    sums: dict[int, list] = {id(layer): [0, 0.0, 0.0] for layer in layers}
+
+    def normalise_with_batch_statistics(module: _BatchNorm, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        x = inputs[0]
+        dims = [0, *range(2, x.dim())]
+        wide = x.detach().double()
+        entry = sums[id(module)]
+        entry[0] += x.numel() // x.shape[1]
+        entry[1] = entry[1] + wide.sum(dims)
+        entry[2] = entry[2] + wide.square().sum(dims)
+        # The training-mode output, computed here and not by the layer: in training mode a SyncBatchNorm would
+        # wait for the other processes, which do not evaluate.
+        return F.batch_norm(x, None, None, module.weight, module.bias, True, 0.0, module.eps)
+
+    handles = [layer.register_forward_hook(normalise_with_batch_statistics) for layer in layers]
+    chunks = max(1, min(math.ceil(len(images) / batch_size), len(images) // 2))
+    try:
+        with frozen(encoder), torch.no_grad():
+            for batch in torch.tensor_split(images, chunks):
+                encoder(_to_input(batch.to(device), transform))
+    finally:
+        for handle in handles:
+            handle.remove()
+    statistics: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
+    for layer in layers:
+        count, total, squares = sums[id(layer)]
+        if count < 2:  # the layer saw no input (e.g. a branch the forward pass skips): keep its statistics
+            statistics.append((None, None))
+            continue
+        mean = total / count
+        var = (squares / count - mean.square()).clamp_min(0) * count / (count - 1)
+        statistics.append((mean.to(layer.running_mean.dtype), var.to(layer.running_var.dtype)))
+    return statistics
