@@ -80,7 +80,8 @@ def batchnorms(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchN
 
 def clone(model: nn.Module) -> nn.Module:
     """An independent copy of a ConvNet (weights and BatchNorm statistics), without the hooks."""
-    twin = ConvNet(dim=model.dim, in_channels=model.in_channels, image_size=model.image_size)
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the training's RNG alone
+        twin = ConvNet(dim=model.dim, in_channels=model.in_channels, image_size=model.image_size)
     twin.load_state_dict(model.state_dict())
     return twin
 

@@ -137,8 +137,15 @@ def build_encoder(config: TrainConfig, data: ImageDataset) -> Encoder:
         raise ConfigError(f"model: {error}") from None
 
 
-def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD with the config's momentum and weight decay, at the batch-size-scaled learning rate."""
-    return torch.optim.SGD(
-        model.parameters(), lr=config.scaled_lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+def build_optimizer(config: TrainConfig, model: nn.Module, objective: nn.Module | None = None) -> torch.optim.Optimizer:
+    """SGD with the config's momentum and weight decay, at the batch-size-scaled learning rate.
+
+    The objective's parameters (learnt arguments such as ``tau=learn(0.07)``) form a second
+    group without weight decay, as CLIP trains its logit scale; an objective without
+    any adds no group, so the optimiser state of older checkpoints still loads.
+    """
+    groups: list[dict] = [{"params": list(model.parameters())}]
+    learnt = [] if objective is None else [p for p in objective.parameters() if p.requires_grad]
+    if learnt:
+        groups.append({"params": learnt, "weight_decay": 0.0})
+    return torch.optim.SGD(groups, lr=config.scaled_lr, momentum=config.momentum, weight_decay=config.weight_decay)

@@ -11,12 +11,18 @@ from typing import cast
 import torch
 from torch import nn
 
+from .distributed import Shard, accepts_shard
 from .losses import (
     AlignLoss,
     AsymptoticContrastiveLoss,
     ContrastiveLoss,
+    DebiasedContrastiveLoss,
+    DecoupledContrastiveLoss,
     HardContrastiveLoss,
+    NTXentLoss,
+    SigmoidLoss,
     SimpleLoss,
+    SupervisedContrastiveLoss,
     UniformLoss,
 )
 
@@ -31,6 +37,8 @@ class TermKind:
     params: dict = field(default_factory=dict)
     takes_queue: bool = True
     directional: bool = False  # has a one-directional (MoCo) form: queries against [keys, queue]
+    takes_labels: bool = False  # needs the samples' class labels (supervised)
+    moco_form: bool = True  # has a meaning with MoCo's queries and keys
 
     def signature(self, name: str) -> str:
         shown = [p if d is REQUIRED else f"{p}={_format_value(d)}" for p, d in self.params.items()]
@@ -44,10 +52,83 @@ TERMS: dict[str, TermKind] = {
     "hard_contrastive": TermKind(HardContrastiveLoss, {"tau": REQUIRED, "alpha": REQUIRED}, directional=True),
     "simple": TermKind(SimpleLoss, {"lam": REQUIRED, "hard_alpha": None}, directional=True),
     "asymptotic_contrastive": TermKind(AsymptoticContrastiveLoss, {"tau": REQUIRED}, takes_queue=False),
+    "nt_xent": TermKind(NTXentLoss, {"tau": 0.1}, takes_queue=False, moco_form=False),
+    "supervised_contrastive": TermKind(
+        SupervisedContrastiveLoss, {"tau": 0.1}, takes_queue=False, takes_labels=True, moco_form=False
+    ),
+    "decoupled_contrastive": TermKind(
+        DecoupledContrastiveLoss, {"tau": 0.1, "weighted": False, "sigma": 0.5}, takes_queue=False, moco_form=False
+    ),
+    "debiased_contrastive": TermKind(
+        DebiasedContrastiveLoss, {"tau": 0.5, "tau_plus": 0.1, "beta": 0.0}, takes_queue=False, moco_form=False
+    ),
+    "sigmoid": TermKind(SigmoidLoss, {"scale": 10.0, "bias": -10.0}, takes_queue=False, moco_form=False),
 }
 
 
-def _format_value(value: float | bool | None) -> str:
+# Arguments that may be learnt, ``name=learn(init)``, and how each is stored as a parameter: a temperature
+# as CLIP's logit scale log(1/tau), another positive scale as its log, a bias as itself.
+LEARNABLE = {"tau": "inverse", "t": "log", "scale": "log", "bias": "raw"}
+
+
+@dataclass(frozen=True)
+class Learn:
+    """A learnable argument of a term: ``learn(init)``, optionally clamped, ``learn(0.07, min=0.01)``.
+
+    ``min``/``max`` bound the argument's value (not the stored parameter): CLIP's
+    clamp of the logit scale at 100 is ``tau=learn(0.07, min=0.01)``.
+
+    Examples:
+        >>> str(Learn(0.07, min=0.01))
+        'learn(0.07, min=0.01)'
+    """
+
+    init: float
+    min: float | None = None
+    max: float | None = None
+
+    def __str__(self) -> str:
+        bounds = [f"{name}={_format_value(value)}" for name, value in (("min", self.min), ("max", self.max)) if value]
+        return f"learn({', '.join([_format_value(self.init), *bounds])})"
+
+
+class LearnedValue(nn.Module):
+    """The trainable parameter behind a :class:`Learn` argument; calling it gives the argument's current value.
+
+    ``parameter`` holds ``log(1/tau)`` for a temperature (CLIP's ``logit_scale``),
+    ``log(value)`` for another scale, and the value itself for a bias; the value
+    is clamped to ``[min, max]`` (no gradient beyond the bounds).
+
+    Examples:
+        >>> value = LearnedValue("tau", Learn(0.07))
+        >>> round(value.parameter.item(), 4), round(value().item(), 4)   # log(1/0.07), 0.07
+        (2.6593, 0.07)
+    """
+
+    def __init__(self, name: str, spec: Learn) -> None:
+        super().__init__()
+        self.kind, self.spec = LEARNABLE[name], spec
+        if self.kind != "raw" and not spec.init > 0:
+            raise ValueError(f"{name}=learn(...) must start at a positive value, got {_format_value(spec.init)}")
+        if spec.min is not None and spec.max is not None and not spec.min < spec.max:
+            raise ValueError(f"{name}=learn(...): min must be below max, got {spec}")
+        if (spec.min is not None and spec.init < spec.min) or (spec.max is not None and spec.init > spec.max):
+            raise ValueError(f"{name}=learn(...): the initial value must lie within min and max, got {spec}")
+        # Evaluated lazily: a bias may start at a negative value (SigLIP's -10), whose log does not exist.
+        stored = {"inverse": lambda v: -math.log(v), "log": math.log}.get(self.kind, float)(spec.init)
+        self.parameter = nn.Parameter(torch.tensor(float(stored)))
+
+    def forward(self) -> torch.Tensor:
+        # A bias is a copy of its parameter, not the Parameter itself (setting that on a loss would register it).
+        value = {"inverse": lambda p: torch.exp(-p), "log": torch.exp}.get(self.kind, torch.clone)(self.parameter)
+        if self.spec.min is not None or self.spec.max is not None:
+            value = value.clamp(self.spec.min, self.spec.max)
+        return value
+
+
+def _format_value(value: float | bool | None | Learn) -> str:
+    if isinstance(value, Learn):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -57,8 +138,34 @@ def _format_value(value: float | bool | None) -> str:
     return repr(float(value))
 
 
-def _parse_value(text: str, where: str) -> float | bool | None:
+def _parse_learn(text: str, where: str) -> Learn:
+    """``learn(init[, min=..][, max=..])``, already stripped of ``learn(`` and ``)``."""
+    items = [item.strip() for item in text.split(",")]
+    if not items[0] or "=" in items[0]:
+        raise ValueError(f"{where}: learn(...) needs an initial value first, e.g. learn(0.07), got learn({text})")
+    bounds: dict[str, float] = {}
+    for item in items[1:]:
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or key not in ("min", "max") or key in bounds:
+            raise ValueError(f"{where}: learn(init, min=..., max=...) takes min and max once each, got {item!r}")
+        bounds[key] = _parse_number(value, where)
+    return Learn(_parse_number(items[0], where), bounds.get("min"), bounds.get("max"))
+
+
+def _parse_number(text: str, where: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number, got {text.strip()!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: expected a finite number, got {text.strip()!r}")
+    return number
+
+
+def _parse_value(text: str, where: str) -> float | bool | None | Learn:
     lowered = text.strip().lower()
+    if lowered.startswith("learn(") and lowered.endswith(")"):
+        return _parse_learn(lowered[len("learn(") : -1], where)
     if lowered in ("true", "false"):
         return lowered == "true"
     if lowered in ("none", "null"):
@@ -79,6 +186,12 @@ def _check_argument_type(name: str, parameter: str, value: object, kind: TermKin
     The values themselves (positive, in range) are the loss's to check; a tensor is left for it too.
     """
     default = kind.params[parameter]
+    if isinstance(value, Learn):
+        if parameter not in LEARNABLE:
+            raise ValueError(
+                f"{name}({parameter}=learn(...)): only {', '.join(LEARNABLE)} can be learnt, not {parameter}"
+            )
+        return
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueError(f"{name}({parameter}=...) must be true or false, got {_format_argument(value)}")
@@ -96,7 +209,7 @@ def _format_argument(value: object) -> str:
 class Term(nn.Module):
     """One weighted loss of an :class:`Objective`."""
 
-    def __init__(self, name: str, weight: float = 1.0, **arguments: float | bool | None) -> None:
+    def __init__(self, name: str, weight: float = 1.0, **arguments: float | bool | None | Learn) -> None:
         super().__init__()
         if name not in TERMS:
             raise ValueError(f"unknown objective term {name!r}; valid terms: {_valid_terms()}")
@@ -112,22 +225,67 @@ class Term(nn.Module):
             _check_argument_type(name, parameter, value, kind)
         if isinstance(weight, bool) or not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
             raise ValueError(f"the weight of {name} must be a positive number, got {weight!r}")
+        initial = {p: v.init if isinstance(v, Learn) else v for p, v in values.items()}
         try:
-            self.loss = kind.module(**values)
+            self.loss = kind.module(**initial)
+            self.learned = nn.ModuleDict({p: LearnedValue(p, v) for p, v in values.items() if isinstance(v, Learn)})
         except ValueError as error:
             raise ValueError(f"in objective term {name}: {error}") from None
         self.name, self.weight, self.values, self.kind = name, float(weight), values, kind
+        self.shardable = accepts_shard(self.loss)
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None, moco: bool = False
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        queue: torch.Tensor | None = None,
+        moco: bool = False,
+        labels: torch.Tensor | None = None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
+        """The term's unweighted loss; with a ``shard``, x, y (and labels) are this rank's rows.
+
+        A loss without a sharded form gets the gathered global batch instead (every rank computes all of it).
+        Learnable arguments are handed to the loss as their current values (with gradient) for this call.
+        """
+        if shard is not None and not self.shardable:
+            x, y = shard.gather(x), shard.gather(y)
+            labels = None if labels is None else shard.gather(labels)
+            shard = None
+        if not self.learned:
+            return self._loss(x, y, queue, moco, labels, shard)
+        for parameter, learned in self.learned.items():
+            setattr(self.loss, parameter, learned())
+        try:
+            return self._loss(x, y, queue, moco, labels, shard)
+        finally:  # the loss module keeps plain numbers between calls (no graph held, copyable)
+            for parameter in self.learned:
+                setattr(self.loss, parameter, self.values[parameter].init)
+
+    def _loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        queue: torch.Tensor | None,
+        moco: bool,
+        labels: torch.Tensor | None,
+        shard: Shard | None,
+    ) -> torch.Tensor:
+        sharded = {} if shard is None else {"shard": shard}
+        if moco and not self.kind.moco_form:
+            raise ValueError(f"{self.name} has no MoCo form (queries against momentum keys); train it without --moco")
+        if self.kind.takes_labels:
+            if labels is None:
+                raise ValueError(f"{self.name} is supervised: it needs the batch's labels, objective(x, y, labels=...)")
+            return self.loss(x, y, labels, **sharded)
         if moco and self.name == "uniform":
-            return self.loss(x, queue=queue)  # the keys carry no gradient: queries only (the authors' MoCo form)
+            # The keys carry no gradient: queries only (the authors' MoCo form).
+            return self.loss(x, queue=queue, **sharded)
         if moco and self.kind.directional:
-            return self.loss(x, y, queue=queue, symmetric=False)
+            return self.loss(x, y, queue=queue, symmetric=False, **sharded)
         if self.kind.takes_queue:
-            return self.loss(x, y, queue=queue)
-        return self.loss(x, y)
+            return self.loss(x, y, queue=queue, **sharded)
+        return self.loss(x, y, **sharded)
 
     def __str__(self) -> str:
         first = next(iter(self.kind.params), None)
@@ -138,7 +296,7 @@ class Term(nn.Module):
 
 _TERM = re.compile(
     r"\s*(?:(?P<weight>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*)?"
-    r"(?P<name>[A-Za-z_][A-Za-z_0-9]*)\s*(?:\((?P<args>[^()]*)\))?\s*$"
+    r"(?P<name>[A-Za-z_][A-Za-z_0-9]*)\s*(?:\((?P<args>(?:[^()]|\([^()]*\))*)\))?\s*$"
 )
 
 
@@ -151,7 +309,7 @@ def _parse_term(text: str) -> Term:
         )
     name = match["name"]
     arguments = {}
-    for item in filter(str.strip, (match["args"] or "").split(",")):
+    for item in filter(str.strip, _split_outside_parentheses(match["args"] or "", ",")):
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep:
@@ -217,8 +375,19 @@ class Objective(nn.Module):
         """Whether any term can consume a MoCo queue."""
         return any(cast(Term, term).kind.takes_queue for term in self.terms)
 
+    @property
+    def uses_labels(self) -> bool:
+        """Whether any term is supervised (needs the batch's class labels)."""
+        return any(cast(Term, term).kind.takes_labels for term in self.terms)
+
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None, moco: bool = False
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        queue: torch.Tensor | None = None,
+        moco: bool = False,
+        labels: torch.Tensor | None = None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
         """The weighted sum for views ``(x, y)``.
 
@@ -227,8 +396,14 @@ class Objective(nn.Module):
         (query-to-queue pairs, plus query pairs when ``intra_batch``) and the
         contrastive-family terms are MoCo's one-directional form, queries
         against [keys, queue], as in Wang & Isola's MoCo experiments.
+        ``labels`` (N,) are the samples' classes, for supervised terms
+        (``supervised_contrastive``); other terms ignore them.
+        With a ``shard`` (:func:`aligniform.distributed.global_loss` passes one
+        under ``torchrun``), x, y and labels are this rank's rows and each term
+        computes its share of the global batch's loss; the result is the global
+        loss, the same on every rank.
         """
-        values = [term(x, y, queue, moco) for term in self.terms]
+        values = [term(x, y, queue, moco, labels, shard) for term in self.terms]
         # Kept as tensors: converting to floats here would synchronise a GPU every step.
         self._last_values = {key: value.detach() for key, value in zip(self.keys, values)}
         return sum(term.weight * value for term, value in zip(self.terms, values))
@@ -238,11 +413,36 @@ class Objective(nn.Module):
         """Unweighted value of each term from the last call, as Python floats."""
         return {key: float(value) for key, value in self._last_values.items()}
 
+    def learned_values(self) -> dict[str, float]:
+        """The current value of every learnt argument, keyed ``<term key>_<argument>``.
+
+        Examples:
+            >>> Objective.parse("contrastive(tau=learn(0.07)) + uniform(t=2)").learned_values()
+            {'contrastive_tau': 0.07}
+        """
+        with torch.no_grad():
+            return {
+                f"{key}_{argument}": float(f"{float(learned()):.6g}")  # float32 precision, for the logs
+                for key, term in zip(self.keys, self.terms)
+                for argument, learned in cast(Term, term).learned.items()
+            }
+
     def __str__(self) -> str:
         return " + ".join(str(term) for term in self.terms)
 
     def extra_repr(self) -> str:
         return repr(str(self))
+
+
+def _split_outside_parentheses(text: str, separator: str) -> list[str]:
+    """``text.split(separator)``, except inside parentheses (``learn(0.07, min=0.01)`` is one argument)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if char == separator and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
 
 
 def _split_terms(spec: str) -> list[str]:

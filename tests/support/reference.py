@@ -109,3 +109,77 @@ def effective_rank(z):
     p = singular / singular.sum()
     p = p[p > 0]
     return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def _log_sum_exp(values):
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def _views_and_members(x, y, queue):
+    """z = [x; y] (the anchors) and the candidate rows z + queue, as float64 arrays."""
+    z = list(_np(x)) + list(_np(y))
+    return z, z + ([] if queue is None else list(_np(queue)))
+
+
+def supervised_contrastive(x, y, labels, tau, queue=None, queue_labels=None):
+    """Khosla et al. (2020), eq. 2 (L_out): a loop over anchors, positives and candidates."""
+    z, members = _views_and_members(x, y, queue)
+    labels = [int(v) for v in labels]
+    member_labels = labels + labels + ([] if queue_labels is None else [int(v) for v in queue_labels])
+    total = 0.0
+    for a in range(len(z)):
+        others = [b for b in range(len(members)) if b != a]
+        log_denominator = _log_sum_exp([float(z[a] @ members[b]) / tau for b in others])
+        positives = [b for b in others if member_labels[b] == member_labels[a]]
+        total += -sum(float(z[a] @ members[p]) / tau - log_denominator for p in positives) / len(positives)
+    return total / len(z)
+
+
+def _other_view(a, n):
+    return a + n if a < n else a - n
+
+
+def decoupled(x, y, tau, weighted=False, sigma=0.5, queue=None):
+    """Yeh et al. (2022): -w·s_pos/tau + log Σ_negatives exp(s/tau), negatives = the 2N - 2 other views (+ queue)."""
+    z, members = _views_and_members(x, y, queue)
+    n = len(z) // 2
+    similarity = [float(z[i] @ z[i + n]) for i in range(n)]
+    weights = [1.0] * n
+    if weighted:
+        normaliser = sum(math.exp(s / sigma) for s in similarity)
+        weights = [2 - n * math.exp(s / sigma) / normaliser for s in similarity]
+    total = 0.0
+    for a in range(len(z)):
+        negatives = [float(z[a] @ members[b]) / tau for b in range(len(members)) if b not in (a, _other_view(a, n))]
+        total += -weights[a % n] * similarity[a % n] / tau + _log_sum_exp(negatives)
+    return total / len(z)
+
+
+def debiased(x, y, tau, tau_plus, beta=0.0, queue=None):
+    """Chuang et al. (2020) with Robinson et al.'s (2021) reweighting, as the authors' code writes it (exps)."""
+    z, members = _views_and_members(x, y, queue)
+    n = len(z) // 2
+    total = 0.0
+    for a in range(len(z)):
+        negatives = [
+            math.exp(float(z[a] @ members[b]) / tau) for b in range(len(members)) if b not in (a, _other_view(a, n))
+        ]
+        m = len(negatives)
+        importance = [v**beta for v in negatives]  # exp(beta * s / tau)
+        reweighted = sum(w * v for w, v in zip(importance, negatives)) / (sum(importance) / m)
+        positive = math.exp(float(z[a] @ z[_other_view(a, n)]) / tau)
+        g = max((reweighted - tau_plus * m * positive) / (1 - tau_plus), m * math.exp(-1 / tau))
+        total += -math.log(positive / (positive + g))
+    return total / len(z)
+
+
+def sigmoid(x, y, scale, bias):
+    """Zhai et al. (2023): -(1/N) Σ_ij log σ(z_ij (scale x_iᵀy_j + bias)), z = +1 on i = j, -1 elsewhere."""
+    x, y = _np(x), _np(y)
+    total = 0.0
+    for i in range(len(x)):
+        for j in range(len(y)):
+            u = (1 if i == j else -1) * (scale * float(x[i] @ y[j]) + bias)
+            total += max(-u, 0.0) + math.log1p(math.exp(-abs(u)))  # -log σ(u), without overflow
+    return total / len(x)

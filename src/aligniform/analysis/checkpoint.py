@@ -64,9 +64,10 @@ def embeddings_from_checkpoint(
         torch.Size([1000, 128])
     """
     # Imported here: loading a checkpoint pulls in the training stack, which the array inputs never need.
-    from ..build import build_transforms
+    from ..build import build_transforms, labelled_split
+    from ..data import dataset_info
     from ..device import resolve_device
-    from ..evaluate import embed_view_pairs
+    from ..evaluate import embed_view_pairs, recomputed_batchnorm
     from ..models.base import resolve_eval_layer
     from ..train.restore import restore_encoder
 
@@ -77,11 +78,15 @@ def embeddings_from_checkpoint(
     encoder = restored.encoder
     layer = resolve_eval_layer(encoder, layer)
     config, data = _load_split_for(restored, checkpoint, dataset, data_dir, split)
-    augmentation = build_transforms(config, data)[0].to(device)
+    augmentation, eval_transform = build_transforms(config, data)
+    # BatchNorm statistics of the clean labelled training images, as the run's final evaluation takes them.
+    labelled = labelled_split(dataset_info(config.dataset))
+    reference = _load_split_for(restored, checkpoint, dataset, data_dir, labelled)[1]
     # The same draws as the training run's final evaluation: the pairs whose alignment results.json reports.
-    x, y = embed_view_pairs(
-        encoder, data.images, augmentation, seed=seed, layer=layer, batch_size=batch_size, device=device
-    )
+    with recomputed_batchnorm(encoder, reference.images, eval_transform.to(device), device=device):
+        x, y = embed_view_pairs(
+            encoder, data.images, augmentation.to(device), seed=seed, layer=layer, batch_size=batch_size, device=device
+        )
     source = (
         f"checkpoint {checkpoint}: {config.dataset} {split} split, layer {layer}, two augmented views (seed {seed})"
     )

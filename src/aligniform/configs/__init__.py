@@ -7,6 +7,10 @@ name                                   what
 ``stl10_paper``                        Wang & Isola's STL-10 recipe (SmallAlexNet, 64×64)
 ``cifar10_resnet18``                   Wang & Liu's CIFAR-10 setting (ResNet-18, MoCo queue)
 ``sweeps/mnist5k_correlation``         the 24 encoders of the correlation study
+``sweeps/figure5_mnist5k``             Wang & Isola's Figure 5, pre-registered: 44 encoders on mnist5k
+``sweeps/figure5_digits``              the same 44 encoders on sklearn digits
+``sweeps/figure5_seeds_mnist5k``       its seed-spread precondition: 3 seeds of align + uniform
+``sweeps/figure5_seeds_digits``        the same on digits
 =====================================  ==========================================================
 
 Examples:

@@ -10,9 +10,11 @@ the same parameter update as one process running the whole batch. Without
 needs no ``if distributed:`` branches.
 
 Modules: ``context`` (joining the job), ``gather`` (the global batch, with
-gradient), ``collectives`` (mean, broadcast, barrier), ``sharding`` (per-rank
-samples and seeds), ``batchnorm`` (synchronised BatchNorm, on CPU too) and
-``ddp`` (the DDP wrapper). Typical use in a training step::
+gradient), ``sharded_loss`` (:class:`Shard` and :func:`global_loss`: each rank
+computes only its own rows of the loss), ``collectives`` (mean, broadcast,
+barrier, gradient averaging), ``sharding`` (per-rank samples and seeds),
+``batchnorm`` (synchronised BatchNorm, on CPU too) and ``ddp`` (the DDP
+wrapper). Typical use in a training step::
 
     ctx = init_distributed()                       # reads torchrun's environment
     model = wrap_ddp(convert_sync_batchnorm(model, ctx), ctx)
@@ -20,8 +22,9 @@ samples and seeds), ``batchnorm`` (synchronised BatchNorm, on CPU too) and
         for batch in shard_indices(n, ctx.rank, ctx.world_size, seed, epoch).split(local_batch):
             z = model(torch.cat([view1[batch], view2[batch]]))   # one forward for both views
             x, y = z.chunk(2)
-            loss = global_loss(objective, x, y)
+            loss = global_loss(objective, x, y)     # each rank computes its rows' share
             loss.backward()
+            average_gradients(objective.parameters())  # a learnable temperature (DDP does the model)
     cleanup_distributed()
 
 The backend is ``nccl`` when the processes use CUDA and ``gloo`` otherwise.
@@ -30,17 +33,21 @@ See ``docs/distributed.md`` for the derivation of the gather's gradient and the
 """
 
 from .batchnorm import GlobalBatchNorm, convert_sync_batchnorm, convert_to_global_batchnorm
-from .collectives import barrier, broadcast_object, reduce_mean
+from .collectives import average_gradients, barrier, broadcast_object, reduce_mean
 from .context import DistributedContext, cleanup_distributed, init_distributed, is_multi_process
 from .ddp import unwrap_model, wrap_ddp
-from .gather import all_gather_with_grad, all_reduce_sum, gather_pairs, global_loss
+from .gather import all_gather_with_grad, all_reduce_sum, gather_pairs
+from .sharded_loss import Shard, accepts_shard, global_loss
 from .sharding import seed_worker, shard_indices
 
 __all__ = [
     "DistributedContext",
     "GlobalBatchNorm",
+    "Shard",
+    "accepts_shard",
     "all_gather_with_grad",
     "all_reduce_sum",
+    "average_gradients",
     "barrier",
     "broadcast_object",
     "cleanup_distributed",

@@ -6,6 +6,7 @@ no ``if distributed:`` branches.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeVar, overload
 
 import torch
@@ -13,7 +14,7 @@ import torch.distributed as dist
 
 from .context import is_multi_process
 
-__all__ = ["barrier", "broadcast_object", "reduce_mean"]
+__all__ = ["average_gradients", "barrier", "broadcast_object", "reduce_mean"]
 
 T = TypeVar("T")
 
@@ -84,3 +85,32 @@ def barrier() -> None:
         dist.barrier(device_ids=[torch.cuda.current_device()])
     else:
         dist.barrier()
+
+
+def average_gradients(parameters: Iterable[torch.Tensor]) -> None:
+    """Average the ``.grad`` of parameters outside DDP over the ranks, in place, as DDP does for its module.
+
+    For a parameter every rank holds a copy of, such as a learnable temperature
+    of the objective: after a sharded loss's backward each rank's gradient is
+    ``P`` times its own part, and the mean over ranks is then the one-process
+    gradient (see ``docs/distributed.md``). One all-reduce for all of them;
+    parameters without a gradient on every rank are skipped (a no-op for one
+    process).
+
+    Examples:
+        >>> import torch
+        >>> p = torch.nn.Parameter(torch.tensor(1.0))
+        >>> p.grad = torch.tensor(3.0)
+        >>> average_gradients([p]); p.grad
+        tensor(3.)
+    """
+    if not is_multi_process():
+        return
+    grads = [parameter.grad for parameter in parameters if parameter.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([grad.detach().reshape(-1) for grad in grads]).to(_collective_device())
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    for grad, piece in zip(grads, flat.split([grad.numel() for grad in grads])):
+        grad.copy_(piece.view_as(grad))

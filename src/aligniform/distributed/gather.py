@@ -9,7 +9,7 @@ DDP's averaging this gives exactly the single-process gradient (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ from torch.autograd.function import once_differentiable
 
 from .context import is_multi_process
 
-__all__ = ["all_gather_with_grad", "all_reduce_sum", "gather_pairs", "global_loss"]
+__all__ = ["all_gather_with_grad", "all_reduce_sum", "gather_pairs"]
 
 # The shape exchange before a gather sends a fixed-length header per rank:
 # [ndim, dtype code, size_0, ..., size_{MAX_DIMS-1}].
@@ -44,12 +44,16 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     parameter gradients over the ``P`` ranks. On rank r autograd only reaches
     the parameters through the local block ``x_r`` (the other blocks arrived
     over the network), so the backward gives ``x_r`` the SUM over ranks of the
-    gradient each rank's copy of the loss sends to block r (an all-reduce of
-    the incoming gradient, then this rank's rows). With identical losses that
+    gradient each rank's copy of the loss sends to block r (a reduce-scatter of
+    the incoming gradient onto each rank's rows). With identical losses that
     is ``P · ∂L/∂x_r``, and DDP's division by ``P`` leaves exactly
     ``Σ_r (∂L/∂x_r)(∂x_r/∂θ) = ∂L/∂θ``: the single-process gradient on the
     whole batch. Returning only the local slice would make every update ``P``
-    times too small. When the ranks' losses differ (per-rank queues, say) the
+    times too small. The same holds when each rank computes only its share of
+    ``L`` from the gathered rows and the shares are combined by differentiable
+    collectives (the sharded losses, :class:`~aligniform.distributed.Shard`):
+    what matters is that every rank ends with the same ``L``. When the ranks'
+    losses differ (per-rank queues, say) the
     result is the exact gradient of their mean.
 
     Every rank must call this, the same number of times and in the same order,
@@ -82,24 +86,29 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
 
 class _AllGatherWithGrad(torch.autograd.Function):
-    """Forward: all_gather with padding for unequal rows. Backward: all_reduce(SUM), then this rank's rows."""
+    """Forward: all_gather with padding for unequal rows. Backward: reduce_scatter(SUM) to each rank's rows."""
 
     @staticmethod
-    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
-        row_counts = _exchange_row_counts(tensor)
-        rank = dist.get_rank()
-        start = sum(row_counts[:rank])
-        ctx.rows = (start, start + row_counts[rank])
+    def forward(ctx: Any, tensor: torch.Tensor, row_counts: Sequence[int] | None = None) -> torch.Tensor:
+        # Known counts (a Shard exchanged them once per step) skip the header exchange.
+        row_counts = _exchange_row_counts(tensor) if row_counts is None else list(row_counts)
+        ctx.counts = row_counts
         return _gather_rows(tensor.contiguous(), row_counts)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
-        # A copy: the all-reduce works in place and autograd may still own grad_output.
-        grad = grad_output.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        start, stop = ctx.rows
-        return grad[start:stop]
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        # Σ over ranks of the incoming gradient, this rank's rows only: a reduce-scatter (half the
+        # traffic of an all-reduce), on blocks padded to the largest shard as in the forward.
+        counts = ctx.counts
+        most = max(counts)
+        blocks = [
+            torch.cat([block, block.new_zeros((most - rows, *block.shape[1:]))]) if rows < most else block
+            for block, rows in zip(grad_output.split(counts), counts)
+        ]
+        mine = torch.empty_like(blocks[0])
+        dist.reduce_scatter(mine, [block.contiguous() for block in blocks], op=dist.ReduceOp.SUM)
+        return mine[: counts[dist.get_rank()]], None
 
 
 def _shape_header(tensor: torch.Tensor) -> torch.Tensor:
@@ -145,7 +154,7 @@ def gather_pairs(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.
 
     Row i of ``X`` stays paired with row i of ``Y``: both come from the same
     rank and position. The views travel stacked, so a step costs one
-    all-gather (and one all-reduce in backward) instead of two.
+    all-gather (and one reduce-scatter in backward) instead of two.
 
     Args:
         x: this rank's ``(n_r, d)`` features of the first views.
@@ -172,41 +181,6 @@ def gather_pairs(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.
         return x, y
     both = all_gather_with_grad(torch.stack([x, y], dim=1))
     return both[:, 0], both[:, 1]
-
-
-def global_loss(
-    objective: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``objective`` over the global batch: gather both views from every rank, then apply it.
-
-    Every rank returns the same value, the loss of one process holding the
-    whole batch, and after DDP's gradient averaging the same gradient too (see
-    :func:`all_gather_with_grad`). A ``queue`` is passed as is: keep it the
-    same on every rank (enqueue the gathered, detached keys) so the losses agree.
-
-    Args:
-        objective: a callable ``objective(x, y)``, or ``objective(x, y, queue=...)``
-            when a queue is given: an :class:`aligniform.Objective`, a loss
-            module, or e.g. ``functools.partial(contrastive_loss, tau=0.5)``.
-        x: this rank's ``(n_r, d)`` first views.
-        y: this rank's ``(n_r, d)`` second views.
-        queue: optional ``(K, d)`` negatives without gradient.
-
-    Returns:
-        The scalar loss of the global batch.
-
-    Examples:
-        >>> import torch, torch.nn.functional as F
-        >>> from aligniform import Objective
-        >>> x, y = F.normalize(torch.randn(2, 16, 8), dim=-1)
-        >>> objective = Objective.parse("align(alpha=2) + uniform(t=2)")
-        >>> torch.equal(global_loss(objective, x, y), objective(x, y))
-        True
-    """
-    global_x, global_y = gather_pairs(x, y)
-    if queue is None:
-        return objective(global_x, global_y)
-    return objective(global_x, global_y, queue=queue)
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ Examples:
     ['knn_acc', 'linear_acc', 'mean_classifier_acc']
 """
 
+from .batchnorm import BATCHNORM_MODES, recomputed_batchnorm
 from .features import extract_features, frozen, seeded_global_rng
 from .knn import knn_accuracy, knn_predict
 from .linear import (
@@ -33,6 +34,7 @@ from .protocols import (
 from .views import embed_view_pairs
 
 __all__ = [
+    "BATCHNORM_MODES",
     "EVALUATION_PROTOCOLS",
     "LinearProbe",
     "LinearProbeConfig",
@@ -48,5 +50,6 @@ __all__ = [
     "linear_probe_accuracy",
     "linear_probe_on_augmented_images",
     "raw_pixel_baselines",
+    "recomputed_batchnorm",
     "seeded_global_rng",
 ]

@@ -1,7 +1,7 @@
-"""BatchNorm statistics for evaluation, recomputed exactly on the images the encoder is evaluated on.
+"""BatchNorm statistics for evaluation, recomputed with the current weights on clean images.
 
 During training, BatchNorm's running statistics are an exponential average
-(momentum 0.1) over the last few dozen *augmented* training batches. In eval
+(momentum 0.1) over the last ten to twenty *augmented* training batches. In eval
 mode an encoder then normalises clean evaluation images with statistics of
 another input distribution, and of weights a few steps old. On mnist5k with the
 ``digits`` augmentation this made the output layer's held-out uniformity
@@ -13,18 +13,19 @@ as the differences between objectives that the studies compare; see
 ``docs/training.md`` ("Held-out metrics and BatchNorm statistics").
 
 :func:`recomputed_batchnorm` replaces the running statistics, for the duration
-of a ``with`` block, by the exact mean and variance of every BatchNorm layer's
-inputs over a set of images passed through the encoder with per-batch
-normalisation, as training passes them ("precise BN", Wu & Johnson 2021,
-"Rethinking 'Batch' in BatchNorm"); the encoder's own statistics are restored
-afterwards.
+of a ``with`` block, by statistics of every BatchNorm layer's inputs over a set
+of images passed through the encoder with per-batch normalisation, as training
+passes them: the exact mean, and the batches' size-weighted average unbiased
+variance ("precise BN", Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm").
+The encoder's own statistics are restored afterwards.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -75,13 +76,15 @@ def recomputed_batchnorm(
     device: torch.device | str = "cpu",
     max_images: int | None = MAX_IMAGES,
 ) -> Iterator[nn.Module]:
-    """Within the block, every BatchNorm of ``encoder`` holds the exact statistics of its inputs over ``images``.
+    """Within the block, every BatchNorm of ``encoder`` holds the statistics of its inputs over ``images``.
 
     The images are transformed and passed through the encoder ``batch_size``
     at a time, each BatchNorm layer normalising with the batch's own
-    statistics (as in training) while its inputs' mean and variance are
-    accumulated over all images; those become the running statistics used in
-    eval mode inside the block. Afterwards the encoder gets its own
+    statistics (as in training) while they are averaged over the batches,
+    weighted by size: the mean of a layer's inputs over all images, exactly,
+    and the average unbiased within-batch variance (with one batch, the
+    unbiased variance over all images). Those are the running statistics used
+    in eval mode inside the block. Afterwards the encoder gets its own
     statistics and every submodule its own train/eval mode back. Other layers
     (e.g. dropout) stay in eval mode during the pass, no gradient is
     computed and no random number is drawn. An encoder without BatchNorm is
@@ -128,18 +131,33 @@ def recomputed_batchnorm(
     if max_images is not None and len(images) > check_positive_int(max_images, "max_images"):
         keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:max_images]
         images = images[keep.sort().values]
-    saved = [(layer.running_mean.clone(), layer.running_var.clone()) for layer in layers]
-    statistics = _accumulate(encoder, layers, images, transform, batch_size, device)
+    saved = [tuple(buffer.clone() for buffer in _statistics(layer)) for layer in layers]
+    averages = _accumulate(encoder, layers, images, transform, batch_size, device)
     try:
-        for layer, (mean, var) in zip(layers, statistics, strict=True):
-            if mean is not None:
-                layer.running_mean.copy_(mean)
-                layer.running_var.copy_(var)
+        for layer, average in zip(layers, averages, strict=True):
+            if average.count:  # a layer that saw no input (a branch the forward pass skips) keeps its statistics
+                for buffer, value in zip(_statistics(layer), (average.mean, average.var), strict=True):
+                    buffer.copy_(value)
         yield encoder
     finally:
-        for layer, (mean, var) in zip(layers, saved, strict=True):
-            layer.running_mean.copy_(mean)
-            layer.running_var.copy_(var)
+        for layer, values in zip(layers, saved, strict=True):
+            for buffer, value in zip(_statistics(layer), values, strict=True):
+                buffer.copy_(value)
+
+
+def _statistics(layer: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's running mean and variance buffers (present: :func:`batchnorm_layers` keeps only such layers)."""
+    assert layer.running_mean is not None and layer.running_var is not None
+    return layer.running_mean, layer.running_var
+
+
+@dataclass
+class _Average:
+    """Images seen by one layer, and the size-weighted averages of its batches' means and unbiased variances."""
+
+    count: int
+    mean: torch.Tensor
+    var: torch.Tensor
 
 
 def _accumulate(
@@ -149,38 +167,29 @@ def _accumulate(
     transform: nn.Module | None,
     batch_size: int,
     device: torch.device,
-) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
-    """One pass with per-batch normalisation; every layer's input mean and unbiased variance over all images."""
-    sums: dict[int, list] = {id(layer): [0, 0.0, 0.0] for layer in layers}
+) -> list[_Average]:
+    """One pass with per-batch normalisation; every layer's mean, and its size-weighted unbiased batch variance."""
+    averages = [_Average(0, *(torch.zeros_like(buffer) for buffer in _statistics(layer))) for layer in layers]
 
-    def normalise_with_batch_statistics(module: _BatchNorm, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        x = inputs[0]
-        dims = [0, *range(2, x.dim())]
-        wide = x.detach().double()
-        entry = sums[id(module)]
-        entry[0] += x.numel() // x.shape[1]
-        entry[1] = entry[1] + wide.sum(dims)
-        entry[2] = entry[2] + wide.square().sum(dims)
-        # The training-mode output, computed here and not by the layer: in training mode a SyncBatchNorm would
-        # wait for the other processes, which do not evaluate.
-        return F.batch_norm(x, None, None, module.weight, module.bias, True, 0.0, module.eps)
+    def normalise_with_batch_statistics(layer: _BatchNorm, average: _Average) -> Callable[[torch.Tensor], torch.Tensor]:
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            average.count += len(x)
+            # Training-mode normalisation; with momentum n_k / (n_1 + ... + n_k) the buffers become the size-weighted
+            # average of the batches' means (the exact mean) and unbiased variances. The layer itself is not
+            # called: in training mode a SyncBatchNorm would wait for the other processes, which do not evaluate.
+            momentum = len(x) / average.count
+            return F.batch_norm(x, average.mean, average.var, layer.weight, layer.bias, True, momentum, layer.eps)
 
-    handles = [layer.register_forward_hook(normalise_with_batch_statistics) for layer in layers]
+        return forward
+
+    for layer, average in zip(layers, averages, strict=True):
+        layer.forward = normalise_with_batch_statistics(layer, average)  # type: ignore[method-assign,assignment]
     chunks = max(1, min(math.ceil(len(images) / batch_size), len(images) // 2))
     try:
         with frozen(encoder), torch.no_grad():
             for batch in torch.tensor_split(images, chunks):
                 encoder(_to_input(batch.to(device), transform))
     finally:
-        for handle in handles:
-            handle.remove()
-    statistics: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
-    for layer in layers:
-        count, total, squares = sums[id(layer)]
-        if count < 2:  # the layer saw no input (e.g. a branch the forward pass skips): keep its statistics
-            statistics.append((None, None))
-            continue
-        mean = total / count
-        var = (squares / count - mean.square()).clamp_min(0) * count / (count - 1)
-        statistics.append((mean.to(layer.running_mean.dtype), var.to(layer.running_var.dtype)))
-    return statistics
+        for layer in layers:
+            del layer.forward  # the class's forward again
+    return averages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from .. import metrics
 from ..models.base import OUTPUT_LAYER, resolve_eval_layer
 from ._checks import Device
+from .batchnorm import check_batchnorm_mode, recomputed_batchnorm
 from .features import extract_features
 from .knn import knn_accuracy
 from .linear import LinearProbeConfig, linear_probe_accuracy, linear_probe_on_augmented_images
@@ -39,6 +41,7 @@ def evaluate_encoder(
     paper_probe: bool = False,
     max_pairs: int | None = None,
     seed: int = 0,
+    batchnorm: str = "running",
 ) -> dict[str, float]:
     """Evaluate a frozen encoder: downstream accuracies on ``layer`` and hypersphere metrics on the test set.
 
@@ -82,13 +85,21 @@ def evaluate_encoder(
         paper_probe: use the paper's augmented-images linear probe (slow).
         max_pairs: sample this many pairs for uniformity instead of all pairs.
         seed: seed of the augmentations (and of the uniformity pair sampling).
+        batchnorm: ``"running"`` evaluates the encoder with its own BatchNorm
+            statistics; ``"recompute"`` first replaces them, for this evaluation
+            only, by the exact statistics over ``train_set``'s labelled images
+            under ``eval_transform`` (:func:`~aligniform.evaluate.batchnorm.recomputed_batchnorm`),
+            as :func:`aligniform.train.run` and ``aligniform eval`` do for the
+            encoders aligniform trains: their running statistics average
+            augmented training batches, which biases and blurs the metrics of
+            clean images.
 
     Returns:
         ``{name: float}``: the requested accuracies, ``knn_acc_output``,
         ``alignment``, ``uniformity``, ``tolerance`` and ``effective_rank``.
 
     Raises:
-        ValueError: on an unknown protocol (the message lists the valid ones) or layer.
+        ValueError: on an unknown protocol (the message lists the valid ones), layer or ``batchnorm`` mode.
 
     Examples:
         >>> from aligniform.data import load_dataset, dataset_info
@@ -105,6 +116,7 @@ def evaluate_encoder(
         ['alignment', 'effective_rank', 'knn_acc']
     """
     protocols = check_protocols(protocols)
+    batchnorm = check_batchnorm_mode(batchnorm)
     layer = resolve_eval_layer(encoder, layer)
     layers = list(dict.fromkeys([layer, OUTPUT_LAYER]))
     train_images, train_labels = labelled_part(train_set, "train_set")
@@ -112,31 +124,43 @@ def evaluate_encoder(
     def features(images: torch.Tensor, transform: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
         return extract_features(encoder, images, transform, names, batch_size, device)
 
-    train = features(train_images, eval_transform, layers)
-    test = features(test_set.images, eval_transform, layers)
-    test_labels = test_set.labels
-    results: dict[str, float] = {}
-    if "linear" in protocols:
-        if paper_probe:
-            results["linear_acc"] = linear_probe_on_augmented_images(
-                encoder, layer, train_set, test_set, augmentation, eval_transform, probe_config, device, batch_size
-            )
-        else:
-            results["linear_acc"] = linear_probe_accuracy(
-                train[layer], train_labels, test[layer], test_labels, probe_config, device
-            )
-    if "knn" in protocols:
-        results["knn_acc"] = knn_accuracy(train[layer], train_labels, test[layer], test_labels, k)
-    if "mean" in protocols:
-        results["mean_classifier_acc"] = _mean_classifier_accuracy(train[layer], train_labels, test[layer], test_labels)
-    if "knn" in protocols and layer == OUTPUT_LAYER:
-        results["knn_acc_output"] = results["knn_acc"]
-    else:
-        results["knn_acc_output"] = knn_accuracy(train[OUTPUT_LAYER], train_labels, test[OUTPUT_LAYER], test_labels, k)
-    view_a, view_b = embed_view_pairs(
-        encoder, test_set.images, augmentation, seed=seed, batch_size=batch_size, device=device
+    # "recompute": every BatchNorm normalises with its inputs' exact statistics over the (clean) training images,
+    # not with the running averages over the last augmented training batches (see evaluate/batchnorm.py).
+    statistics = (
+        recomputed_batchnorm(encoder, train_images, eval_transform, batch_size=batch_size, device=device)
+        if batchnorm == "recompute"
+        else nullcontext(encoder)
     )
-    results.update(hypersphere_metrics(test[OUTPUT_LAYER], test_labels, view_a, view_b, max_pairs, seed))
+    with statistics:
+        train = features(train_images, eval_transform, layers)
+        test = features(test_set.images, eval_transform, layers)
+        test_labels = test_set.labels
+        results: dict[str, float] = {}
+        if "linear" in protocols:
+            if paper_probe:
+                results["linear_acc"] = linear_probe_on_augmented_images(
+                    encoder, layer, train_set, test_set, augmentation, eval_transform, probe_config, device, batch_size
+                )
+            else:
+                results["linear_acc"] = linear_probe_accuracy(
+                    train[layer], train_labels, test[layer], test_labels, probe_config, device
+                )
+        if "knn" in protocols:
+            results["knn_acc"] = knn_accuracy(train[layer], train_labels, test[layer], test_labels, k)
+        if "mean" in protocols:
+            results["mean_classifier_acc"] = _mean_classifier_accuracy(
+                train[layer], train_labels, test[layer], test_labels
+            )
+        if "knn" in protocols and layer == OUTPUT_LAYER:
+            results["knn_acc_output"] = results["knn_acc"]
+        else:
+            results["knn_acc_output"] = knn_accuracy(
+                train[OUTPUT_LAYER], train_labels, test[OUTPUT_LAYER], test_labels, k
+            )
+        view_a, view_b = embed_view_pairs(
+            encoder, test_set.images, augmentation, seed=seed, batch_size=batch_size, device=device
+        )
+        results.update(hypersphere_metrics(test[OUTPUT_LAYER], test_labels, view_a, view_b, max_pairs, seed))
     return results
 
 

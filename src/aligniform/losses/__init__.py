@@ -7,9 +7,13 @@ run in at least float32 outside autocast (:mod:`aligniform._numerics`).
 from .align import AlignLoss, align_loss
 from .asymptotic import AsymptoticContrastiveLoss, asymptotic_contrastive_loss
 from .contrastive import ContrastiveLoss, NTXentLoss, contrastive_loss, nt_xent_loss
+from .debiased import DebiasedContrastiveLoss, debiased_contrastive_loss
+from .decoupled import DecoupledContrastiveLoss, decoupled_contrastive_loss
 from .hard_contrastive import HardContrastiveLoss, hard_contrastive_loss
 from .logistic import AroraLogisticLoss, arora_logistic_loss
+from .sigmoid import SigmoidLoss, sigmoid_loss
 from .simple import SimpleLoss, simple_loss
+from .supcon import SupervisedContrastiveLoss, supervised_contrastive_loss
 from .uniform import UniformLoss, two_view_uniform_loss, uniform_loss
 
 __all__ = [
@@ -17,17 +21,25 @@ __all__ = [
     "AroraLogisticLoss",
     "AsymptoticContrastiveLoss",
     "ContrastiveLoss",
+    "DebiasedContrastiveLoss",
+    "DecoupledContrastiveLoss",
     "HardContrastiveLoss",
     "NTXentLoss",
+    "SigmoidLoss",
     "SimpleLoss",
+    "SupervisedContrastiveLoss",
     "UniformLoss",
     "align_loss",
     "arora_logistic_loss",
     "asymptotic_contrastive_loss",
     "contrastive_loss",
+    "debiased_contrastive_loss",
+    "decoupled_contrastive_loss",
     "hard_contrastive_loss",
     "nt_xent_loss",
+    "sigmoid_loss",
     "simple_loss",
+    "supervised_contrastive_loss",
     "two_view_uniform_loss",
     "uniform_loss",
 ]

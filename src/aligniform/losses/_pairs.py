@@ -21,16 +21,25 @@ import torch
 from .._numerics import upcast
 from .._validation import check_feature_pair, check_positive, check_queue
 from ._pairwise import Mask, tiled_logsumexp
+from ._shard import Shard, checked_inputs
 
 
 def positive_pairs(
-    x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None, normalize: bool
+    x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None, normalize: bool, shard: Shard | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Validate (x, y[, queue]) for losses that need in-batch negatives; upcast half precision."""
+    """Validate (x, y[, queue]) for losses that need in-batch negatives; upcast half precision.
+
+    With a ``shard``, x and y are this rank's rows and the row minimum applies to the global batch.
+    """
     min_rows = 1 if queue is not None else 2
-    x, y = check_feature_pair(x, y, normalize=normalize, min_rows=min_rows)
-    queue = check_queue(queue, x, normalize=normalize)
-    x, y, queue = upcast(x, y, queue)
+
+    def check() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        checked_x, checked_y = check_feature_pair(
+            x, y, normalize=normalize, min_rows=0 if shard is not None else min_rows
+        )
+        return checked_x, checked_y, check_queue(queue, checked_x, normalize=normalize)
+
+    x, y, queue = upcast(*checked_inputs(shard, check, min_rows))
     assert x is not None and y is not None
     return x, y, queue
 
@@ -84,6 +93,7 @@ def softmax_terms(
     symmetric: bool,
     batch_negatives: bool,
     positive_in_denominator: bool = True,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """Per anchor, ``LSE over its candidates of s/tau`` minus its positive logit, all directions concatenated.
 
@@ -92,6 +102,10 @@ def softmax_terms(
     The symmetric in-batch part is one tiled pass giving both directions (rows
     and columns of x yᵀ/tau); the queue part is one pass of all anchors against
     the queue. Exact, in O(N × block) memory.
+
+    With a ``shard`` the anchors are this rank's rows, against the gathered
+    other view: their row log-sum-exps are final, the column ones (the other
+    direction) are combined over the ranks, and the terms are this rank's anchors'.
     """
     n = x.shape[0]
     anchors = x / tau
@@ -99,11 +113,13 @@ def softmax_terms(
     parts: list[list[torch.Tensor]] = [[] for _ in range(2 if symmetric else 1)]
     if batch_negatives:
         mask: Mask = "none" if positive_in_denominator else "diagonal"
-        rows, columns = tiled_logsumexp(anchors, y, column_lse=symmetric, mask=mask)
+        candidates = y if shard is None else shard.gather(y)
+        offset = 0 if shard is None else shard.start
+        rows, columns = tiled_logsumexp(anchors, candidates, column_lse=symmetric, mask=mask, offset=offset)
         assert rows is not None
         parts[0].append(rows)
         if columns is not None:
-            parts[1].append(columns)
+            parts[1].append(columns if shard is None else shard.local(shard.logsumexp(columns)))
     elif positive_in_denominator:
         for part in parts:
             part.append(positive)

@@ -222,7 +222,12 @@ class _TiledLogSumExp(torch.autograd.Function):
         with torch.no_grad():
             tiles = list(_tiles(layout, n, m))
             fast = _unshifted_is_safe(rows, columns)
-            keep = fast and sum((t.r1 - t.r0) * (t.c1 - t.c0) for t in tiles) <= SAVED_ELEMENTS
+            # Keep the exp tiles only if a backward will come (not under no_grad, e.g. for metrics).
+            keep = (
+                fast
+                and any(ctx.needs_input_grad[:2])
+                and sum((t.r1 - t.r0) * (t.c1 - t.c0) for t in tiles) <= SAVED_ELEMENTS
+            )
             kept: list[torch.Tensor] = []
             scratch = _Scratch()
             if fast:

@@ -7,10 +7,13 @@ from torch import nn
 
 from .._numerics import full_precision, upcast
 from .._validation import check_feature_pair, check_positive
+from ._shard import Shard, checked_inputs, mean_terms
 
 
 @full_precision
-def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, normalize: bool = False) -> torch.Tensor:
+def align_loss(
+    x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, normalize: bool = False, shard: Shard | None = None
+) -> torch.Tensor:
     """Mean distance between positive pairs raised to ``alpha``.
 
     ``L_align = mean_i ||x_i - y_i||₂^alpha``; lower is better. On the unit
@@ -21,6 +24,8 @@ def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, normalize: 
         y: (N, d) L2-normalised features of the second views, row i paired with x[i].
         alpha: positive exponent (the paper uses 2; 1 is also studied).
         normalize: L2-normalise x and y first instead of requiring unit norm.
+        shard: x and y are this rank's rows of the global batch; the result is
+            the global batch's mean (see :func:`aligniform.distributed.global_loss`).
 
     Returns:
         Scalar tensor in [0, 2^alpha] for unit-norm inputs.
@@ -33,14 +38,17 @@ def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0, normalize: 
         0.0
     """
     alpha = check_positive(alpha, "alpha")
-    x, y = check_feature_pair(x, y, normalize=normalize)
-    x, y = upcast(x, y)
+    x, y = upcast(
+        *checked_inputs(
+            shard, lambda: check_feature_pair(x, y, normalize=normalize, min_rows=1 if shard is None else 0)
+        )
+    )
     squared = (x - y).pow(2).sum(1)
     if alpha == 2.0:
-        return squared.mean()
+        return mean_terms(squared, shard)
     # ||v||^alpha = (||v||²)^(alpha/2). The clamp keeps the gradient of identical
     # rows finite (0 instead of 0 * inf); it only touches distances below eps.
-    return squared.clamp_min(torch.finfo(squared.dtype).eps ** 2).pow(alpha / 2).mean()
+    return mean_terms(squared.clamp_min(torch.finfo(squared.dtype).eps ** 2).pow(alpha / 2), shard)
 
 
 class AlignLoss(nn.Module):
@@ -59,8 +67,8 @@ class AlignLoss(nn.Module):
         self.alpha = check_positive(alpha, "alpha")
         self.normalize = normalize
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return align_loss(x, y, self.alpha, normalize=self.normalize)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, shard: Shard | None = None) -> torch.Tensor:
+        return align_loss(x, y, self.alpha, normalize=self.normalize, shard=shard)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:g}"

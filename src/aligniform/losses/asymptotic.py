@@ -16,6 +16,7 @@ from ._pairs import (
     scale_value,
     softmax_terms,
 )
+from ._shard import Shard, batch_size, mean_terms
 
 
 @full_precision
@@ -27,6 +28,7 @@ def asymptotic_contrastive_loss(
     queue: torch.Tensor | None = None,
     symmetric: bool = True,
     batch_negatives: bool | None = None,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """The M → ∞ limit of ``contrastive_loss - log M``, estimated on a batch.
 
@@ -53,6 +55,8 @@ def asymptotic_contrastive_loss(
         queue: optional (K, d) extra negatives (no gradient).
         symmetric: both directions; ``False``: anchors x only.
         batch_negatives: as in :func:`contrastive_loss`.
+        shard: x and y are this rank's rows of the global batch; each rank
+            computes its anchors' terms (see :func:`aligniform.distributed.global_loss`).
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -61,11 +65,11 @@ def asymptotic_contrastive_loss(
         >>> loss = asymptotic_contrastive_loss(x, y, tau=0.5)
     """
     tau = check_scale(tau, "tau")
-    x, y, queue = positive_pairs(x, y, queue, normalize)
+    x, y, queue = positive_pairs(x, y, queue, normalize, shard)
     batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
-    negatives = negatives_per_anchor(x.shape[0], queue, batch_negatives)
-    terms = softmax_terms(x, y, queue, tau, symmetric, batch_negatives, positive_in_denominator=False)
-    return terms.mean() - math.log(negatives)
+    negatives = negatives_per_anchor(batch_size(x, shard), queue, batch_negatives)
+    terms = softmax_terms(x, y, queue, tau, symmetric, batch_negatives, positive_in_denominator=False, shard=shard)
+    return mean_terms(terms, shard) - math.log(negatives)
 
 
 class AsymptoticContrastiveLoss(nn.Module):
@@ -91,8 +95,9 @@ class AsymptoticContrastiveLoss(nn.Module):
         queue: torch.Tensor | None = None,
         symmetric: bool = True,
         batch_negatives: bool | None = None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
-        return asymptotic_contrastive_loss(x, y, self.tau, self.normalize, queue, symmetric, batch_negatives)
+        return asymptotic_contrastive_loss(x, y, self.tau, self.normalize, queue, symmetric, batch_negatives, shard)
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}"

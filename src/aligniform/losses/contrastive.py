@@ -8,6 +8,7 @@ from torch import nn
 from .._numerics import full_precision
 from ._pairs import check_scale, positive_pairs, resolve_batch_negatives, scale_value, softmax_terms
 from ._pairwise import tiled_logsumexp
+from ._shard import Shard, balanced_pairs_logsumexp, mean_terms
 
 
 @full_precision
@@ -19,6 +20,7 @@ def contrastive_loss(
     normalize: bool = False,
     symmetric: bool = True,
     batch_negatives: bool | None = None,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """InfoNCE over a batch of positive pairs: symmetric in-batch, or MoCo's form with a queue.
 
@@ -48,6 +50,9 @@ def contrastive_loss(
         symmetric: average both directions; ``False``: anchors x only.
         batch_negatives: whether the other samples of the batch are negatives.
             Default: yes, except in MoCo's form (``symmetric=False`` with a queue).
+        shard: under ``torchrun``, x and y are this rank's rows of the global
+            batch and each rank computes only its anchors' terms; the result is
+            the global batch's loss (see :func:`aligniform.distributed.global_loss`).
 
     Returns:
         Scalar tensor.
@@ -64,14 +69,18 @@ def contrastive_loss(
         True
     """
     tau = check_scale(tau, "tau")
-    x, y, queue = positive_pairs(x, y, queue, normalize)
+    x, y, queue = positive_pairs(x, y, queue, normalize, shard)
     batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
-    return softmax_terms(x, y, queue, tau, symmetric, batch_negatives).mean()
+    return mean_terms(softmax_terms(x, y, queue, tau, symmetric, batch_negatives, shard=shard), shard)
 
 
 @full_precision
 def nt_xent_loss(
-    x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor = 0.1, normalize: bool = False
+    x: torch.Tensor,
+    y: torch.Tensor,
+    tau: float | torch.Tensor = 0.1,
+    normalize: bool = False,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """NT-Xent of SimCLR (Chen et al. 2020): each of the 2N views against all 2N - 1 others.
 
@@ -87,6 +96,8 @@ def nt_xent_loss(
         y: (N, d) L2-normalised second views.
         tau: positive temperature (a number or a 0-dim tensor with gradient).
         normalize: L2-normalise the inputs first.
+        shard: x and y are this rank's rows; each rank visits an even share of
+            the pairs (see :func:`contrastive_loss`).
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -95,7 +106,9 @@ def nt_xent_loss(
         >>> loss = nt_xent_loss(x, y, tau=0.5)
     """
     tau = check_scale(tau, "tau")
-    x, y, _ = positive_pairs(x, y, None, normalize)
+    x, y, _ = positive_pairs(x, y, None, normalize, shard)
+    if shard is not None:
+        return _sharded_nt_xent(x, y, tau, shard)
     z = torch.cat([x, y])
     anchors = z / tau
     rows, columns = tiled_logsumexp(anchors, z, column_lse=True, mask="upper")
@@ -104,6 +117,22 @@ def nt_xent_loss(
     lse = torch.logaddexp(rows, columns)
     positive = (anchors[: x.shape[0]] * y).sum(1)
     return (lse - positive.repeat(2)).mean()
+
+
+def _sharded_nt_xent(x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor, shard: Shard) -> torch.Tensor:
+    """NT-Xent with this rank's views [x_r; y_r] as one block of the 2N points, the pairs split evenly."""
+    # Block b of the point set is rank b's [x_b; y_b]; the ranks' anchors follow in that order.
+    sizes = [2 * count for count in shard.counts]
+    columns = torch.cat(
+        [view for pair in zip(shard.blocks(shard.gather(x)), shard.blocks(shard.gather(y))) for view in pair]
+    )
+    rows = torch.cat([x, y]) / tau
+    _, points = balanced_pairs_logsumexp(rows, columns, sizes, shard, column_lse=True)
+    assert points is not None
+    first = sum(sizes[: shard.rank])
+    lse = shard.logsumexp(points)[first : first + sizes[shard.rank]]
+    positive = (rows[: x.shape[0]] * y).sum(1)
+    return shard.mean(lse - positive.repeat(2))
 
 
 class ContrastiveLoss(nn.Module):
@@ -131,8 +160,9 @@ class ContrastiveLoss(nn.Module):
         queue: torch.Tensor | None = None,
         symmetric: bool = True,
         batch_negatives: bool | None = None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
-        return contrastive_loss(x, y, self.tau, queue, self.normalize, symmetric, batch_negatives)
+        return contrastive_loss(x, y, self.tau, queue, self.normalize, symmetric, batch_negatives, shard)
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}"
@@ -154,8 +184,8 @@ class NTXentLoss(nn.Module):
         self.tau = tau if isinstance(tau, torch.Tensor) else checked
         self.normalize = normalize
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nt_xent_loss(x, y, self.tau, self.normalize)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, shard: Shard | None = None) -> torch.Tensor:
+        return nt_xent_loss(x, y, self.tau, self.normalize, shard)
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}"

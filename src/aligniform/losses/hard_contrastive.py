@@ -17,6 +17,7 @@ from ._pairs import (
     scale_value,
     softmax_terms,
 )
+from ._shard import Shard, batch_size, mean_terms
 
 
 @full_precision
@@ -29,6 +30,7 @@ def hard_contrastive_loss(
     normalize: bool = False,
     symmetric: bool = True,
     batch_negatives: bool | None = None,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """InfoNCE whose denominator keeps only each anchor's hardest negatives.
 
@@ -50,6 +52,8 @@ def hard_contrastive_loss(
         normalize: L2-normalise the inputs first.
         symmetric: both directions; ``False``: queries x only.
         batch_negatives: as in :func:`contrastive_loss`.
+        shard: x and y are this rank's rows of the global batch; each rank
+            computes its anchors' terms (see :func:`aligniform.distributed.global_loss`).
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -59,22 +63,24 @@ def hard_contrastive_loss(
     """
     tau = check_scale(tau, "tau")
     alpha = check_fraction(alpha, "alpha")
-    x, y, queue = positive_pairs(x, y, queue, normalize)
+    x, y, queue = positive_pairs(x, y, queue, normalize, shard)
     batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
-    total = negatives_per_anchor(x.shape[0], queue, batch_negatives)
+    total = negatives_per_anchor(batch_size(x, shard), queue, batch_negatives)
     kept = kept_negatives(alpha, total)
     if kept >= total:  # every negative kept: exactly the contrastive loss
-        return softmax_terms(x, y, queue, tau, symmetric, batch_negatives).mean()
+        return mean_terms(softmax_terms(x, y, queue, tau, symmetric, batch_negatives, shard=shard), shard)
+    # A rank's anchors need whole rows of candidates (the threshold is per row): the other view, gathered.
+    offset = 0 if shard is None else shard.start
     terms = []
     for anchors, others in directions(x, y, symmetric):
         anchors = anchors / tau
         positive = (anchors * others).sum(1)
-        candidates = [others] if batch_negatives else []
+        candidates = [others if shard is None else shard.gather(others)] if batch_negatives else []
         candidates += [] if queue is None else [queue]
         columns = candidates[0] if len(candidates) == 1 else torch.cat(candidates)
-        negatives = hardest_logsumexp(anchors, columns, kept, 0 if batch_negatives else None)
+        negatives = hardest_logsumexp(anchors, columns, kept, offset if batch_negatives else None)
         terms.append(torch.logaddexp(positive, negatives) - positive)
-    return torch.cat(terms).mean()
+    return mean_terms(torch.cat(terms), shard)
 
 
 class HardContrastiveLoss(nn.Module):
@@ -101,8 +107,11 @@ class HardContrastiveLoss(nn.Module):
         queue: torch.Tensor | None = None,
         symmetric: bool = True,
         batch_negatives: bool | None = None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
-        return hard_contrastive_loss(x, y, self.tau, self.alpha, queue, self.normalize, symmetric, batch_negatives)
+        return hard_contrastive_loss(
+            x, y, self.tau, self.alpha, queue, self.normalize, symmetric, batch_negatives, shard
+        )
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}, alpha={self.alpha:g}"

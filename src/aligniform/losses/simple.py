@@ -9,6 +9,7 @@ from .._numerics import full_precision
 from .._validation import check_fraction, check_positive
 from ._hard import hardest_logsumexp, kept_negatives
 from ._pairs import directions, negatives_per_anchor, positive_pairs, resolve_batch_negatives
+from ._shard import Shard, batch_size, mean_terms
 
 
 @full_precision
@@ -21,6 +22,7 @@ def simple_loss(
     normalize: bool = False,
     symmetric: bool = True,
     batch_negatives: bool | None = None,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """Wang & Liu's Simple loss ``-s_ii + lam Σ_neg s_ik``, averaged over anchors.
 
@@ -41,6 +43,8 @@ def simple_loss(
         normalize: L2-normalise the inputs first.
         symmetric: both directions; ``False``: queries x only.
         batch_negatives: as in :func:`contrastive_loss`.
+        shard: x and y are this rank's rows of the global batch; each rank
+            computes its anchors' terms (see :func:`aligniform.distributed.global_loss`).
 
     Examples:
         >>> import torch, torch.nn.functional as F
@@ -51,26 +55,32 @@ def simple_loss(
     lam = check_positive(lam, "lam")
     if hard_alpha is not None:
         hard_alpha = check_fraction(hard_alpha, "hard_alpha")
-    x, y, queue = positive_pairs(x, y, queue, normalize)
+    x, y, queue = positive_pairs(x, y, queue, normalize, shard)
     batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
-    total = negatives_per_anchor(x.shape[0], queue, batch_negatives)
+    total = negatives_per_anchor(batch_size(x, shard), queue, batch_negatives)
     kept = total if hard_alpha is None else kept_negatives(hard_alpha, total)
     queue_sum = None if queue is None else queue.sum(0)
+    offset = 0 if shard is None else shard.start
+    if kept >= total and batch_negatives:
+        # Σ_j of each view over the global batch: one all-reduce of both sums.
+        sums = torch.stack([x.sum(0), y.sum(0)])
+        view_sums = dict(zip((id(x), id(y)), (sums if shard is None else shard.sum(sums)).unbind()))
     terms = []
     for anchors, others in directions(x, y, symmetric):
         positive = (anchors * others).sum(1)
         if kept < total:
-            candidates = ([others] if batch_negatives else []) + ([] if queue is None else [queue])
+            gathered = others if shard is None else shard.gather(others)
+            candidates = ([gathered] if batch_negatives else []) + ([] if queue is None else [queue])
             columns = candidates[0] if len(candidates) == 1 else torch.cat(candidates)
-            negatives = hardest_logsumexp(anchors, columns, kept, 0 if batch_negatives else None, reduction="sum")
+            negatives = hardest_logsumexp(anchors, columns, kept, offset if batch_negatives else None, reduction="sum")
         else:
             negatives = torch.zeros_like(positive)
             if batch_negatives:
-                negatives = anchors @ others.sum(0) - positive
+                negatives = anchors @ view_sums[id(others)] - positive
             if queue_sum is not None:
                 negatives = negatives + anchors @ queue_sum
         terms.append(lam * negatives - positive)
-    return torch.cat(terms).mean()
+    return mean_terms(torch.cat(terms), shard)
 
 
 class SimpleLoss(nn.Module):
@@ -96,8 +106,9 @@ class SimpleLoss(nn.Module):
         queue: torch.Tensor | None = None,
         symmetric: bool = True,
         batch_negatives: bool | None = None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
-        return simple_loss(x, y, self.lam, self.hard_alpha, queue, self.normalize, symmetric, batch_negatives)
+        return simple_loss(x, y, self.lam, self.hard_alpha, queue, self.normalize, symmetric, batch_negatives, shard)
 
     def extra_repr(self) -> str:
         return f"lam={self.lam:g}, hard_alpha={self.hard_alpha}"

@@ -10,7 +10,8 @@ from torch import nn
 from .._numerics import full_precision, upcast
 from .._validation import check_features, check_queue
 from ._pairs import check_scale, scale_value
-from ._pairwise import pair_count, pairwise_logsumexp
+from ._pairwise import _as_columns, _as_rows, pair_count, pairwise_logsumexp, tiled_logsumexp
+from ._shard import Shard, balanced_pairs_logsumexp, batch_size, checked_inputs
 
 
 @full_precision
@@ -21,6 +22,7 @@ def uniform_loss(
     intra_batch: bool = True,
     normalize: bool = False,
     block_rows: int | None = None,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """Log of the mean Gaussian potential exp(-t ||x_i - x_j||²) over pairs.
 
@@ -39,6 +41,9 @@ def uniform_loss(
         intra_batch: with a queue, also include the batch's own i < j pairs.
         normalize: L2-normalise x (and the queue) first instead of requiring unit norm.
         block_rows: rows per tile; the default keeps each tile near 4M elements.
+        shard: under ``torchrun``, x is this rank's rows of the global batch;
+            the ranks split the pairs evenly and combine their partial sums by a
+            log-sum-exp over ranks (see :func:`aligniform.distributed.global_loss`).
 
     Returns:
         Scalar tensor.
@@ -52,13 +57,37 @@ def uniform_loss(
     """
     t = check_scale(t, "t")
     # Without a queue the pairs are the batch's own; with one, a single row still pairs with the queue.
-    x = check_features(x, "x", normalize=normalize, min_rows=2 if queue is None else 1)
-    queue = check_queue(queue, x, normalize=normalize)
+    min_rows = 2 if queue is None else 1
+
+    def check() -> tuple[torch.Tensor, torch.Tensor | None]:
+        checked = check_features(x, "x", normalize=normalize, min_rows=min_rows if shard is None else 0)
+        return checked, check_queue(queue, checked, normalize=normalize)
+
+    x, queue = upcast(*checked_inputs(shard, check, min_rows))
     if queue is None and not intra_batch:
         raise ValueError("uniform_loss with intra_batch=False needs a queue: there would be no pairs")
-    x, queue = upcast(x, queue)
-    count = pair_count(x.shape[0], 0 if queue is None else queue.shape[0], intra_batch)
+    count = pair_count(batch_size(x, shard), 0 if queue is None else queue.shape[0], intra_batch)
+    if shard is not None:
+        return _sharded_pair_logsumexp(x, t, queue, intra_batch, shard) - math.log(count)
     return pairwise_logsumexp(x, t, queue, intra_batch, block_rows) - math.log(count)
+
+
+def _sharded_pair_logsumexp(
+    x: torch.Tensor, t: float | torch.Tensor, queue: torch.Tensor | None, intra_batch: bool, shard: Shard
+) -> torch.Tensor:
+    """:func:`pairwise_logsumexp` of the global batch: this rank's share of the pairs, combined over ranks."""
+    rows = _as_rows(x, t)
+    parts = []
+    if intra_batch:
+        row, _ = balanced_pairs_logsumexp(rows, _as_columns(shard.gather(x)), shard.counts, shard, clamp_max=0.0)
+        parts.append(row[torch.isfinite(row)])  # a block's last point may have no pair here
+    if queue is not None:
+        queue_rows, _ = tiled_logsumexp(rows, _as_columns(queue.detach()), clamp_max=0.0)
+        assert queue_rows is not None
+        parts.append(queue_rows)
+    values = torch.cat(parts)
+    local = torch.logsumexp(values, 0) if values.numel() else values.new_full((), -math.inf)
+    return shard.logsumexp(local)
 
 
 def two_view_uniform_loss(
@@ -68,9 +97,11 @@ def two_view_uniform_loss(
     queue: torch.Tensor | None = None,
     intra_batch: bool = True,
     normalize: bool = False,
+    shard: Shard | None = None,
 ) -> torch.Tensor:
     """The paper's training form: the mean of the two views' uniformity losses."""
-    return (uniform_loss(x, t, queue, intra_batch, normalize) + uniform_loss(y, t, queue, intra_batch, normalize)) / 2
+    first = uniform_loss(x, t, queue, intra_batch, normalize, shard=shard)
+    return (first + uniform_loss(y, t, queue, intra_batch, normalize, shard=shard)) / 2
 
 
 class UniformLoss(nn.Module):
@@ -94,11 +125,15 @@ class UniformLoss(nn.Module):
         self.normalize = normalize
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, queue: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        queue: torch.Tensor | None = None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
         if y is None:
-            return uniform_loss(x, self.t, queue, self.intra_batch, self.normalize)
-        return two_view_uniform_loss(x, y, self.t, queue, self.intra_batch, self.normalize)
+            return uniform_loss(x, self.t, queue, self.intra_batch, self.normalize, shard=shard)
+        return two_view_uniform_loss(x, y, self.t, queue, self.intra_batch, self.normalize, shard)
 
     def extra_repr(self) -> str:
         return f"t={scale_value(self.t):g}, intra_batch={self.intra_batch}"

@@ -16,6 +16,7 @@ Examples:
 
 from ._figure import new_figure, output_stem, png_bytes, save_figure
 from .alignment import plot_alignment_histogram, positive_pair_distances
+from .family import plot_family_map
 from .hypersphere import DEFAULT_KAPPA, plot_hypersphere, vmf_kde
 from .latent_classes import plot_latent_classes
 from .sweeps import plot_sweep_scatter, plot_temperature_curves, sweep_correlations
@@ -30,6 +31,7 @@ __all__ = [
     "new_figure",
     "output_stem",
     "plot_alignment_histogram",
+    "plot_family_map",
     "plot_hypersphere",
     "plot_latent_classes",
     "plot_sweep_scatter",

@@ -19,6 +19,9 @@ name               function / options                   claim (paper)
                    :class:`LatentClassesOptions`        loss; Lemma 4.3's bound holds (Arora et al. 2019)
 ``temperature``    :func:`run_temperature_study`        uniformity falls and tolerance rises with τ; the hard
                    :class:`TemperatureOptions`          loss stays uniform at large τ (Wang & Liu 2021)
+``family``         :func:`run_family_study`             where each loss of the family puts one encoder on the
+                   :class:`FamilyOptions`               alignment–uniformity map; DCL at small batch, SupCon's
+                                                        tolerance (Yeh et al. 2022; Khosla et al. 2020)
 =================  ===================================  ======================================================
 
 Examples:
@@ -28,6 +31,7 @@ Examples:
 """
 
 from .correlation import CorrelationOptions, run_correlation_study
+from .family import FamilyOptions, run_family_study
 from .latent_classes import LatentClassesOptions, run_latent_classes_study
 from .temperature import TemperatureOptions, run_temperature_study
 from .theorem1 import Theorem1Options, anchor_limit_terms, run_theorem1_study
@@ -38,12 +42,15 @@ STUDIES = {
     "theorem1": (run_theorem1_study, Theorem1Options),
     "latent-classes": (run_latent_classes_study, LatentClassesOptions),
     "temperature": (run_temperature_study, TemperatureOptions),
+    "family": (run_family_study, FamilyOptions),
 }
 
 __all__ = [
     "STUDIES",
     "CorrelationOptions",
+    "FamilyOptions",
     "run_correlation_study",
+    "run_family_study",
     "LatentClassesOptions",
     "TemperatureOptions",
     "Theorem1Options",

@@ -107,6 +107,7 @@ def evaluate_checkpoint(
         probe_config=build_probe_config(config),
         k=k or config.knn_k,
         device=device,
+        batchnorm="recompute",  # as the run's own final evaluation: results.json and `aligniform eval` agree
     )
     results.update({"checkpoint": str(path), "dataset": config.dataset, "eval_layer": layer})
     return results

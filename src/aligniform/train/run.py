@@ -79,6 +79,7 @@ def evaluate_trained(trainer: Trainer, protocols: Sequence[str] = EVALUATION_PRO
         k=config.knn_k,
         device=trainer.device,
         max_pairs=None if len(trainer.data.test) <= 20_000 else 2_000_000,
+        batchnorm="recompute",  # BatchNorm statistics of the clean training images, see evaluate/batchnorm.py
     )
     results.update({"objective": config.objective, "epochs": trainer.epoch, "eval_layer": layer})
     return results

@@ -1,0 +1,171 @@
+"""The sharded path of the losses: each process computes only its own anchors' terms.
+
+Under ``torchrun`` a loss called with ``shard=`` (a
+:class:`~aligniform.distributed.Shard`, which :func:`aligniform.distributed.global_loss`
+builds) receives this rank's rows ``x_r, y_r`` (global rows
+``[shard.start, shard.stop)``) instead of the whole batch, and returns the loss
+of the whole global batch, the same value on every rank. The pattern, for any
+loss that is a mean over anchors of terms built from log-sum-exps (or sums)
+over candidates:
+
+1. ``shard.gather(y)`` the candidates that anchors need from other ranks (the
+   two views come from one cached collective per step);
+2. run the engine on **this rank's anchors only** against them, with
+   ``offset=shard.start`` so the masks know the rows' global indices:
+   the row log-sum-exps of this rank's anchors are final;
+3. a direction read from the same tiles' *columns* (the symmetric loss's
+   other direction) is partial: ``shard.logsumexp`` combines it over the
+   ranks and ``shard.local`` keeps this rank's anchors;
+4. a pair sum over a single set (uniformity, NT-Xent) visits each unordered
+   pair once, split evenly over the ranks by :func:`balanced_pairs_logsumexp`;
+5. the loss is ``shard.mean(terms)`` of this rank's terms (:func:`mean_terms`),
+   or a ``shard.logsumexp``/``shard.sum`` of per-rank partial sums.
+
+Every step is a collective or local, so each rank's work is about ``1/P`` of
+one process's, and the value and every gradient equal one process on the whole
+batch (the collectives' backward sums over ranks; see ``docs/distributed.md``).
+Input checks go through :func:`checked_inputs` so that a failing rank makes
+every rank raise instead of leaving them waiting. With ``shard=None`` each
+helper is the plain one-process computation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+
+from ..distributed.sharded_loss import Shard
+from ._pairwise import BLOCK_ELEMENTS, tiled_logsumexp
+
+__all__ = ["Shard", "balanced_pairs_logsumexp", "batch_size", "checked_inputs", "mean_terms"]
+
+T = TypeVar("T")
+
+# Rows per tile of a rank's own triangle at least (fewer makes GEMMs too thin to run at full speed).
+TRIANGLE_MIN_ROWS = 256
+
+
+def mean_terms(terms: torch.Tensor, shard: Shard | None) -> torch.Tensor:
+    """The mean over every rank's per-anchor ``terms`` (this process's terms alone without a shard)."""
+    return terms.mean() if shard is None else shard.mean(terms)
+
+
+def batch_size(x: torch.Tensor, shard: Shard | None) -> int:
+    """N of the global batch: ``x``'s rows, or the shard's global count."""
+    return x.shape[0] if shard is None else shard.size
+
+
+def checked_inputs(shard: Shard | None, check: Callable[[], T], min_rows: int = 1) -> T:
+    """Run a loss's input checks; with a shard, on every rank together, and ``min_rows`` on the global batch.
+
+    ``check`` validates this rank's rows (its own row minimum should be 0 with a
+    shard: a rank may hold few rows). Every rank raises if any rank's check fails.
+    """
+    if shard is None:
+        return check()
+    if shard.size < min_rows:
+        raise ValueError(
+            f"the global batch has {shard.size} row(s) but at least {min_rows} are needed "
+            f"(pairs of distinct samples need a batch of two or more)"
+        )
+    return shard.checked(check)
+
+
+def balanced_pairs_logsumexp(
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    sizes: Sequence[int],
+    shard: Shard,
+    *,
+    column_lse: bool = False,
+    clamp_max: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-sum-exps over the unordered pairs of one point set, each pair on exactly one rank, evenly.
+
+    The global set is every rank's points, block ``b`` of ``sizes[b]`` points
+    for rank ``b`` (in rank order); ``columns`` holds all of them (gathered) and
+    ``rows`` this rank's own block in the engine's row form. Rank ``r``
+    computes its block's own pairs ``i < j`` and, for every other rank ``b``,
+    half of the block-pair rectangle: against the first ``sizes[b] // 2``
+    points of each later block, and with its own points from ``sizes[r] // 2``
+    on against every earlier block. So every unordered pair is visited once,
+    by a rank that holds one of its points, and with equal blocks each rank
+    visits ``1/P`` of them (``M·m_r/2`` pairs for ``M`` points) — not the
+    ``1/P``-of-``M²`` of row-wise ownership, which would do twice the pair work.
+
+    Args:
+        rows: ``(m_r, e)`` this rank's points as engine rows (temperature folded in).
+        columns: ``(M, e)`` every rank's points as engine columns, blocks in rank order.
+        sizes: points per rank, summing to ``M``.
+        shard: where this rank sits.
+        column_lse: also return each point's partial log-sum-exp over the pairs
+            this rank visited in which it takes part (as row or column).
+        clamp_max: as :func:`~aligniform.losses._pairwise.tiled_logsumexp`.
+
+    Returns:
+        ``(row, points)``: ``row`` is ``(m_r,)``, for each own point the
+        log-sum-exp over the visited pairs in which it is the row (summing
+        ``exp`` over ``row`` on every rank counts each pair once); ``points``
+        (with ``column_lse``) is ``(M,)``, every point's partial log-sum-exp
+        over the pairs visited here (``-inf`` where none), to be combined with
+        ``shard.logsumexp``.
+    """
+    sizes = [int(size) for size in sizes]
+    rank = shard.rank
+    starts = [sum(sizes[:b]) for b in range(len(sizes))]
+    own, first = sizes[rank], starts[rank]
+    own_columns = columns[first : first + own]
+    half = [size // 2 for size in sizes]
+    minus_inf = rows.new_full((), -math.inf)
+
+    # Own pairs i < j, in up to 8 row blocks: a tile across the diagonal computes its masked half
+    # too, and one tile for the whole triangle would double the triangle's work.
+    triangle_rows, triangle_columns = tiled_logsumexp(
+        rows,
+        own_columns,
+        column_lse=column_lse,
+        mask="upper",
+        clamp_max=clamp_max,
+        block_rows=min(max(TRIANGLE_MIN_ROWS, -(-own // 8)), max(1, BLOCK_ELEMENTS // max(1, own))),
+    )
+    assert triangle_rows is not None
+    row_parts = [triangle_rows]
+    # Against the first half of every later block.
+    later = [columns[starts[b] : starts[b] + half[b]] for b in range(rank + 1, len(sizes)) if half[b]]
+    right_columns = None
+    if later and own:
+        right_rows, right_columns = tiled_logsumexp(rows, torch.cat(later), column_lse=column_lse, clamp_max=clamp_max)
+        assert right_rows is not None
+        row_parts.append(right_rows)
+    # The own points from half[rank] on, against every earlier block.
+    left_columns = None
+    if first and own - half[rank]:
+        left_rows, left_columns = tiled_logsumexp(
+            rows[half[rank] :], columns[:first], column_lse=column_lse, clamp_max=clamp_max
+        )
+        assert left_rows is not None
+        row_parts.append(torch.cat([minus_inf.expand(half[rank]), left_rows]))
+    # Never two -inf at once (a point is missing from the triangle only as the block's last row,
+    # from the left part only below half[rank]), so the gradient stays finite.
+    row = _logaddexp(row_parts)
+    if not column_lse:
+        return row, None
+
+    assert triangle_columns is not None
+    pieces = [left_columns if left_columns is not None else minus_inf.expand(first)]
+    pieces.append(_logaddexp([row, triangle_columns]))
+    right = iter(() if right_columns is None else right_columns.split([half[b] for b in range(rank + 1, len(sizes))]))
+    for b in range(rank + 1, len(sizes)):
+        taken = next(right) if right_columns is not None else minus_inf.expand(0)
+        pieces += [taken, minus_inf.expand(sizes[b] - taken.shape[0])]
+    return row, torch.cat(pieces)
+
+
+def _logaddexp(parts: list[torch.Tensor]) -> torch.Tensor:
+    total = parts[0]
+    for part in parts[1:]:
+        total = torch.logaddexp(total, part)
+    return total
