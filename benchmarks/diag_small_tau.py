@@ -4,6 +4,8 @@ Usage:
     python benchmarks/diag_small_tau.py                                   # τ = 0.07, 0.2, 0.5; 10 epochs; mnist5k
     python benchmarks/diag_small_tau.py --taus 0.07 --epochs 40           # a longer run
     python benchmarks/diag_small_tau.py --taus 0.07 --lr 0.042            # lr scaled by τ / 0.2
+    python benchmarks/diag_small_tau.py --taus 0.07 --warmup-steps 70     # 5 epochs of linear warm-up
+    python benchmarks/diag_small_tau.py --taus 0.07,0.2 --seed 1 --measure-every 10
     python benchmarks/diag_small_tau.py --json /tmp/diag.json             # also keep every number
 
 Each run is the temperature study's (``aligniform study temperature``): convnet, batch 256, dim 128, SGD lr 0.12
@@ -25,7 +27,12 @@ and the dynamics: the mean loss, the gradient norm (whole model), the relative s
 are scale-invariant), the weight norms, the mean norm of the output layer before L2 normalisation, the
 uniformity of the L2-normalised ``hidden`` layer (is the head the bottleneck?), the output's effective rank, and
 how far BatchNorm's running statistics are from the exact ones (``bn_shift``: max over layers and channels of
-|running mean − exact mean| / exact std).
+|running mean − exact mean| / exact std), ``U_cleanhead`` (only the head's BatchNorm recomputed on clean images)
+and the backbone's 5-NN test accuracy with running (``knn_eval``) and clean (``knn_clean``) statistics.
+
+The exact statistics here are computed independently of the library's
+:func:`aligniform.evaluate.recomputed_batchnorm` (PyTorch's cumulative average, ``momentum=None``), as a check
+of it. Findings: ``docs/training.md``, "Held-out metrics and BatchNorm statistics".
 """
 
 from __future__ import annotations

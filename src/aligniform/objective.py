@@ -36,7 +36,7 @@ class TermKind:
     module: type[nn.Module]
     params: dict = field(default_factory=dict)
     takes_queue: bool = True
-    directional: bool = False  # has a one-directional (MoCo) form: queries against [keys, queue]
+    directional: bool = False  # has a one-directional (MoCo) form: queries against [own key, queue]
     takes_labels: bool = False  # needs the samples' class labels (supervised)
     moco_form: bool = True  # has a meaning with MoCo's queries and keys
 
@@ -395,7 +395,7 @@ class Objective(nn.Module):
         encoder's keys (without): ``uniform`` is taken over the queries only
         (query-to-queue pairs, plus query pairs when ``intra_batch``) and the
         contrastive-family terms are MoCo's one-directional form, queries
-        against [keys, queue], as in Wang & Isola's MoCo experiments.
+        against [own key, queue], as in Wang & Isola's MoCo experiments.
         ``labels`` (N,) are the samples' classes, for supervised terms
         (``supervised_contrastive``); other terms ignore them.
         With a ``shard`` (:func:`aligniform.distributed.global_loss` passes one

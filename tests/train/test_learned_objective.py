@@ -41,7 +41,7 @@ def test_learnt_temperature_is_logged_checkpointed_and_resumed_exactly(tmp_path)
     assert len(taus) == 2 and taus[0] != 0.2 and taus[1] != taus[0]  # it is trained
     state = load_checkpoint(whole / "checkpoint.pt")
     (parameter,) = state["objective"].values()
-    assert float(torch.exp(-parameter)) == pytest.approx(taus[-1], rel=1e-6)
+    assert float(torch.exp(-parameter)) == pytest.approx(taus[-1], rel=1e-5)
 
     assert train(resumed, *LEARNT, epochs=1) == 0
     assert train(resumed, *LEARNT, "--resume", epochs=2) == 0

@@ -464,13 +464,14 @@ class Trainer:
         queue = None if self.queue is None else self.queue.features.clone()
         moco = self.key_encoder is not None
         keys: list[torch.Tensor] = []  # this step's gathered MoCo keys, for the queue
+        supervised = {} if labels is None else {"labels": labels}  # only supervised objectives get labels
 
         def batch_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             # The encoder ends in L2 normalisation, so the per-call value checks would only cost a
             # GPU sync per step; a diverged encoder shows up as a non-finite loss just below.
             with input_checks(False):
                 # The global batch's loss; under torchrun each rank computes its own rows' share of it.
-                loss = global_loss(self.objective, x, y, queue=queue, moco=moco, labels=labels)
+                loss = global_loss(self.objective, x, y, queue=queue, moco=moco, **supervised)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(self._divergence_message(epoch, step))
             if moco:
