@@ -262,7 +262,7 @@ def test_one_rank_shard_is_the_plain_loss(name, no_torchrun):
 @pytest.mark.parametrize("counts", [(4,), (3, 5), (4, 4), (2, 3, 4), (1, 4, 2), (5, 1), (1, 1, 1, 1), (0, 3, 2)])
 def test_balanced_pairs_visit_every_pair_once_and_split_the_work(counts):
     """Simulated rank by rank: the ranks' visits are exactly the unordered pairs, each once, evenly split."""
-    points = F.normalize(torch.randn(sum(counts), DIM, dtype=torch.float64), dim=1)
+    points = F.normalize(torch.randn(sum(counts), DIM, dtype=torch.float64), dim=1).requires_grad_()
     rows, columns = _as_rows(points, 2.0), _as_columns(points)
     logits = rows @ columns.T
     pairs = torch.ones_like(logits, dtype=torch.bool).triu(1)
@@ -275,8 +275,13 @@ def test_balanced_pairs_visit_every_pair_once_and_split_the_work(counts):
         row, point = balanced_pairs_logsumexp(own_rows, columns, counts, shard, column_lse=True)
         totals.append(torch.logsumexp(row, 0) if row.numel() else torch.tensor(-math.inf, dtype=torch.float64))
         partials.append(point)
-    torch.testing.assert_close(torch.logsumexp(torch.stack(totals), 0), expected_total, rtol=1e-12, atol=0)
-    torch.testing.assert_close(torch.logsumexp(torch.stack(partials), 0), expected_points, rtol=1e-12, atol=0)
+    total, per_point = torch.logsumexp(torch.stack(totals), 0), torch.logsumexp(torch.stack(partials), 0)
+    torch.testing.assert_close(total, expected_total, rtol=1e-12, atol=0)
+    torch.testing.assert_close(per_point, expected_points, rtol=1e-12, atol=0)
+    # The same gradient as the dense forms, and never NaN (a one-point block's point has no own pair).
+    got = torch.autograd.grad(total + per_point.sum(), points, retain_graph=True)[0]
+    expected = torch.autograd.grad(expected_total + expected_points.sum(), points)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_balanced_pairs_share_is_one_over_p():

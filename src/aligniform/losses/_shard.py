@@ -148,8 +148,6 @@ def balanced_pairs_logsumexp(
         )
         assert left_rows is not None
         row_parts.append(torch.cat([minus_inf.expand(half[rank]), left_rows]))
-    # Never two -inf at once (a point is missing from the triangle only as the block's last row,
-    # from the left part only below half[rank]), so the gradient stays finite.
     row = _logaddexp(row_parts)
     if not column_lse:
         return row, None
@@ -165,7 +163,12 @@ def balanced_pairs_logsumexp(
 
 
 def _logaddexp(parts: list[torch.Tensor]) -> torch.Tensor:
-    total = parts[0]
-    for part in parts[1:]:
-        total = torch.logaddexp(total, part)
-    return total
+    """Elementwise log-sum-exp of a few partial log-sum-exps; ``-inf`` in all of them stays ``-inf`` with zero
+    gradient (``torch.logaddexp`` would give NaN there; e.g. a one-point block's only point has no own pair).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    stacked = torch.stack(parts)
+    empty = torch.isneginf(stacked).all(0)
+    safe = torch.where(empty, torch.zeros_like(stacked), stacked)  # keeps NaN out of the backward
+    return torch.where(empty, torch.full_like(empty, -math.inf, dtype=stacked.dtype), torch.logsumexp(safe, 0))

@@ -19,7 +19,7 @@ from .alignment import plot_alignment_histogram, positive_pair_distances
 from .family import plot_family_map
 from .hypersphere import DEFAULT_KAPPA, plot_hypersphere, vmf_kde
 from .latent_classes import plot_latent_classes
-from .sweeps import plot_sweep_scatter, plot_temperature_curves, sweep_correlations
+from .sweeps import plot_metric_scatter, plot_sweep_scatter, plot_temperature_curves, sweep_correlations
 from .theorem1 import plot_theorem1, plot_theorem1_gaps
 from .training import metric_group, plot_training_curves
 from .trajectory import Trajectory, plot_trajectory, trajectory_points
@@ -34,6 +34,7 @@ __all__ = [
     "plot_family_map",
     "plot_hypersphere",
     "plot_latent_classes",
+    "plot_metric_scatter",
     "plot_sweep_scatter",
     "plot_temperature_curves",
     "plot_theorem1",

@@ -1,9 +1,9 @@
-"""Figures over many encoders: the alignment–uniformity scatter and temperature curves."""
+"""Figures over many encoders: the alignment–uniformity scatter, accuracy against each metric, temperature curves."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ def plot_sweep_scatter(
     *,
     alignment_key: str = "alignment",
     uniformity_key: str = "uniformity",
+    collapsed_key: str | None = None,
 ) -> Figure:
     """Wang & Isola's (2020) correlation figure: one point per encoder.
 
@@ -70,6 +71,8 @@ def plot_sweep_scatter(
         out: when given, save ``<out>.png`` and ``<out>.svg``.
         alignment_key: the alignment column.
         uniformity_key: the uniformity column.
+        collapsed_key: a column flagging collapsed encoders (``True`` / ``"true"`` / 1); when given, those
+            points are ringed in red and counted in a legend.
 
     Returns:
         The matplotlib ``Figure``: the scatter axes and the colour bar axes.
@@ -82,11 +85,15 @@ def plot_sweep_scatter(
         >>> figure = plot_sweep_scatter(rows)
         >>> len(figure.axes)
         2
+        >>> rows[2]["collapsed"] = True
+        >>> plot_sweep_scatter(rows, collapsed_key="collapsed").axes[0].get_legend().get_texts()[0].get_text()
+        'collapsed (1)'
     """
     keys = (uniformity_key, alignment_key, accuracy_key)
-    rows = numeric_rows(check_records(records), keys)
-    if not rows:
+    kept = _complete_records(check_records(records), keys)
+    if not kept:
         raise ValueError(f"no record has numeric values for all of {list(keys)}")
+    rows = numeric_rows(kept, keys)
     uniformity, alignment, accuracy = (np.array([row[key] for row in rows]) for key in keys)
     correlations = sweep_correlations(rows, accuracy_key, alignment_key=alignment_key, uniformity_key=uniformity_key)
 
@@ -97,6 +104,8 @@ def plot_sweep_scatter(
     )
     colorbar = figure.colorbar(points, ax=axes)
     colorbar.set_label(accuracy_key)
+    if collapsed_key is not None:
+        _ring_collapsed(axes, uniformity, alignment, _flags(kept, collapsed_key))
     axes.set_xlabel("uniformity  L_uniform (t = 2)")
     axes.set_ylabel("alignment  L_align (α = 2)")
     axes.set_title(f"{len(rows)} encoders (lower left is better)", fontsize=10)
@@ -116,6 +125,104 @@ def plot_sweep_scatter(
         bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"},
         zorder=4,
     )
+    return finish(figure, out)
+
+
+def _complete_records(records: list, keys: Sequence[str]) -> list:
+    """The records with a finite number in every key (the rows :func:`numeric_rows` keeps, unconverted)."""
+    return [record for record in records if all(to_float(record.get(key)) is not None for key in keys)]
+
+
+def _flags(records: list, key: str) -> np.ndarray:
+    """A boolean per record: ``True``, ``"true"`` / ``"yes"`` / ``"1"`` (CSV text) or a non-zero number."""
+    flags = []
+    for record in records:
+        value = record.get(key)
+        if isinstance(value, str):
+            flags.append(value.strip().lower() in ("true", "yes", "1", "1.0"))
+        else:
+            number = to_float(value)  # None for a bool: booleans are flags, not measurements
+            flags.append(value is True or (number is not None and number != 0))
+    return np.array(flags, dtype=bool)
+
+
+def _ring_collapsed(axes, x: np.ndarray, y: np.ndarray, collapsed: np.ndarray) -> None:
+    """Ring the collapsed points in red and say how many there are (a legend, even for none)."""
+    axes.scatter(
+        x[collapsed],
+        y[collapsed],
+        s=110,
+        facecolors="none",
+        edgecolors="red",
+        linewidths=1.2,
+        zorder=5,
+        label=f"collapsed ({int(collapsed.sum())})",
+    )
+    axes.legend(loc="lower right", fontsize=8)
+
+
+def _format_interval(interval: Sequence[float] | None) -> str:
+    if interval is None or any(to_float(value) is None for value in interval):
+        return ""
+    low, high = interval
+    return f", 95 % CI [{low:.2f}, {high:.2f}]"
+
+
+def plot_metric_scatter(
+    records: Sequence[dict],
+    accuracy_key: str = "knn_acc",
+    out: str | Path | None = None,
+    *,
+    metric_keys: Sequence[str] = ("alignment", "uniformity"),
+    intervals: Mapping[str, Sequence[float] | None] | None = None,
+    collapsed_key: str | None = None,
+) -> Figure:
+    """Accuracy against each metric, one panel per metric, with Spearman ρ (and its interval) in the title.
+
+    The per-metric companion of :func:`plot_sweep_scatter` for Wang & Isola's (2020) claim: a negative ρ
+    means a lower metric goes with a higher accuracy. ρ is computed here (:func:`aligniform.stats.spearman`
+    over the rows with both values); its bootstrap interval is computed by the caller
+    (:func:`aligniform.stats.bootstrap_rank_correlation`) and passed in ``intervals``.
+
+    Args:
+        records: rows of a sweep (dicts or ``csv.DictReader`` rows); a row missing a value is left out of that
+            panel only.
+        accuracy_key: the accuracy column (y of every panel).
+        out: when given, save ``<out>.png`` and ``<out>.svg``.
+        metric_keys: the metric columns, one panel each (x).
+        intervals: per metric key, the ``(low, high)`` interval of ρ written after it in the title.
+        collapsed_key: a column flagging collapsed encoders; those points are ringed in red.
+
+    Returns:
+        The matplotlib ``Figure`` (one axes per metric).
+
+    Raises:
+        ValueError: no row has the accuracy and any of the metrics.
+
+    Examples:
+        >>> rows = [{"alignment": a, "uniformity": -3 + a, "knn_acc": 0.9 - a} for a in (0.2, 0.4, 0.6)]
+        >>> figure = plot_metric_scatter(rows, intervals={"alignment": (-1.0, -0.5)})
+        >>> [axes.get_title() for axes in figure.axes]
+        ['Spearman ρ = -1.00, 95 % CI [-1.00, -0.50] (n = 3)', 'Spearman ρ = -1.00 (n = 3)']
+    """
+    records = check_records(records)
+    panels = [(key, _complete_records(records, (key, accuracy_key))) for key in metric_keys]
+    if not any(kept for _, kept in panels):
+        raise ValueError(f"no record has numeric values for {accuracy_key!r} and any of {list(metric_keys)}")
+    figure = new_figure(4.2 * len(panels), 3.8)
+    for index, (key, kept) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        rows = numeric_rows(kept, (key, accuracy_key))
+        x, y = (np.array([row[name] for row in rows]) for name in (key, accuracy_key))
+        axes.scatter(x, y, s=28, color="C0", edgecolors="black", linewidths=0.3, zorder=3)
+        if collapsed_key is not None:
+            _ring_collapsed(axes, x, y, _flags(kept, collapsed_key))
+        rho = spearman(x, y) if len(rows) else math.nan
+        interval = _format_interval((intervals or {}).get(key))
+        axes.set_title(f"Spearman ρ = {_format_rho(rho)}{interval} (n = {len(rows)})", fontsize=9)
+        axes.set_xlabel(key)
+        axes.set_ylabel(accuracy_key)
+        axes.grid(alpha=0.3, zorder=0)
     return finish(figure, out)
 
 
