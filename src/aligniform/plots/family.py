@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ._figure import check_records, finish, new_figure, to_float
 
@@ -22,11 +24,11 @@ def plot_family_map(
 ) -> Figure:
     """Wang & Isola's Figure 5 for a family of objectives: uniformity on x, alignment on y, accuracy as colour.
 
-    Each run is one point, its marker shape naming its objective; with several
-    seeds per objective the mean is drawn larger, with error bars of the sample
-    standard deviation in both directions, and labelled with the objective's
-    name (``@b`` when trained at another batch size than the most common one;
-    ``†`` for a supervised objective, whose record has ``supervised`` true).
+    Each run is one point, its marker shape naming its objective (legend below
+    the map); the mean over seeds is drawn larger, with error bars of the sample
+    standard deviation in both directions when there are several seeds. Runs at
+    another batch size than the most common one have a red edge and ``@b`` in
+    the legend; a supervised objective (record ``supervised`` true) has ``†``.
     Lower left is better on both axes.
 
     Args:
@@ -49,9 +51,8 @@ def plot_family_map(
         >>> len(plot_family_map(rows).axes)
         2
     """
-    records = check_records(records)
     points = []
-    for record in records:
+    for record in check_records(records):
         values = [to_float(record.get(key)) for key in ("uniformity", "alignment", accuracy_key)]
         if all(value is not None for value in values):
             batch = to_float(record.get("batch_size"))
@@ -62,21 +63,22 @@ def plot_family_map(
     usual_batch = max(set(batches), key=batches.count) if batches else None
     groups: dict[tuple[str, float | None], list] = {}
     for point in points:
-        groups.setdefault((point[0], point[1]), []).append(point)
+        groups.setdefault((str(point[0]), to_float(point[1])), []).append(point)
     accuracy = np.array([p[5] for p in points])
     low, high = float(accuracy.min()), float(accuracy.max())
     if high == low:
         low, high = low - 0.005, high + 0.005
 
-    figure = new_figure(7.0, 5.2)
+    figure = new_figure(7.0, 6.0)
     axes = figure.add_subplot()
     names = list(dict.fromkeys(name for name, *_ in points))
     scatter = None
+    handles: list[Line2D] = []
     for (name, batch), members in groups.items():
         marker = _MARKERS[names.index(name) % len(_MARKERS)]
         u, a, acc = (np.array([m[i] for m in members]) for i in (3, 4, 5))
         hollow = batch is not None and batch != usual_batch
-        style = {"cmap": "viridis", "vmin": low, "vmax": high, "marker": marker, "zorder": 3}
+        style: dict[str, Any] = {"cmap": "viridis", "vmin": low, "vmax": high, "marker": marker, "zorder": 3}
         axes.scatter(u, a, c=acc, s=22, edgecolors="black", linewidths=0.3, alpha=0.6, **style)
         if len(members) > 1:
             axes.errorbar(
@@ -92,7 +94,8 @@ def plot_family_map(
             **style,
         )
         label = name + (" †" if members[0][2] else "") + (f" @{batch:g}" if hollow and batch is not None else "")
-        axes.annotate(label, (u.mean(), a.mean()), xytext=(6, 5), textcoords="offset points", fontsize=8, zorder=4)
+        edge = {"markeredgecolor": "red", "markeredgewidth": 1.4} if hollow else {"markeredgecolor": "black"}
+        handles.append(Line2D([], [], marker=marker, linestyle="", color="0.75", markersize=8, label=label, **edge))
     assert scatter is not None
     colorbar = figure.colorbar(scatter, ax=axes)
     colorbar.set_label(accuracy_key)
@@ -102,4 +105,5 @@ def plot_family_map(
     detail = f", mean ± sd of {seeds} seeds" if seeds > 1 else ""
     axes.set_title(f"{len(names)} objectives (lower left is better{detail}; † sees labels)", fontsize=10)
     axes.grid(alpha=0.3, zorder=0)
+    figure.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return finish(figure, out)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..stats import spearman
@@ -128,12 +129,12 @@ def plot_sweep_scatter(
     return finish(figure, out)
 
 
-def _complete_records(records: list, keys: Sequence[str]) -> list:
+def _complete_records(records: Sequence[Mapping], keys: Sequence[str]) -> list[Mapping]:
     """The records with a finite number in every key (the rows :func:`numeric_rows` keeps, unconverted)."""
     return [record for record in records if all(to_float(record.get(key)) is not None for key in keys)]
 
 
-def _flags(records: list, key: str) -> np.ndarray:
+def _flags(records: Sequence[Mapping], key: str) -> np.ndarray:
     """A boolean per record: ``True``, ``"true"`` / ``"yes"`` / ``"1"`` (CSV text) or a non-zero number."""
     flags = []
     for record in records:
@@ -146,7 +147,7 @@ def _flags(records: list, key: str) -> np.ndarray:
     return np.array(flags, dtype=bool)
 
 
-def _ring_collapsed(axes, x: np.ndarray, y: np.ndarray, collapsed: np.ndarray) -> None:
+def _ring_collapsed(axes: Axes, x: np.ndarray, y: np.ndarray, collapsed: np.ndarray) -> None:
     """Ring the collapsed points in red and say how many there are (a legend, even for none)."""
     axes.scatter(
         x[collapsed],
@@ -158,7 +159,7 @@ def _ring_collapsed(axes, x: np.ndarray, y: np.ndarray, collapsed: np.ndarray) -
         zorder=5,
         label=f"collapsed ({int(collapsed.sum())})",
     )
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
 
 
 def _format_interval(interval: Sequence[float] | None) -> str:
@@ -205,8 +206,8 @@ def plot_metric_scatter(
         >>> [axes.get_title() for axes in figure.axes]
         ['Spearman ρ = -1.00, 95 % CI [-1.00, -0.50] (n = 3)', 'Spearman ρ = -1.00 (n = 3)']
     """
-    records = check_records(records)
-    panels = [(key, _complete_records(records, (key, accuracy_key))) for key in metric_keys]
+    checked = check_records(records)
+    panels = [(key, _complete_records(checked, (key, accuracy_key))) for key in metric_keys]
     if not any(kept for _, kept in panels):
         raise ValueError(f"no record has numeric values for {accuracy_key!r} and any of {list(metric_keys)}")
     figure = new_figure(4.2 * len(panels), 3.8)
@@ -220,10 +221,14 @@ def plot_metric_scatter(
         rho = spearman(x, y) if len(rows) else math.nan
         interval = _format_interval((intervals or {}).get(key))
         axes.set_title(f"Spearman ρ = {_format_rho(rho)}{interval} (n = {len(rows)})", fontsize=9)
-        axes.set_xlabel(key)
+        axes.set_xlabel(_METRIC_LABELS.get(key, key))
         axes.set_ylabel(accuracy_key)
         axes.grid(alpha=0.3, zorder=0)
     return finish(figure, out)
+
+
+#: Axis labels of the metrics measured as in Wang & Isola (2020).
+_METRIC_LABELS = {"alignment": "alignment  L_align (α = 2)", "uniformity": "uniformity  L_uniform (t = 2)"}
 
 
 #: The three panels of :func:`plot_temperature_curves`: (record key, y label, sign applied).
