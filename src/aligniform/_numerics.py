@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -12,7 +16,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def full_precision(loss_fn):
+def full_precision(loss_fn: F) -> F:
     """Run a loss with autocast disabled and half-precision inputs upcast to float32.
 
     Under bf16/fp16 autocast the encoder runs in low precision, but the pairwise
@@ -22,28 +26,28 @@ def full_precision(loss_fn):
     """
 
     @functools.wraps(loss_fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         device_types = {t.device.type for t in tensors} or {"cpu"}
         with _autocast_disabled(device_types):
             return loss_fn(*args, **kwargs)
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
 class _autocast_disabled:
-    def __init__(self, device_types):
+    def __init__(self, device_types: set[str]) -> None:
         self.contexts = [torch.autocast(device_type=t, enabled=False) for t in sorted(device_types)]
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         for context in self.contexts:
             context.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for context in reversed(self.contexts):
             context.__exit__(*exc)
 
 
-def upcast(*tensors: torch.Tensor | None):
+def upcast(*tensors: torch.Tensor | None) -> tuple[Any, ...]:  # each item keeps its argument's type
     """Cast half-precision tensors to float32; leave others (and None) alone."""
     return tuple(None if t is None else t.to(compute_dtype(t.dtype)) for t in tensors)
