@@ -32,7 +32,7 @@ See ``docs/distributed.md`` for the derivation of the gather's gradient and the
 ``torchrun`` commands.
 """
 
-from .batchnorm import GlobalBatchNorm, convert_sync_batchnorm, convert_to_global_batchnorm
+from .batchnorm import GlobalBatchNorm, convert_sync_batchnorm, convert_to_global_batchnorm, replace_batchnorm
 from .collectives import average_gradients, barrier, broadcast_object, reduce_mean
 from .context import DistributedContext, cleanup_distributed, init_distributed, is_multi_process
 from .ddp import unwrap_model, wrap_ddp
@@ -58,6 +58,7 @@ __all__ = [
     "init_distributed",
     "is_multi_process",
     "reduce_mean",
+    "replace_batchnorm",
     "seed_worker",
     "shard_indices",
     "unwrap_model",

@@ -8,6 +8,7 @@ holding the whole batch would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -67,6 +68,37 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
 
 
+def replace_batchnorm(
+    module: nn.Module,
+    selected: Callable[[nn.Module], bool],
+    new_class: type[nn.modules.batchnorm._BatchNorm],
+) -> nn.Module:
+    """Replace every BatchNorm layer that ``selected`` picks by ``new_class`` with the same options, state and mode.
+
+    The one place that swaps BatchNorm implementations: synchronised across processes
+    (:func:`convert_to_global_batchnorm`) or back to per-process statistics (MoCo's key encoder).
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+        >>> swapped = replace_batchnorm(model, lambda m: isinstance(m, nn.BatchNorm1d), GlobalBatchNorm)
+        >>> type(swapped[1]).__name__
+        'GlobalBatchNorm'
+    """
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and selected(module):
+        like = module.weight if module.affine else module.running_mean  # dtype and device to keep
+        factory: dict[str, Any] = {} if like is None else {"device": like.device, "dtype": like.dtype}
+        converted = new_class(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **factory
+        )
+        converted.load_state_dict(module.state_dict())
+        converted.train(module.training)
+        return converted
+    for name, child in module.named_children():
+        module.add_module(name, replace_batchnorm(child, selected, new_class))
+    return module
+
+
 def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every BatchNorm layer of ``module`` by a :class:`GlobalBatchNorm` with the same state.
 
@@ -76,18 +108,7 @@ def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
         >>> type(converted[1]).__name__
         'GlobalBatchNorm'
     """
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        like = module.weight if module.affine else module.running_mean  # dtype and device to keep
-        factory: dict[str, Any] = {} if like is None else {"device": like.device, "dtype": like.dtype}
-        converted = GlobalBatchNorm(
-            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **factory
-        )
-        converted.load_state_dict(module.state_dict())
-        converted.train(module.training)
-        return converted
-    for name, child in module.named_children():
-        module.add_module(name, convert_to_global_batchnorm(child))
-    return module
+    return replace_batchnorm(module, lambda layer: not isinstance(layer, GlobalBatchNorm), GlobalBatchNorm)
 
 
 def convert_sync_batchnorm(model: nn.Module, ctx: DistributedContext) -> nn.Module:

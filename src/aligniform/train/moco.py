@@ -20,7 +20,6 @@ removes the intra-batch-statistics shortcut MoCo describes.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_positive_int
-from ..distributed import GlobalBatchNorm, all_gather_with_grad, is_multi_process
+from ..distributed import GlobalBatchNorm, all_gather_with_grad, is_multi_process, replace_batchnorm
 
 __all__ = ["FeatureQueue", "MomentumEncoder", "shuffle_bn_forward"]
 
@@ -170,18 +169,9 @@ class _ProcessBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 def _per_process_batchnorm(module: nn.Module) -> nn.Module:
     """Replace synchronised BatchNorm (``nn.SyncBatchNorm``, :class:`GlobalBatchNorm`) by per-process BatchNorm."""
-    if isinstance(module, (nn.SyncBatchNorm, GlobalBatchNorm)):
-        like = module.weight if module.affine else module.running_mean
-        factory: dict[str, Any] = {} if like is None else {"device": like.device, "dtype": like.dtype}
-        plain = _ProcessBatchNorm(
-            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **factory
-        )
-        plain.load_state_dict(module.state_dict())
-        plain.train(module.training)
-        return plain
-    for name, child in module.named_children():
-        module.add_module(name, _per_process_batchnorm(child))
-    return module
+    return replace_batchnorm(
+        module, lambda layer: isinstance(layer, (nn.SyncBatchNorm, GlobalBatchNorm)), _ProcessBatchNorm
+    )
 
 
 class FeatureQueue(nn.Module):
