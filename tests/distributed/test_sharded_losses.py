@@ -37,7 +37,7 @@ from aligniform.distributed import (
     unwrap_model,
     wrap_ddp,
 )
-from aligniform.losses import nt_xent_loss
+from aligniform.losses import nt_xent_loss, supervised_contrastive_loss
 from aligniform.losses._pairwise import _as_columns, _as_rows
 from aligniform.losses._shard import balanced_pairs_logsumexp
 from tests.support.distributed import Normalize, launch, rows_of
@@ -170,6 +170,14 @@ def _sharded_worker(rank, world_size):
             )
         first, second = _inputs(sum(counts))
         results[counts, "model"] = _model_step(_learnable_objective(), first, second, rows, world_size)
+        # The gather-everything fallback (a plain callable) also gathers per-row labels.
+        labels = torch.arange(sum(counts)) % 3
+        results[counts, "labels_fallback"] = global_loss(
+            lambda a, b, labels: supervised_contrastive_loss(a, b, labels, tau=0.3),
+            x[rows],
+            y[rows],
+            labels=labels[rows],
+        ).item()
         # A failing check on one rank makes every rank raise (none waits in a collective).
         bad_x = x[rows].clone()
         if rank == world_size - 1:
@@ -229,6 +237,19 @@ def test_training_step_with_learnable_temperature_matches_one_process(sharded_re
         reference = _model_step(_learnable_objective(), *_inputs(sum(counts)))
         for rank in range(world_size):
             _assert_close(results[rank][counts, "model"], reference, f"model step, shards {counts}, rank {rank}")
+
+
+@pytest.mark.slow
+def test_the_gathering_fallback_also_gathers_labels(sharded_results):
+    world_size, results = sharded_results
+    for counts in SHARDS[world_size]:
+        x, y, _ = _global_batch(sum(counts))
+        labels = torch.arange(sum(counts)) % 3
+        reference = supervised_contrastive_loss(x, y, labels, tau=0.3).item()
+        for rank in range(world_size):
+            assert abs(results[rank][counts, "labels_fallback"] - reference) <= LOSS_TOLERANCE * max(
+                1.0, abs(reference)
+            )
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import _validation
 from .context import is_multi_process
-from .gather import _AllGatherWithGrad, _exchange_row_counts, all_reduce_sum, gather_pairs
+from .gather import _AllGatherWithGrad, _exchange_row_counts, all_gather_with_grad, all_reduce_sum, gather_pairs
 
 __all__ = ["Shard", "accepts_shard", "global_loss"]
 
@@ -324,4 +324,7 @@ def global_loss(
     if sharded and accepts_shard(objective):
         return objective(x, y, shard=Shard.of(x, y), **options)
     global_x, global_y = gather_pairs(x, y)
+    if isinstance(options.get("labels"), torch.Tensor):
+        # per-row labels belong to this rank's rows: the whole-batch call needs every rank's
+        options["labels"] = all_gather_with_grad(options["labels"])
     return objective(global_x, global_y, **options)
