@@ -1,4 +1,4 @@
-"""Reading and writing the JSON files of runs and studies: strict JSON out (NaN as null), JSON lines in."""
+"""Writing files atomically (checkpoints, run files, JSON) and reading JSON lines: strict JSON out (NaN as null)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+
+from ._faults import fault_point
 
 
 def write_json(path: str | Path, values: Any) -> Path:
@@ -28,18 +31,8 @@ def write_json(path: str | Path, values: Any) -> Path:
         {'acc': 0.5, 'loss': None}
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_strict(values), indent=2, allow_nan=False) + "\n"
-    # A unique name opened with "x" (not mkstemp, whose files are private 0600): the file gets the usual
-    # permissions of the user's umask, like a plain write would.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temporary.open("x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    data = (json.dumps(_strict(values), indent=2, allow_nan=False) + "\n").encode("utf-8")
+    write_atomic(path, lambda stream: stream.write(data))
     return path
 
 
@@ -56,6 +49,54 @@ def append_jsonl(path: str | Path, record: dict) -> None:
     line = json.dumps(_strict(record), allow_nan=False) + "\n"
     with Path(path).open("a", encoding="utf-8") as stream:
         stream.write(line)
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: str | None = None) -> None:
+    """Write a file so that a crash at any moment leaves the old file or the new one, never a mix.
+
+    ``write`` fills a temporary file in the same folder, which is flushed to
+    disk and then renamed over ``path`` (rename is atomic on POSIX); the folder
+    is synced so the rename itself survives a power cut. The temporary file is
+    opened with mode ``"x"`` rather than by ``mkstemp`` (whose files are private,
+    0600), so the file gets the permissions of the user's umask like every
+    other file of a run. On failure the temporary file is removed (a killed
+    process leaves a hidden ``.NAME.*.tmp``, which the next run removes).
+
+    Args:
+        path: the file to write.
+        write: writes the content into the binary stream it is given.
+        point: the fault-injection point's prefix (default the file's stem: ``checkpoint``, ``best``, ...).
+    """
+    path = Path(path)
+    point = point or path.stem
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("xb") as stream:
+            write(stream)
+            stream.flush()
+            fault_point(f"{point}.write", path)
+            os.fsync(stream.fileno())
+        fault_point(f"{point}.rename", path)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    # Best effort: some file systems (and Windows) cannot open or sync a folder.
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _strict(value: Any) -> Any:

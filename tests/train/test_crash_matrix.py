@@ -1,7 +1,7 @@
 """The record survives any crash: a SIGKILL or a full disk at each write point, then --resume, leaves a consistent run.
 
 Each case trains a tiny 2-epoch run with ``ALIGNIFORM_FAULT=POINT:KIND:N`` (see
-``aligniform.train._faults``): ``kill`` in a separate process (SIGKILL, no clean-up;
+``aligniform._faults``): ``kill`` in a separate process (SIGKILL, no clean-up;
 forked from a multiprocessing fork server that has imported aligniform once, so
 a case costs its training, not torch's import), ``enospc`` in this process (exit
 code 2, one line naming the file). The folder is
@@ -20,7 +20,8 @@ import sys
 import pytest
 import torch
 
-from aligniform.train import _faults, load_checkpoint
+from aligniform import _faults
+from aligniform.train import load_checkpoint
 
 from .folders import assert_consistent, train, train_args
 

@@ -14,9 +14,10 @@ import pytest
 import torch
 import yaml
 
+from aligniform import _faults
 from aligniform.cli import main
 from aligniform.config import TrainConfig
-from aligniform.train import CheckpointError, ResultsNotSaved, RunFolderError, Trainer, _faults, load_checkpoint, run
+from aligniform.train import CheckpointError, ResultsNotSaved, RunFolderError, Trainer, load_checkpoint, run
 from aligniform.train.checkpoint import FORMAT, save_atomic, set_rng_state
 from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunLock, check_folder, os_error_message
 from aligniform.train.run_log import recover_metrics

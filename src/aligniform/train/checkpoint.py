@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import pickle
 import random
 import re
-import secrets
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
@@ -18,7 +16,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from ._faults import fault_point
+from .._io import write_atomic
 
 
 class CheckpointError(ValueError):
@@ -85,54 +83,6 @@ def read_model_info(state: Mapping[str, Any]) -> ModelInfo:
     if not isinstance(values, Mapping):
         raise CheckpointError("the checkpoint has no model_info (it was not written by aligniform's Trainer)")
     return ModelInfo.from_dict(values)
-
-
-def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: str | None = None) -> None:
-    """Write a file so that a crash at any moment leaves the old file or the new one, never a mix.
-
-    ``write`` fills a temporary file in the same folder, which is flushed to
-    disk and then renamed over ``path`` (rename is atomic on POSIX); the folder
-    is synced so the rename itself survives a power cut. The temporary file is
-    opened with mode ``"x"`` rather than by ``mkstemp`` (whose files are private,
-    0600), so the file gets the permissions of the user's umask like every
-    other file of a run. On failure the temporary file is removed (a killed
-    process leaves a hidden ``.NAME.*.tmp``, which the next run removes).
-
-    Args:
-        path: the file to write.
-        write: writes the content into the binary stream it is given.
-        point: the fault-injection point's prefix (default the file's stem: ``checkpoint``, ``best``, ...).
-    """
-    path = Path(path)
-    point = point or path.stem
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temporary.open("xb") as stream:
-            write(stream)
-            stream.flush()
-            fault_point(f"{point}.write", path)
-            os.fsync(stream.fileno())
-        fault_point(f"{point}.rename", path)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    # Best effort: some file systems (and Windows) cannot open or sync a folder.
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> None:

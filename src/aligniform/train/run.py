@@ -6,12 +6,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._faults import fault_point
 from .._io import write_json
 from ..build import build_probe_config
 from ..config import TrainConfig
 from ..distributed import DistributedContext
 from ..evaluate import EVALUATION_PROTOCOLS, evaluate_encoder
-from ._faults import fault_point
 from .run_folder import ResultsNotSaved, RunFolderError, writing
 from .trainer import Trainer
 

@@ -25,9 +25,10 @@ from typing import IO, Any
 
 import yaml
 
+from .._faults import fault_point
+from .._io import write_atomic
 from ..config import TrainConfig
-from ._faults import fault_point
-from .checkpoint import CheckpointError, load_checkpoint, write_atomic
+from .checkpoint import CheckpointError, load_checkpoint
 
 try:
     import fcntl
@@ -255,7 +256,7 @@ def writing(path: str | Path) -> Iterator[None]:
 
 
 def write_text_atomic(path: str | Path, text: str, point: str | None = None) -> None:
-    r"""Replace the text file ``path`` whole (see :func:`~aligniform.train.checkpoint.write_atomic`).
+    r"""Replace the text file ``path`` whole (see :func:`~aligniform._io.write_atomic`).
 
     Examples:
         >>> import tempfile, pathlib

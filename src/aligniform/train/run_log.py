@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._faults import fault_point
 from .._io import read_jsonl
-from ._faults import fault_point
 from .run_folder import RunFolderError, write_text_atomic
 
 
