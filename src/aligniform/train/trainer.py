@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -141,12 +142,8 @@ class Trainer:
 
     @property
     def local_batch_size(self) -> int:
-        world = self.context.world_size
-        if self.config.batch_size % world:
-            raise ValueError(
-                f"batch_size {self.config.batch_size} must be divisible by the number of processes ({world})"
-            )
-        return self.config.batch_size // world
+        """This process's share of the global batch (that it divides evenly is checked when the trainer is built)."""
+        return self.config.batch_size // self.context.world_size
 
     def _check_batch_size(self) -> None:
         """The global batch splits evenly over the processes and fits in the training set."""
@@ -364,7 +361,7 @@ class Trainer:
             stored, built = read_model_info(state), self.model_info
             differing = [
                 f"{name} {getattr(stored, name)!r} -> {getattr(built, name)!r}"
-                for name in ("name", "dim", "in_channels", "image_size", "dataset")
+                for name in (field.name for field in fields(ModelInfo))
                 if getattr(stored, name) != getattr(built, name)
             ]
             if differing:
@@ -427,11 +424,7 @@ class Trainer:
         indices = shard_indices(
             len(self.data.train), self.context.rank, self.context.world_size, self.config.seed, epoch
         )
-        steps = len(indices) // self.local_batch_size
-        if steps == 0:
-            raise ValueError(
-                f"batch_size {self.config.batch_size} is larger than the training set ({len(self.data.train)} images)"
-            )
+        steps = len(indices) // self.local_batch_size  # >= 1: the batch fits the training set (_check_batch_size)
         totals: dict[str, float] = {}
         bar = tqdm(
             range(steps),
@@ -562,7 +555,7 @@ class Trainer:
         """
         if not self.context.is_main:
             return {}
-        layer = resolve_eval_layer(self.model, self.config.eval_layer)
+        layer = self.eval_layer  # resolved (and checked) when the trainer was built
         model, transform, device = self.model, self.eval_transform, self.device
         with recomputed_batchnorm(model, self.data.bank.images, transform, device=device):
             bank = extract_features(model, self.data.bank.images, transform, [layer], device=device)
