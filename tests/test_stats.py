@@ -72,6 +72,27 @@ def test_bootstrap_rank_correlation_matches_a_scipy_loop_on_the_same_resamples(m
     assert result.dropped == dropped and result.resamples == 400 - dropped and result.n == 9
 
 
+def test_stratified_bootstrap_resamples_within_groups_and_matches_a_scipy_loop():
+    # 3 seeds at each of 4 temperatures: every resample keeps 3 draws per temperature, from that temperature.
+    taus = np.repeat([0.1, 0.2, 0.5, 1.0], 3)
+    values = np.random.default_rng(4).normal(size=12) - taus
+    indices = stats.bootstrap_indices(12, resamples=500, seed=3, groups=taus)
+    assert (taus[indices] == taus).all() and not (indices == np.arange(12)).all()
+    expected = []
+    for rows in indices:  # taus are never constant within a resample, values almost surely not
+        expected.append(scipy_stats.spearmanr(taus[rows], values[rows]).statistic)
+    result = stats.bootstrap_rank_correlation(taus, values, resamples=500, seed=3, groups=taus)
+    assert (result.low, result.high) == pytest.approx(tuple(np.percentile(expected, [2.5, 97.5])), abs=1e-12)
+    assert result.estimate == pytest.approx(scipy_stats.spearmanr(taus, values).statistic)
+    assert result.dropped == 0 and result.n == 12
+    # The points with a non-finite value leave with their labels.
+    holes = values.copy()
+    holes[0] = math.nan
+    assert stats.bootstrap_rank_correlation(taus, holes, resamples=50, groups=taus).n == 11
+    with pytest.raises(ValueError, match="one label per point"):
+        stats.bootstrap_rank_correlation(taus, values, groups=taus[:5])
+
+
 def test_rank_correlation_kernels_on_hand_computed_ties():
     x, y = np.array([[1.0, 1.0, 2.0]]), np.array([[1.0, 2.0, 3.0]])
     # ranks (1.5, 1.5, 3) and (1, 2, 3): centred dot product 1.5, squared norms 1.5 and 2

@@ -83,6 +83,13 @@ class TrainConfig:
         metadata={"help": "epochs where a step schedule multiplies the lr by --lr-decay, e.g. 155,170,185"},
     )
     lr_decay: float = field(default=0.1, metadata={"help": "factor of the step schedule"})
+    warmup_epochs: int = field(
+        default=0,
+        metadata={
+            "help": "linear lr warm-up over the first N epochs, per step, on top of the schedule (0: none); "
+            "keeps large early steps, e.g. of a small temperature, from collapsing the representation"
+        },
+    )
     precision: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16 (autocast)"})
     grad_cache: int | None = field(
         default=None,
@@ -154,6 +161,8 @@ class TrainConfig:
         _choice(self, "precision", PRECISIONS)
         _choice(self, "device", DEVICES)
         _choice(self, "linear_probe", PROBES)
+        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs must be a whole number of epochs >= 0, got {self.warmup_epochs!r}")
         if any(not isinstance(m, int) or m <= 0 for m in self.milestones):
             raise ConfigError(f"milestones must be positive epoch numbers, got {self.milestones!r}")
         try:

@@ -121,23 +121,40 @@ class BootstrapInterval(NamedTuple):
     dropped: int
 
 
-def bootstrap_indices(n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+def bootstrap_indices(
+    n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, groups: ArrayLike | None = None
+) -> np.ndarray:
     """Row indices of ``resamples`` bootstrap resamples of ``n`` points, one resample per row.
 
-    Drawn with replacement by ``numpy.random.default_rng(seed).integers(0, n, (resamples, n))``: the same
-    seed gives the same resamples, so every statistic of one sample bootstrapped with one seed sees the same
-    resamples.
+    Drawn with replacement by ``numpy.random.default_rng(seed)``: the same seed gives the same resamples, so
+    every statistic of one sample bootstrapped with one seed sees the same resamples. Without ``groups``
+    the draw is ``integers(0, n, (resamples, n))``. With ``groups`` (one label per point) the bootstrap is
+    stratified: each group's points are resampled among themselves, so every resample keeps the design, e.g.
+    three seeds at every temperature of a sweep over temperatures.
 
     Examples:
         >>> bootstrap_indices(4, resamples=2, seed=0).shape
         (2, 4)
         >>> bool((bootstrap_indices(5, 3, seed=1) == bootstrap_indices(5, 3, seed=1)).all())
         True
+        >>> drawn = bootstrap_indices(4, resamples=100, groups=["a", "a", "b", "b"])
+        >>> bool((drawn[:, :2] < 2).all() and (drawn[:, 2:] >= 2).all())
+        True
     """
     for value, name in ((n, "n"), (resamples, "resamples")):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.integers(0, n, size=(resamples, n))
+    labels = np.asarray(groups)
+    if labels.shape != (n,):
+        raise ValueError(f"groups must hold one label per point ({n}), got shape {labels.shape}")
+    indices = np.empty((resamples, n), dtype=np.int64)
+    for label in dict.fromkeys(labels.tolist()):  # first-seen order: the draw does not depend on sorting labels
+        members = np.flatnonzero(labels == label)
+        indices[:, members] = members[rng.integers(0, len(members), size=(resamples, len(members)))]
+    return indices
 
 
 def percentile_interval(values: ArrayLike, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -206,12 +223,14 @@ def bootstrap_rank_correlation(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     confidence: float = CONFIDENCE,
+    groups: ArrayLike | None = None,
 ) -> BootstrapInterval:
     """Spearman's ρ or Kendall's τ-b of ``a`` and ``b`` with a percentile bootstrap interval.
 
-    The points (pairs) are resampled with replacement (:func:`bootstrap_indices`); a resample in which ``a``
-    or ``b`` is constant has no rank correlation and is dropped and counted. Pairs with a non-finite value are
-    left out first. With fewer than :data:`MIN_POINTS` points everything is NaN.
+    The points (pairs) are resampled with replacement (:func:`bootstrap_indices`, stratified by ``groups``
+    when given); a resample in which ``a`` or ``b`` is constant has no rank correlation and is dropped and
+    counted. Pairs with a non-finite value are left out first. With fewer than :data:`MIN_POINTS` points
+    everything is NaN.
 
     Args:
         a: first sequence.
@@ -220,6 +239,9 @@ def bootstrap_rank_correlation(
         resamples: bootstrap resamples.
         seed: seed of ``numpy.random.default_rng`` drawing them.
         confidence: level of the percentile interval.
+        groups: optional label per point; points are then resampled within their group (e.g. ``a`` = the
+            temperature of each run and the groups the temperatures: the seeds of each temperature are
+            resampled, every temperature stays in every resample).
 
     Returns:
         The :class:`BootstrapInterval` (the estimate is :func:`rank_correlation` on all points).
@@ -233,12 +255,19 @@ def bootstrap_rank_correlation(
     """
     if method not in ("spearman", "kendall"):
         raise ValueError(f"method must be 'spearman' or 'kendall', got {method!r}")
-    x, y = _finite_columns([np.asarray(a, dtype=float), np.asarray(b, dtype=float)])
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    labels = None
+    if groups is not None:
+        labels = np.asarray(groups)
+        if labels.shape != x.shape:
+            raise ValueError(f"groups must hold one label per point ({x.shape}), got shape {labels.shape}")
+        labels = labels[np.isfinite(x) & np.isfinite(y)] if x.shape == y.shape else labels
+    x, y = _finite_columns([x, y])
     n = len(x)
     estimate = rank_correlation(x, y, method).statistic
     if n < MIN_POINTS:
         return BootstrapInterval(math.nan, math.nan, math.nan, n, 0, 0)
-    indices = bootstrap_indices(n, resamples, seed)
+    indices = bootstrap_indices(n, resamples, seed, groups=labels)
     xs, ys = x[indices], y[indices]
     usable = _not_constant(xs) & _not_constant(ys)
     statistic = _spearman_rows if method == "spearman" else _kendall_rows

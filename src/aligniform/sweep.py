@@ -23,6 +23,7 @@ with :class:`SweepRunsFailed` listing the failed runs.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -147,15 +148,20 @@ def _mapping(value: Any, section: str, path: Path) -> dict[str, Any]:
 
 def train_command(run: SweepRun, out: Path) -> list[str]:
     """The ordinary ``aligniform train`` invocation of one run."""
+    return config_train_command(out / run.name)
+
+
+def config_train_command(folder: Path) -> list[str]:
+    """``aligniform train`` of the config saved as ``folder/requested.yaml``, into ``folder``."""
     return [
         sys.executable,
         "-m",
         "aligniform",
         "train",
         "--config",
-        str(out / run.name / "requested.yaml"),
+        str(folder / "requested.yaml"),
         "--out",
-        str(out / run.name),
+        str(folder),
         "--no-progress",
         "--overwrite",  # a run that failed before is trained again from the start
     ]
@@ -165,6 +171,56 @@ def _prepare(run: SweepRun, out: Path) -> None:
     folder = out / run.name
     folder.mkdir(parents=True, exist_ok=True)
     run.config(out).to_yaml(folder / "requested.yaml")
+
+
+def train_in_processes(configs: list[TrainConfig], workers: int, stream: TextIO | None = None) -> list[str]:
+    """Train each config with ``aligniform train`` in its own process, ``workers`` at a time.
+
+    Each run's folder is its ``config.out``; it gets ``requested.yaml`` (the config), ``train.log`` (the
+    process's output) and ``wall_seconds.txt``. Every process gets ``cores / workers`` threads. A failed run
+    does not stop the others.
+
+    Args:
+        configs: the runs' configs (each with its own ``out``).
+        workers: processes at a time.
+        stream: where a line per finished or failed run goes (default: standard output).
+
+    Returns:
+        The folder names of the runs that failed (empty when all finished).
+    """
+    workers = check_positive_int(workers, "workers")
+    stream = stream or sys.stdout
+    folders = []
+    for config in configs:
+        folder = Path(config.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        dataclasses.replace(config, progress=False).to_yaml(folder / "requested.yaml")
+        folders.append(folder)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    failures = []
+
+    def execute(folder: Path) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        started = time.perf_counter()
+        log = folder / "train.log"
+        with log.open("w") as handle:
+            command = config_train_command(folder)
+            code = subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+        seconds = time.perf_counter() - started
+        (folder / "wall_seconds.txt").write_text(f"{seconds:.2f}\n")
+        if code == 0:
+            print(f"  {folder.name}: done in {seconds:.0f} s", file=stream, flush=True)
+            return
+        failures.append(folder.name)
+        print(
+            f"  {folder.name}: FAILED (exit {code}) in {seconds:.0f} s: {_last_line(log)} (log: {log})",
+            file=stream,
+            flush=True,
+        )
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(execute, folders))
+    return sorted(failures)
 
 
 def _results(run: SweepRun, out: Path) -> dict[str, Any] | None:
@@ -201,10 +257,9 @@ def run_sweep(
     workers = check_positive_int(workers, "workers")
     runs = load_grid(grid_file)
     pending = [run for run in runs if _results(run, out) is None]
-    for run in pending:
-        _prepare(run, out)
     if emit_commands:
         for run in pending:
+            _prepare(run, out)
             print(shlex.join(train_command(run, out)), file=stream)
         return []
     print(
@@ -213,37 +268,14 @@ def run_sweep(
         file=stream,
         flush=True,
     )
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    failures = []
-
-    def execute(run: SweepRun) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        started = time.perf_counter()
-        log = out / run.name / "train.log"
-        with log.open("w") as handle:
-            code = subprocess.run(train_command(run, out), env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
-        seconds = time.perf_counter() - started
-        (out / run.name / "wall_seconds.txt").write_text(f"{seconds:.2f}\n")
-        if code == 0:
-            print(f"  {run.name}: done in {seconds:.0f} s", file=stream, flush=True)
-            return
-        failures.append(run.name)
-        print(
-            f"  {run.name}: FAILED (exit {code}) in {seconds:.0f} s: {_last_line(log)} (log: {log})",
-            file=stream,
-            flush=True,
-        )
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(execute, pending))
+    failures = train_in_processes([run.config(out) for run in pending], workers, stream)
     rows = write_summary(runs, out)
     print(f"sweep: wrote {out / 'sweep.csv'} ({len(rows)} finished runs)", file=stream)
     if failures:
-        failed = sorted(failures)
         raise SweepRunsFailed(
-            f"{len(failed)} of {len(pending)} run(s) failed: {', '.join(failed)}; see each run's train.log in "
+            f"{len(failures)} of {len(pending)} run(s) failed: {', '.join(failures)}; see each run's train.log in "
             f"{out}, fix the cause and rerun the sweep (finished runs are kept)",
-            failed,
+            failures,
         )
     return rows
 

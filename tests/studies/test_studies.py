@@ -1,10 +1,12 @@
 """The studies end to end on tiny settings, and the numbers they rest on."""
 
 import json
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from aligniform import asymptotic_contrastive_loss
 from aligniform.studies.common import build_options
@@ -114,6 +116,87 @@ def test_temperature_study_runs_and_resumes(tmp_path):
     again = run_temperature_study(tmp_path, **options)  # finished runs are reused, not retrained
     assert again["counts"] == {"trained": 0, "resumed": 0, "reused": 4}
     assert [r["knn_acc"] for r in again["rows"]] == [r["knn_acc"] for r in results["rows"]]
+
+
+def _row(loss, tau, seed, neg_uniformity, tolerance, accuracy):
+    return {
+        "loss": loss,
+        "tau": tau,
+        "seed": seed,
+        "accuracy": accuracy,
+        "linear_acc": accuracy,
+        "knn_acc": accuracy,
+        "neg_uniformity": neg_uniformity,
+        "tolerance": tolerance,
+        "alignment": 0.5,
+        "near_collapse": False,
+    }
+
+
+def test_temperature_claims_follow_the_preregistered_rules():
+    from aligniform.studies.temperature import claims, summarize, trends
+
+    taus = (0.07, 0.2, 0.3, 0.5, 0.7, 1.0)
+    noise = {0: -0.01, 1: 0.0, 2: 0.01}
+    rows = []
+    for tau in taus:
+        for seed, e in noise.items():
+            # plain: uniformity falls and tolerance rises with τ, accuracy peaks at τ = 0.2
+            rows.append(
+                _row("contrastive", tau, seed, 3.5 - tau + e, 0.2 + 0.5 * tau + e, 0.95 - abs(tau - 0.2) / 10 + e / 10)
+            )
+            # hard: flat uniformity, clearly above the plain loss from τ = 0.5 on, except at τ = 1
+            rows.append(_row("hard_contrastive", tau, seed, (3.5 if tau < 1 else 2.5) + e, 0.3 + e, 0.95 + e / 10))
+    trend = trends(rows, resamples=2000)
+    plain = trend["contrastive"]
+    assert plain["uniformity"]["rho"] < -0.9 and plain["uniformity"]["high"] < 0
+    assert plain["tolerance"]["low"] > 0 and plain["tolerance"]["rho_of_means"] == pytest.approx(1.0)
+    verdicts = {c["claim"]: c for c in claims(rows, trend)}
+    assert verdicts["uniformity falls as τ grows (contrastive)"]["verdict"] == "reproduces"
+    assert verdicts["tolerance rises as τ grows (contrastive)"]["verdict"] == "reproduces"
+    hard = verdicts["hard contrastive stays more uniform at large τ"]
+    # τ = 0.5: 3.5 − 3.0 = 0.5, τ = 0.7: 3.5 − 2.8 = 0.7, τ = 1: 2.5 − 2.5 = 0 -> two of three: partly
+    assert [round(g["difference"], 9) for g in hard["gaps"]] == [0.5, 0.7, 0.0] and hard["verdict"] == "partly"
+    # seed sd 0.01 on both: standard error sqrt(2 · 0.01² / 3)
+    assert hard["gaps"][0]["standard_error"] == pytest.approx(math.sqrt(2 * 0.01**2 / 3))
+    best = verdicts["plain contrastive is most accurate at τ ≈ 0.2–0.3"]
+    assert best["best_tau"] == 0.2 and best["verdict"] == "reproduces"
+    # the summary is the plain mean and sample standard deviation over seeds
+    entry = next(m for m in summarize(rows) if m["loss"] == "contrastive" and m["tau"] == 0.5)
+    assert entry["neg_uniformity"] == pytest.approx(3.0) and entry["neg_uniformity_std"] == pytest.approx(0.01)
+
+    # Rising uniformity (the opposite of W&L) is "not reproduced"; one seed gives no interval for the gap test.
+    flipped = [dict(r, neg_uniformity=-r["neg_uniformity"]) for r in rows if r["seed"] == 1]
+    flipped_claims = {c["claim"]: c["verdict"] for c in claims(flipped, trends(flipped, resamples=500))}
+    assert flipped_claims["uniformity falls as τ grows (contrastive)"] == "not reproduced"
+    assert flipped_claims["hard contrastive stays more uniform at large τ"] == "not reproduced"
+
+
+@pytest.mark.slow
+def test_temperature_study_with_seeds_in_worker_processes(tmp_path):
+    options = dict(
+        taus=(0.2, 0.5),
+        losses=("contrastive",),
+        seeds=(0, 1),
+        workers=2,
+        epochs=1,
+        batch_size=128,
+        dim=16,
+        dataset="digits",
+        linear_probe="none",
+        warmup_epochs=1,
+        progress=False,
+    )
+    results = run_temperature_study(tmp_path, **options)
+    assert [(r["tau"], r["seed"]) for r in results["rows"]] == [(0.2, 0), (0.2, 1), (0.5, 0), (0.5, 1)]
+    assert results["counts"]["trained"] == 4
+    assert (tmp_path / "temperature_runs" / "contrastive_tau0.5_seed1" / "results.json").is_file()
+    saved = yaml.safe_load((tmp_path / "temperature_runs" / "contrastive_tau0.2_seed1" / "config.yaml").read_text())
+    assert saved["seed"] == 1 and saved["warmup_epochs"] == 1
+    assert [m["seeds"] for m in results["summary"]] == [2, 2]
+    assert "±" in (tmp_path / "temperature.md").read_text()
+    again = run_temperature_study(tmp_path, **options)
+    assert again["counts"] == {"trained": 0, "resumed": 0, "reused": 4}
 
 
 def test_unknown_study_options_are_named():

@@ -252,8 +252,10 @@ def plot_temperature_curves(
     Three panels share a log-scale τ axis: accuracy, uniformity plotted as
     −L_uniform(t = 2) (higher is more uniform, as Wang & Liu report) and
     tolerance. Each loss (e.g. ``contrastive``, ``hard_contrastive``) is one
-    line. Small τ gives high uniformity and low tolerance, large τ the reverse:
-    the uniformity–tolerance dilemma.
+    line; with several records (seeds) at one τ, each is a faint point and the
+    line joins their means, with the sample standard deviation as error bars.
+    Small τ gives high uniformity and low tolerance, large τ the reverse: the
+    uniformity–tolerance dilemma.
 
     Args:
         records: dicts (or CSV rows) with keys ``loss``, ``tau``, ``accuracy``,
@@ -291,12 +293,25 @@ def plot_temperature_curves(
         key = accuracy_key if key == "accuracy" else key
         drawn = 0
         for index, (loss, points) in enumerate(sorted(by_loss.items())):
-            values = [(tau, to_float(record.get(key))) for tau, record in points]
-            curve = sorted((tau, value) for tau, value in values if value is not None)
-            if curve:
-                taus, ys = zip(*curve)
-                axes.plot(taus, sign * np.array(ys), "o-", color=f"C{index % 10}", label=loss, markersize=4)
-                drawn += 1
+            by_tau: dict[float, list[float]] = {}
+            for tau, record in points:
+                value = to_float(record.get(key))
+                if value is not None:
+                    by_tau.setdefault(tau, []).append(sign * value)
+            if not by_tau:
+                continue
+            color = f"C{index % 10}"
+            taus = sorted(by_tau)
+            means = [float(np.mean(by_tau[tau])) for tau in taus]
+            if any(len(values) > 1 for values in by_tau.values()):
+                # Several seeds: every run as a faint point, the mean ± sample standard deviation as the line.
+                spreads = [float(np.std(by_tau[tau], ddof=1)) if len(by_tau[tau]) > 1 else 0.0 for tau in taus]
+                xs = [tau for tau in taus for _ in by_tau[tau]]
+                axes.plot(xs, [v for tau in taus for v in by_tau[tau]], ".", color=color, alpha=0.35, markersize=4)
+                axes.errorbar(taus, means, yerr=spreads, fmt="o-", color=color, label=loss, markersize=4, capsize=2)
+            else:
+                axes.plot(taus, means, "o-", color=color, label=loss, markersize=4)
+            drawn += 1
         if not drawn:
             axes.text(0.5, 0.5, f"no '{key}' values", transform=axes.transAxes, ha="center", color="0.5")
         axes.set_xscale("log")

@@ -54,7 +54,7 @@ def parse_study_options(options_class: type, assignments: Iterable[str]) -> dict
 #: Integer options that are not counts: any integer.
 ANY_INTEGER_OPTIONS = ("seed",)
 #: Integer options where 0 means "leave the setting alone": 0 or more.
-NON_NEGATIVE_OPTIONS = ("threads",)
+NON_NEGATIVE_OPTIONS = ("threads", "warmup_epochs")
 
 
 def check_study_option(name: str, value: Any) -> Any:

@@ -58,7 +58,7 @@ from .run_folder import (
     writing,
 )
 from .run_log import RunLog, metrics_line, recover_metrics
-from .schedule import build_scheduler
+from .schedule import build_scheduler, warmup_factor
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
@@ -432,15 +432,18 @@ class Trainer:
             leave=False,
             disable=not (self.config.progress and self.context.is_main),
         )
+        scheduled = [group["lr"] for group in self.optimizer.param_groups]  # this epoch's lr before warm-up
         for step in bar:
             batch = indices[step * self.local_batch_size : (step + 1) * self.local_batch_size]
             images = self.train_images[batch.to(self.train_images.device)]
             labels = self.data.train.labels[batch].to(self.device) if self.objective.uses_labels else None
+            self._warm_up(scheduled, warmup_factor((epoch - 1) * steps + step + 1, self.config.warmup_epochs * steps))
             terms = self._train_step(images.to(self.device, non_blocking=True), epoch, step + 1, labels)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
         lr = self.optimizer.param_groups[0]["lr"]
+        self._warm_up(scheduled, 1.0)  # the schedule steps from its own value (a step schedule multiplies the lr)
         self.scheduler.step()
         self.epoch = epoch
         record = {"epoch": epoch, **{k: v / steps for k, v in totals.items()}, "lr": lr}
@@ -448,6 +451,15 @@ class Trainer:
         record.update(self.validate())
         record["seconds"] = time.perf_counter() - started
         self._end_epoch(record)
+
+    def _warm_up(self, scheduled: list[float], factor: float) -> None:
+        """Set each group's lr to its scheduled value times the warm-up ``factor`` (no-op without warm-up).
+
+        The factor comes from the global step, derived from the epoch, so a resumed run continues its warm-up.
+        """
+        if self.config.warmup_epochs > 0:
+            for group, lr in zip(self.optimizer.param_groups, scheduled, strict=True):
+                group["lr"] = lr * factor
 
     def _train_step(
         self, images: torch.Tensor, epoch: int, step: int, labels: torch.Tensor | None = None
