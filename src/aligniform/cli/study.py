@@ -8,7 +8,7 @@ import dataclasses
 from .errors import UserError, path_argument
 
 #: The studies' names (the keys of :data:`aligniform.studies.STUDIES`), known without importing them.
-STUDY_NAMES = ("correlation", "family", "latent-classes", "temperature", "theorem1")
+STUDY_NAMES = ("correlation", "family", "latent-classes", "summary", "temperature", "theorem1")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

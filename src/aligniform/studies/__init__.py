@@ -22,6 +22,8 @@ name               function / options                   claim (paper)
 ``family``         :func:`run_family_study`             where each loss of the family puts one encoder on the
                    :class:`FamilyOptions`               alignment–uniformity map; DCL at small batch, SupCon's
                                                         tolerance (Yeh et al. 2022; Khosla et al. 2020)
+``summary``        :func:`run_summary_study`            no claim of its own: REPRODUCTION.md's table of every
+                   :class:`SummaryOptions`              claim and verdict, read from the studies' outputs
 =================  ===================================  ======================================================
 
 Examples:
@@ -33,6 +35,7 @@ Examples:
 from .correlation import CorrelationOptions, run_correlation_study
 from .family import FamilyOptions, run_family_study
 from .latent_classes import LatentClassesOptions, run_latent_classes_study
+from .summary import SummaryOptions, run_summary_study
 from .temperature import TemperatureOptions, run_temperature_study
 from .theorem1 import Theorem1Options, anchor_limit_terms, run_theorem1_study
 
@@ -43,6 +46,7 @@ STUDIES = {
     "latent-classes": (run_latent_classes_study, LatentClassesOptions),
     "temperature": (run_temperature_study, TemperatureOptions),
     "family": (run_family_study, FamilyOptions),
+    "summary": (run_summary_study, SummaryOptions),
 }
 
 __all__ = [
@@ -56,6 +60,8 @@ __all__ = [
     "Theorem1Options",
     "anchor_limit_terms",
     "run_latent_classes_study",
+    "SummaryOptions",
+    "run_summary_study",
     "run_temperature_study",
     "run_theorem1_study",
 ]

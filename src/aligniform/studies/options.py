@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,8 +13,8 @@ from ..config import parse_value
 def parse_study_options(options_class: type, assignments: Iterable[str]) -> dict[str, Any]:
     """``key=value`` strings -> typed overrides of a study's options dataclass.
 
-    Each value is read as the type of the option's default
-    (:func:`aligniform.config.parse_value`): lists as ``a,b,c``, booleans as
+    Each value is read as the option's annotated type, or the type of its default where the annotation does
+    not resolve (:func:`aligniform.config.parse_value`): lists as ``a,b,c``, booleans as
     ``true/false``, ``yes/no`` or ``1/0``. Dashes in keys stand for underscores.
 
     Args:
@@ -41,13 +42,17 @@ def parse_study_options(options_class: type, assignments: Iterable[str]) -> dict
         field.name: None if field.default is dataclasses.MISSING else field.default
         for field in dataclasses.fields(options_class)
     }
+    try:  # the annotations, where they resolve: an empty tuple default says nothing of its items' type
+        kinds = typing.get_type_hints(options_class)
+    except (NameError, TypeError):
+        kinds = {}
     overrides = {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in defaults:
             raise ValueError(f"expects KEY=VALUE with KEY one of {', '.join(defaults)}; got {assignment!r}")
-        overrides[key] = check_study_option(key, parse_value(text.strip(), defaults[key], key))
+        overrides[key] = check_study_option(key, parse_value(text.strip(), kinds.get(key, defaults[key]), key))
     return overrides
 
 
