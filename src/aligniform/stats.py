@@ -150,10 +150,13 @@ def bootstrap_indices(
     labels = np.asarray(groups)
     if labels.shape != (n,):
         raise ValueError(f"groups must hold one label per point ({n}), got shape {labels.shape}")
-    indices = np.empty((resamples, n), dtype=np.int64)
+    indices = np.full((resamples, n), -1, dtype=np.int64)
     for label in dict.fromkeys(labels.tolist()):  # first-seen order: the draw does not depend on sorting labels
         members = np.flatnonzero(labels == label)
-        indices[:, members] = members[rng.integers(0, len(members), size=(resamples, len(members)))]
+        if len(members):
+            indices[:, members] = members[rng.integers(0, len(members), size=(resamples, len(members)))]
+    if (indices[0] < 0).any():  # a label unequal to itself (NaN) belongs to no group
+        raise ValueError("groups must be labels equal to themselves; got NaN among them")
     return indices
 
 

@@ -169,7 +169,8 @@ def test_temperature_claims_follow_the_preregistered_rules():
     flipped = [dict(r, neg_uniformity=-r["neg_uniformity"]) for r in rows if r["seed"] == 1]
     flipped_claims = {c["claim"]: c["verdict"] for c in claims(flipped, trends(flipped, resamples=500))}
     assert flipped_claims["uniformity falls as τ grows (contrastive)"] == "not reproduced"
-    assert flipped_claims["hard contrastive stays more uniform at large τ"] == "not reproduced"
+    assert flipped_claims["hard contrastive stays more uniform at large τ"] == "not evaluable"
+    assert flipped_claims["plain contrastive is most accurate at τ ≈ 0.2–0.3"] == "not evaluable"
 
 
 @pytest.mark.slow

@@ -41,7 +41,8 @@ def temperature(folder):
 def family(folder, nt_small=(0.9685, 0.0007), dcl_small=(0.9715, 0.0007)):
     def entry(objective, batch, tolerance, accuracy, spread):
         return {"objective": objective, "batch_size": batch, "seeds": 2, "tolerance": tolerance,
-                "tolerance_std": 0.01, "linear_acc": accuracy, "linear_acc_std": spread}  # fmt: skip
+                "tolerance_std": 0.01, "linear_acc": accuracy, "linear_acc_std": spread, "accuracy": accuracy,
+                "accuracy_std": spread}  # fmt: skip
 
     entries = [
         entry("contrastive", 256, 0.42, 0.9655, 0.002),
@@ -66,7 +67,9 @@ def theorem1(folder, shrinks=(True, True)):
 
 
 def latent(folder, holds=True):
-    settings = [{"bound_holds": holds, "records": [{}] * 3}, {"bound_holds": True, "records": [{}] * 3}]
+    fine, broken = {"binary_loss": 0.5, "sup_bound": 0.6}, {"binary_loss": 0.7, "sup_bound": 0.6}
+    first = [fine, fine, fine if holds else broken]
+    settings = [{"bound_holds": holds, "records": first}, {"bound_holds": True, "records": [fine] * 3}]
     pooled = {"checkpoints": 6, "median_within_setting_unsup_vs_accuracy": -0.97, "unsup_vs_accuracy": -0.79}
     return write(folder, "latent_classes.json", {"settings": settings, "pooled": pooled})
 
@@ -112,7 +115,7 @@ def test_every_study_gives_its_rows_with_a_verdict(tmp_path):
     # SupCon: 0.46 above with s.e. 0.01: reproduced; NT-Xent improves at batch 32: the DCL premise is absent
     assert rows["SupCon's tolerance is higher than InfoNCE's"]["verdict"] == "reproduced"
     dcl = rows["DCL trains well at small batch where NT-Xent degrades"]
-    assert dcl["verdict"] == "not reproduced" and "premise is absent" in dcl["here"]
+    assert dcl["verdict"] == "not evaluable" and "premise is absent" in dcl["here"]
     assert rows["debiased contrastive beats SimCLR (NT-Xent)"]["verdict"] == "not reproduced"
     table = (tmp_path / "out" / "summary.md").read_text()
     assert table.count("\n| ") == len(results["rows"]) + 1 and "**not reproduced**" in table
@@ -125,7 +128,7 @@ def test_verdict_rules_on_the_edges(tmp_path):
     assert summary.theorem1_rows(t1)[0]["verdict"] == "partly"
     lc = json.loads((latent(tmp_path / "l", holds=False) / "latent_classes.json").read_text())
     row = summary.latent_classes_rows(lc)[0]
-    assert row["verdict"] == "partly" and "held at 3 of 6 checkpoints" in row["here"]
+    assert row["verdict"] == "partly" and "held at 5 of 6 checkpoints" in row["here"]
     # NT-Xent loses 3 points at batch 32 (premise present); DCL loses less, by far more than 2 s.e.
     degraded = json.loads((family(tmp_path / "f", (0.9335, 0.001), (0.960, 0.001)) / "family.json").read_text())
     assert (
@@ -156,6 +159,19 @@ def test_update_replaces_only_the_marked_table_and_checks_first(tmp_path, capsys
 def test_missing_study_output_is_a_one_line_error(tmp_path, capsys):
     assert main(["study", "summary", "--out", str(tmp_path / "o"), "--set", f"temperature={tmp_path}"]) == 2
     assert f"{tmp_path}/temperature.json does not exist" in capsys.readouterr().err
+    write(tmp_path / "old", "family.json", {"options": {}})  # written by something else: no summary
+    assert main(["study", "summary", "--out", str(tmp_path / "o"), "--set", f"family={tmp_path / 'old'}"]) == 2
+    error = capsys.readouterr().err
+    assert "family.json lacks what the summary reads" in error and "Traceback" not in error
+
+
+def test_undefined_numbers_give_not_evaluable_rows():
+    curve = {"tau": 0.5, "gap_shrinks": True, "slope": None, "predicted_m_times_gap": None, "rows": [{"M": 1}]}
+    row = summary.theorem1_rows({"synthetic": {"curves": {"0.5": curve}}})[0]
+    assert row["verdict"] == "reproduced" and row["here"] == "1 of 1 curves shrink"
+    pooled = {"checkpoints": 0, "median_within_setting_unsup_vs_accuracy": None, "unsup_vs_accuracy": None}
+    assert summary.latent_classes_rows({"settings": [], "pooled": pooled})[0]["verdict"] == "not evaluable"
+    assert summary._by_margin(0.5, None) == "not evaluable" and summary._decided("reproduces", None) == "not evaluable"
 
 
 def test_the_documented_command_parses():

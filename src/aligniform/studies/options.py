@@ -59,7 +59,10 @@ def parse_study_options(options_class: type, assignments: Iterable[str]) -> dict
 #: Integer options that are not counts: any integer.
 ANY_INTEGER_OPTIONS = ("seed",)
 #: Integer options where 0 means "leave the setting alone": 0 or more.
-NON_NEGATIVE_OPTIONS = ("threads", "warmup_epochs")
+NON_NEGATIVE_OPTIONS = {
+    "threads": "0 (leave torch's setting) or a positive number of threads",
+    "warmup_epochs": "0 (no warm-up) or a positive number of epochs",
+}
 
 
 def check_study_option(name: str, value: Any) -> Any:
@@ -81,7 +84,7 @@ def check_study_option(name: str, value: Any) -> Any:
         return value
     if name in NON_NEGATIVE_OPTIONS:
         if value < 0:
-            raise ValueError(f"{name} must be 0 (leave torch's setting) or a positive number of threads, got {value}")
+            raise ValueError(f"{name} must be {NON_NEGATIVE_OPTIONS[name]}, got {value}")
         return value
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value}")

@@ -244,7 +244,9 @@ def summarize(rows: list[dict]) -> list[dict]:
     for (loss, tau), members in groups.items():
         entry: dict[str, Any] = {"loss": loss, "tau": tau, "seeds": len(members)}
         for key in SUMMARY_METRICS:
-            entry[key], entry[f"{key}_std"] = _mean_std([m.get(key) for m in members])
+            values = [m.get(key) for m in members]
+            entry[key], entry[f"{key}_std"] = _mean_std(values)
+            entry[f"{key}_n"] = sum(v is not None and math.isfinite(v) for v in values)
         entry["near_collapse"] = sum(bool(m.get("near_collapse")) for m in members)
         summary.append(entry)
     return summary
@@ -285,7 +287,7 @@ def _difference(a: dict, b: dict, key: str) -> tuple[float | None, float | None]
     difference = a[key] - b[key]
     if a.get(f"{key}_std") is None or b.get(f"{key}_std") is None:
         return difference, None
-    return difference, math.sqrt(a[f"{key}_std"] ** 2 / a["seeds"] + b[f"{key}_std"] ** 2 / b["seeds"])
+    return difference, math.sqrt(a[f"{key}_std"] ** 2 / a[f"{key}_n"] + b[f"{key}_std"] ** 2 / b[f"{key}_n"])
 
 
 #: Temperatures where the hard loss's uniformity is compared with the plain loss's ("large τ").
@@ -305,7 +307,7 @@ def trends(rows: list[dict], resamples: int = 10_000) -> dict:
     """
     summary = {}
     for loss in dict.fromkeys(r["loss"] for r in rows):
-        mine = [r for r in rows if r["loss"] == loss and r["tolerance"] is not None]
+        mine = [r for r in rows if r["loss"] == loss]  # each trend drops the runs missing its own metric
         means = summarize(mine)
         best = max(means, key=lambda m: m["accuracy"] if m["accuracy"] is not None else -1, default=None)
         uniformity = _rank_trend(mine, "neg_uniformity", resamples)
@@ -328,10 +330,10 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
     2. Tolerance rises as τ grows (plain loss): likewise.
     3. The hard loss stays uniform at large τ: at each τ of :data:`LARGE_TAUS` the hard loss's mean
        −L_uniform exceeds the plain loss's by more than 2 standard errors (over seeds); all three:
-       reproduces, some: partly, none: not reproduced.
+       reproduces, some: partly, none: not reproduced (not evaluable with one seed or a missing τ).
     4. The plain loss is most accurate at a middle τ: the best mean accuracy is at a τ of
        :data:`BEST_TAUS`; reproduces when it is also more than 2 standard errors above both ends of the
-       τ grid, partly when it is not.
+       τ grid, partly when it is not (not evaluable with one seed); not reproduced at another τ.
     """
     summary = summarize(rows)
     entry = {(m["loss"], m["tau"]): m for m in summary}
@@ -360,6 +362,8 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
     if gaps:
         separated = sum(g["standard_error"] is not None and g["difference"] > 2 * g["standard_error"] for g in gaps)
         verdict = "reproduces" if separated == len(LARGE_TAUS) else "partly" if separated else "not reproduced"
+        if len(gaps) < len(LARGE_TAUS) or any(g["standard_error"] is None for g in gaps):
+            verdict = "not evaluable"  # a missing τ, or one seed: no standard error to compare with
         result.append({"claim": "hard contrastive stays more uniform at large τ", "gaps": gaps, "verdict": verdict})
     plain_entries = sorted((m for m in summary if m["loss"] == "contrastive"), key=lambda m: m["tau"])
     if len(plain_entries) >= 3 and all(m["accuracy"] is not None for m in plain_entries):
@@ -368,6 +372,8 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
         in_range = any(math.isclose(best["tau"], tau) for tau in BEST_TAUS)
         clear = all(d is not None and e is not None and d > 2 * e for d, e in margins)
         verdict = ("reproduces" if clear else "partly") if in_range else "not reproduced"
+        if in_range and any(e is None for _, e in margins):
+            verdict = "not evaluable"  # one seed: no standard error to decide between reproduces and partly
         result.append(
             {
                 "claim": "plain contrastive is most accurate at τ ≈ 0.2–0.3",
