@@ -71,7 +71,7 @@ def latent(folder, holds=True):
     first = [fine, fine, fine if holds else broken]
     settings = [{"bound_holds": holds, "records": first}, {"bound_holds": True, "records": [fine] * 3}]
     pooled = {"checkpoints": 6, "median_within_setting_unsup_vs_accuracy": -0.97, "unsup_vs_accuracy": -0.79}
-    return write(folder, "latent_classes.json", {"settings": settings, "pooled": pooled})
+    return write(folder, "latent-classes.json", {"settings": settings, "pooled": pooled})
 
 
 def figure5(folder):
@@ -126,7 +126,7 @@ def test_verdict_rules_on_the_edges(tmp_path):
     assert behind[0]["verdict"] == "partly"  # 0.8 points behind on linear, ahead on 5-NN
     t1 = json.loads((theorem1(tmp_path / "t", (True, False)) / "theorem1.json").read_text())
     assert summary.theorem1_rows(t1)[0]["verdict"] == "partly"
-    lc = json.loads((latent(tmp_path / "l", holds=False) / "latent_classes.json").read_text())
+    lc = json.loads((latent(tmp_path / "l", holds=False) / "latent-classes.json").read_text())
     row = summary.latent_classes_rows(lc)[0]
     assert row["verdict"] == "partly" and "held at 5 of 6 checkpoints" in row["here"]
     # NT-Xent loses 3 points at batch 32 (premise present); DCL loses less, by far more than 2 s.e.

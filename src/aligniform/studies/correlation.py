@@ -817,12 +817,12 @@ def _ablation_lines(ablation: dict, threshold: float) -> list[str]:
     uniform = second["uniform_alone"] or {}
     second_numbers = (
         f"alignment {cell(uniform.get('alignment'), 3)} vs max {cell(second['max_moderate_alignment'], 3)} of w ∈ "
-        f"{{{', '.join(map(_ratio, second['moderate_ratios']))}}}; accuracy {cell(uniform.get('accuracy'), 2)} "
+        f"{{{', '.join(map(ratio_label, second['moderate_ratios']))}}}; accuracy {cell(uniform.get('accuracy'), 2)} "
         f"is {cell(second['accuracy_below_median'], 2)} below their median "
         f"{cell(second['median_moderate_accuracy'], 2)} (3s = {cell(second['three_s'], 2)})"
     )
     third_numbers = "; ".join(
-        f"w = {_ratio(entry['w'])}: {cell(entry['accuracy'], 2)}"
+        f"w = {ratio_label(entry['w'])}: {cell(entry['accuracy'], 2)}"
         + (" collapsed" if entry["collapsed"] else "")
         + f" ({cell(entry['below_best'], 2)} below)"
         for entry in third["encoders"]
@@ -852,7 +852,7 @@ def _ablation_lines(ablation: dict, threshold: float) -> list[str]:
         f"{_p(rho['p'])}, n = {rho['n']} (the paper: positive).",
     ]
     if missing:
-        lines.append(f"Pre-stated weight ratios that did not finish: {', '.join(map(_ratio, missing))}.")
+        lines.append(f"Pre-stated weight ratios that did not finish: {', '.join(map(ratio_label, missing))}.")
     return lines + [""]
 
 
@@ -861,7 +861,13 @@ def _setting(value: object) -> str:
     return f"{value:g}" if _finite(value) else "" if value is None else str(value)
 
 
-def _ratio(w: float) -> str:
+def ratio_label(w: float) -> str:
+    """The align/uniform weight ratio as the design writes it (0.98/0.96 for the paper's own weights).
+
+    Examples:
+        >>> ratio_label(0.98 / 0.96), ratio_label(4.0)
+        ('0.98/0.96', '4')
+    """
     return "0.98/0.96" if math.isclose(w, 0.98 / 0.96) else f"{w:g}"
 
 

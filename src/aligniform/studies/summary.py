@@ -212,7 +212,7 @@ def correlation_rows(studies: list[dict]) -> list[dict[str, str]]:
 def _ablation_numbers(key: str, prediction: dict) -> str:
     if key == "alignment_alone_collapses":
         values = [
-            f"{name.replace('alpha=', 'α = ')} L_uniform {_num((numbers or {}).get('uniformity'), 2)}"
+            f"{name.replace('alpha=', 'α = ')} L_uniform {_num((numbers or {}).get('uniformity'), 3)}"
             for name, numbers in prediction["encoders"].items()
         ]
         return f" ({', '.join(values)})"
@@ -223,7 +223,9 @@ def _ablation_numbers(key: str, prediction: dict) -> str:
             f"{_num(prediction.get('max_moderate_alignment'), 3)}; {_num(prediction.get('accuracy_below_median'), 1)} "
             f"points below the median, 3s = {_num(prediction.get('three_s'), 1)})"
         )
-    below = [f"w = {e['w']:g}: {_num(e.get('below_best'), 1)}" for e in prediction["encoders"]]
+    from .correlation import ratio_label
+
+    below = [f"w = {ratio_label(e['w'])}: {_num(e.get('below_best'), 1)}" for e in prediction["encoders"]]
     return f" (points below the best moderate: {', '.join(below)})"
 
 
@@ -399,7 +401,7 @@ def summary_rows(options: SummaryOptions) -> list[dict[str, str]]:
         (correlation_rows, list(options.correlation), "correlation.json"),
         (temperature_rows, [options.temperature] if options.temperature else [], "temperature.json"),
         (theorem1_rows, [options.theorem1] if options.theorem1 else [], "theorem1.json"),
-        (latent_classes_rows, [options.latent_classes] if options.latent_classes else [], "latent_classes.json"),
+        (latent_classes_rows, [options.latent_classes] if options.latent_classes else [], "latent-classes.json"),
         (family_rows, [options.family] if options.family else [], "family.json"),
     ]
     rows: list[dict[str, str]] = []
