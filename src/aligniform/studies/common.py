@@ -1,4 +1,4 @@
-"""Plumbing shared by the studies: options, threads, progress lines and markdown tables.
+"""Plumbing shared by the studies: options, threads, progress lines, markdown tables and means over seeds.
 
 JSON output is :func:`aligniform._io.write_json`, figures :mod:`aligniform.plots`, statistics
 :mod:`aligniform.stats`.
@@ -10,10 +10,11 @@ import contextlib
 import dataclasses
 import json
 import math
+import statistics
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 import torch
@@ -135,3 +136,69 @@ def cell(value: object, digits: int = 4) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+# ----------------------------------------------------------------------------- means over seeds
+
+
+def is_finite_number(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is an int or float (not a bool) with a finite value (JSON's null and NaN are not).
+
+    Examples:
+        >>> is_finite_number(0.5), is_finite_number(None), is_finite_number(float("nan")), is_finite_number(True)
+        (True, False, False, False)
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def mean_and_sd(values: Sequence[Any]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n − 1) of the finite numbers among ``values``.
+
+    None for the mean when there are none, and for the standard deviation when there is only one.
+
+    Examples:
+        >>> [round(v, 6) for v in mean_and_sd([0.9, None, 0.8])]
+        [0.85, 0.070711]
+        >>> mean_and_sd([1.0]), mean_and_sd([None])
+        ((1.0, None), (None, None))
+    """
+    finite = [float(value) for value in values if value is not None and math.isfinite(value)]
+    if not finite:
+        return None, None
+    return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)
+
+
+def difference_with_error(a: dict | None, b: dict | None, key: str) -> tuple[float | None, float | None]:
+    """``a[key] − b[key]`` of two summaries over seeds and the standard error of that difference.
+
+    The error is √(s_a²/n_a + s_b²/n_b) with ``{key}_std`` and ``{key}_n`` (the seeds with a value; ``seeds``
+    when a summary does not count per metric). None for the difference when a mean is missing, and for the
+    error when a standard deviation is (one seed).
+
+    Examples:
+        >>> a = {"acc": 0.9, "acc_std": 0.03, "acc_n": 3}
+        >>> b = {"acc": 0.8, "acc_std": 0.04, "seeds": 3}
+        >>> [round(v, 6) for v in difference_with_error(a, b, "acc")]
+        [0.1, 0.028868]
+    """
+    if a is None or b is None or not is_finite_number(a.get(key)) or not is_finite_number(b.get(key)):
+        return None, None
+    difference = a[key] - b[key]
+    if not is_finite_number(a.get(f"{key}_std")) or not is_finite_number(b.get(f"{key}_std")):
+        return difference, None
+    count_a, count_b = a.get(f"{key}_n", a.get("seeds")), b.get(f"{key}_n", b.get("seeds"))
+    return difference, math.sqrt(a[f"{key}_std"] ** 2 / count_a + b[f"{key}_std"] ** 2 / count_b)
+
+
+def mean_sd_cell(entry: dict | None, key: str, scale: float = 1.0, digits: int = 3) -> str:
+    """``entry[key]`` ± ``entry[key + "_std"]`` as a table cell, scaled; the mean alone with one seed; — if missing.
+
+    Examples:
+        >>> mean_sd_cell({"acc": 0.9712, "acc_std": 0.0023}, "acc", 100, 2), mean_sd_cell(None, "acc")
+        ('97.12 ± 0.23', '—')
+    """
+    if entry is None or entry.get(key) is None:
+        return "—"
+    text = f"{scale * entry[key]:.{digits}f}"
+    spread = entry.get(f"{key}_std")
+    return text if spread is None else f"{text} ± {scale * spread:.{digits}f}"

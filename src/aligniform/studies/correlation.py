@@ -36,7 +36,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from ..stats import (
     standardized_regression,
 )
 from .common import build_options, cell, markdown_table, options_dict, write_outputs
+from .common import is_finite_number as _finite
 
 #: The shipped grid (package data, see :func:`aligniform.configs.config_path`).
 DEFAULT_GRID = "sweeps/mnist5k_correlation"
@@ -140,10 +141,6 @@ class CorrelationOptions:
 
 
 # ----------------------------------------------------------------------------- reading the encoders
-
-
-def _finite(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _points(value: object) -> float | None:

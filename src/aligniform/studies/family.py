@@ -28,13 +28,22 @@ like the other studies' runs.
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
-from .common import Progress, build_options, cell, markdown_table, options_dict, torch_threads, write_outputs
+from .common import (
+    Progress,
+    build_options,
+    cell,
+    markdown_table,
+    mean_and_sd,
+    mean_sd_cell,
+    options_dict,
+    torch_threads,
+    write_outputs,
+)
 from .temperature import train_or_reuse
 
 STUDY = "family"
@@ -181,13 +190,6 @@ def result_row(name: str, batch: int, seed: int, results: dict, status: str, run
     return row
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
 def summarize(rows: list[dict]) -> list[dict]:
     """Per (objective, batch): the mean and sample standard deviation over seeds of every metric."""
     groups: dict[tuple[str, int], list[dict]] = {}
@@ -198,7 +200,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         entry: dict[str, Any] = {"objective": name, "supervised": name in SUPERVISED, "batch_size": batch}
         entry["seeds"] = len(members)
         for key in (*METRICS, "accuracy"):
-            entry[key], entry[f"{key}_std"] = _mean_std([m[key] for m in members])
+            entry[key], entry[f"{key}_std"] = mean_and_sd([m[key] for m in members])
         summary.append(entry)
     return summary
 
@@ -275,14 +277,6 @@ def claims(summary: list[dict], options: FamilyOptions) -> dict:
     return tests
 
 
-def _value(entry: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
-    mean, spread = entry[key], entry[f"{key}_std"]
-    if mean is None:
-        return "—"
-    text = f"{scale * mean:.{digits}f}"
-    return text if spread is None else f"{text} ± {scale * spread:.{digits}f}"
-
-
 def markdown_report(results: dict) -> str:
     """One table (every objective and batch: mean ± standard deviation over seeds) and the claims."""
     options = results["options"]
@@ -317,12 +311,12 @@ def markdown_report(results: dict) -> str:
                 name,
                 OBJECTIVES[entry["objective"]][0],
                 entry["batch_size"],
-                _value(entry, "alignment"),
-                _value(entry, "uniformity"),
-                _value(entry, "tolerance"),
-                _value(entry, "linear_acc", 100, 2),
-                _value(entry, "knn_acc", 100, 2),
-                _value(entry, "mean_classifier_acc", 100, 2),
+                mean_sd_cell(entry, "alignment"),
+                mean_sd_cell(entry, "uniformity"),
+                mean_sd_cell(entry, "tolerance"),
+                mean_sd_cell(entry, "linear_acc", 100, 2),
+                mean_sd_cell(entry, "knn_acc", 100, 2),
+                mean_sd_cell(entry, "mean_classifier_acc", 100, 2),
             ]
         )
     lines += [markdown_table(headers, table), "", "## Claims tested", ""]

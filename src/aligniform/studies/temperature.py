@@ -26,14 +26,24 @@ stopped. With ``workers > 1`` the runs train in separate processes
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
 from ..stats import bootstrap_rank_correlation, spearman
-from .common import Progress, build_options, cell, markdown_table, options_dict, torch_threads, write_outputs
+from .common import (
+    Progress,
+    build_options,
+    cell,
+    difference_with_error,
+    markdown_table,
+    mean_and_sd,
+    mean_sd_cell,
+    options_dict,
+    torch_threads,
+    write_outputs,
+)
 
 STUDY = "temperature"
 LOSSES = ("contrastive", "hard_contrastive")
@@ -221,13 +231,6 @@ def result_row(
 SUMMARY_METRICS = ("accuracy", "linear_acc", "knn_acc", "neg_uniformity", "tolerance", "alignment")
 
 
-def _mean_std(values: list) -> tuple[float | None, float | None]:
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return None, None
-    return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)
-
-
 def summarize(rows: list[dict]) -> list[dict]:
     """Per (loss, τ): the mean and sample standard deviation over seeds of each of :data:`SUMMARY_METRICS`.
 
@@ -245,7 +248,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         entry: dict[str, Any] = {"loss": loss, "tau": tau, "seeds": len(members)}
         for key in SUMMARY_METRICS:
             values = [m.get(key) for m in members]
-            entry[key], entry[f"{key}_std"] = _mean_std(values)
+            entry[key], entry[f"{key}_std"] = mean_and_sd(values)
             entry[f"{key}_n"] = sum(v is not None and math.isfinite(v) for v in values)
         entry["near_collapse"] = sum(bool(m.get("near_collapse")) for m in members)
         summary.append(entry)
@@ -278,16 +281,6 @@ def _sign_verdict(trend: dict, expected_sign: int) -> str:
     if math.isfinite(low) and math.isfinite(high) and (high < 0 if expected_sign < 0 else low > 0):
         return "reproduces"
     return "partly" if rho * expected_sign > 0 else "not reproduced"
-
-
-def _difference(a: dict, b: dict, key: str) -> tuple[float | None, float | None]:
-    """Difference of two entries' means and its standard error over seeds (None with one seed)."""
-    if a.get(key) is None or b.get(key) is None:
-        return None, None
-    difference = a[key] - b[key]
-    if a.get(f"{key}_std") is None or b.get(f"{key}_std") is None:
-        return difference, None
-    return difference, math.sqrt(a[f"{key}_std"] ** 2 / a[f"{key}_n"] + b[f"{key}_std"] ** 2 / b[f"{key}_n"])
 
 
 #: Temperatures where the hard loss's uniformity is compared with the plain loss's ("large τ").
@@ -356,7 +349,7 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
     for tau in LARGE_TAUS:
         hard, base = entry.get(("hard_contrastive", tau)), entry.get(("contrastive", tau))
         if hard and base:
-            difference, error = _difference(hard, base, "neg_uniformity")
+            difference, error = difference_with_error(hard, base, "neg_uniformity")
             if difference is not None:
                 gaps.append({"tau": tau, "difference": difference, "standard_error": error})
     if gaps:
@@ -368,7 +361,7 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
     plain_entries = sorted((m for m in summary if m["loss"] == "contrastive"), key=lambda m: m["tau"])
     if len(plain_entries) >= 3 and all(m["accuracy"] is not None for m in plain_entries):
         best = max(plain_entries, key=lambda m: m["accuracy"])
-        margins = [_difference(best, end, "accuracy") for end in (plain_entries[0], plain_entries[-1])]
+        margins = [difference_with_error(best, end, "accuracy") for end in (plain_entries[0], plain_entries[-1])]
         in_range = any(math.isclose(best["tau"], tau) for tau in BEST_TAUS)
         clear = all(d is not None and e is not None and d > 2 * e for d, e in margins)
         verdict = ("reproduces" if clear else "partly") if in_range else "not reproduced"
@@ -388,14 +381,6 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
 
 def _tau(value: float | None) -> str:
     return "—" if value is None else f"{value:g}"
-
-
-def _with_spread(entry: dict | None, key: str, scale: float, digits: int) -> str:
-    if entry is None or entry.get(key) is None:
-        return "—"
-    text = f"{scale * entry[key]:.{digits}f}"
-    spread = entry.get(f"{key}_std")
-    return text if spread is None else f"{text} ± {scale * spread:.{digits}f}"
 
 
 def _published_row(loss: str, taus: list[float], index: int, digits: int) -> list[str]:
@@ -457,10 +442,10 @@ def markdown_report(results: dict) -> str:
     for loss in options["losses"]:
         entries = [summary.get((loss, t)) for t in taus]
         table = [
-            ["ours: linear accuracy (%)", *[_with_spread(e, "linear_acc", 100, 2) for e in entries]],
-            ["ours: 5-NN accuracy (%)", *[_with_spread(e, "knn_acc", 100, 2) for e in entries]],
-            ["ours: uniformity −L_uniform", *[_with_spread(e, "neg_uniformity", 1, 3) for e in entries]],
-            ["ours: tolerance", *[_with_spread(e, "tolerance", 1, 3) for e in entries]],
+            ["ours: linear accuracy (%)", *[mean_sd_cell(e, "linear_acc", 100, 2) for e in entries]],
+            ["ours: 5-NN accuracy (%)", *[mean_sd_cell(e, "knn_acc", 100, 2) for e in entries]],
+            ["ours: uniformity −L_uniform", *[mean_sd_cell(e, "neg_uniformity", 1, 3) for e in entries]],
+            ["ours: tolerance", *[mean_sd_cell(e, "tolerance", 1, 3) for e in entries]],
             ["W&L: accuracy (%)", *_published_row(loss, taus, 0, 2)],
             ["W&L: uniformity", *_published_row(loss, taus, 1, 2)],
             ["W&L: tolerance", *_published_row(loss, taus, 2, 3)],
