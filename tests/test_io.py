@@ -2,11 +2,12 @@
 
 import json
 import math
+import stat
 
 import numpy as np
 import pytest
 
-from aligniform._io import append_jsonl, read_jsonl, write_json
+from aligniform._io import append_jsonl, read_jsonl, write_atomic, write_json
 
 
 def test_write_json_is_strict_json(tmp_path):
@@ -53,3 +54,11 @@ def test_append_jsonl_writes_one_strict_line_per_record(tmp_path):
     append_jsonl(path, {"epoch": 2, "loss": np.float64(0.5)})
     assert path.read_text() == '{"epoch": 1, "loss": null}\n{"epoch": 2, "loss": 0.5}\n'
     assert read_jsonl(path) == [{"epoch": 1, "loss": None}, {"epoch": 2, "loss": 0.5}]
+
+
+def test_write_atomic_keeps_the_permissions_of_the_file_it_replaces(tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text("old")
+    path.chmod(0o640)
+    write_atomic(path, lambda stream: stream.write(b"new"))
+    assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o640

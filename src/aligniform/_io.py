@@ -6,6 +6,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -58,9 +59,10 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: 
     disk and then renamed over ``path`` (rename is atomic on POSIX); the folder
     is synced so the rename itself survives a power cut. The temporary file is
     opened with mode ``"x"`` rather than by ``mkstemp`` (whose files are private,
-    0600), so the file gets the permissions of the user's umask like every
-    other file of a run. On failure the temporary file is removed (a killed
-    process leaves a hidden ``.NAME.*.tmp``, which the next run removes).
+    0600), so a new file gets the permissions of the user's umask like every
+    other file of a run; a file that is replaced keeps its own permissions. On
+    failure the temporary file is removed (a killed process leaves a hidden
+    ``.NAME.*.tmp``, which the next run removes).
 
     Args:
         path: the file to write.
@@ -77,6 +79,8 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: 
             stream.flush()
             fault_point(f"{point}.write", path)
             os.fsync(stream.fileno())
+        if path.exists():  # the replacement keeps the permissions the user gave the file
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
         fault_point(f"{point}.rename", path)
         os.replace(temporary, path)
     except BaseException:

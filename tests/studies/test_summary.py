@@ -1,6 +1,7 @@
 """The reproduction summary: claim rows from the studies' outputs, verdict rules, and the in-place table update."""
 
 import json
+import stat
 
 from aligniform.cli import main
 from aligniform.studies import summary
@@ -154,6 +155,22 @@ def test_update_replaces_only_the_marked_table_and_checks_first(tmp_path, capsys
     error = capsys.readouterr().err
     assert "plain.md needs the summary markers" in error and "Traceback" not in error
     assert plain.read_text() == "no markers\n" and not (tmp_path / "out2").exists()
+
+
+def test_a_read_only_file_is_not_updated(tmp_path, capsys):
+    folder = demo(tmp_path / "demo")
+    target = tmp_path / "REPRODUCTION.md"
+    text = f"intro\n{BEGIN}\n| old |\n{END}\n"
+    target.write_text(text)
+    target.chmod(0o444)
+    arguments = ["study", "summary", "--out", str(tmp_path / "out"), "--set", f"demo={folder}"]
+    assert main([*arguments, "--set", f"update={target}"]) == 2
+    error = capsys.readouterr().err
+    assert "REPRODUCTION.md is read-only; make it writable (chmod u+w" in error and "Traceback" not in error
+    assert target.read_text() == text and not (tmp_path / "out").exists()
+    target.chmod(0o644)  # writable again: updated, and its permissions kept
+    assert main([*arguments, "--set", f"update={target}"]) == 0
+    assert "| old |" not in target.read_text() and stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
 def test_missing_study_output_is_a_one_line_error(tmp_path, capsys):

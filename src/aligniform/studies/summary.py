@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -471,6 +472,11 @@ def run_summary_study(out: str | Path, options: SummaryOptions | None = None, **
         target = Path(options.update)
         if not target.is_file():
             raise SummaryInputError(f"update={target}: no such file; give the markdown file whose table to replace")
+        if not target.stat().st_mode & stat.S_IWUSR:  # the mode, not os.access: root may write anything
+            raise SummaryInputError(
+                f"update={target} is read-only; make it writable (chmod u+w {target}) to let the summary replace "
+                "its table, or leave update out"
+            )
         updated_text = replace_between_markers(target.read_text(encoding="utf-8"), table, str(target))
     print(table, flush=True)
     out = Path(out)
