@@ -82,6 +82,7 @@ def test_batched_and_whole_set_means_agree_and_everything_is_restored():
         assert not torch.equal(whole[0], before["stages.backbone.2.running_mean"])
     assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
     assert [module.training for module in model.modules()] == modes
+    assert not any(layer._forward_hooks for layer in batchnorm_layers(model))  # the recomputing hooks are removed
     assert torch.equal(torch.get_rng_state(), rng)  # no random number drawn
     # The first layer sees the raw images: its mean does not depend on the batching.
     with recomputed_batchnorm(model, images, None, batch_size=16):  # 5 near-equal batches of 14
