@@ -7,6 +7,7 @@ from torch import nn
 from aligniform import metrics
 from aligniform.augment import build_augmentation, build_eval_transform
 from aligniform.data import dataset_info, load_dataset
+from aligniform.errors import OptionError
 from aligniform.evaluate import (
     BATCHNORM_MODES,
     LinearProbeConfig,
@@ -160,7 +161,7 @@ def test_evaluate_encoder_recompute_measures_the_encoder_with_recomputed_statist
     assert recomputed["uniformity"] == pytest.approx(metrics.uniformity(output), rel=1e-6)
     assert recomputed["uniformity"] != pytest.approx(running["uniformity"], abs=0.05)
     assert BATCHNORM_MODES == ("recompute", "running")
-    with pytest.raises(ValueError, match="batchnorm must be one of recompute, running"):
+    with pytest.raises(OptionError, match="`batchnorm` must be one of recompute, running"):
         evaluate_encoder(model, train, test, batchnorm="precise", **common)
 
 

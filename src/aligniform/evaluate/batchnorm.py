@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .._validation import check_positive_int
+from ..errors import OptionError
 from .features import _to_input, check_encoder_device, frozen
 
 __all__ = ["BATCHNORM_MODES", "batchnorm_layers", "check_batchnorm_mode", "recomputed_batchnorm"]
@@ -46,14 +47,14 @@ MAX_IMAGES = 10_000
 
 
 def check_batchnorm_mode(mode: str) -> str:
-    """Return ``mode`` if it is one of :data:`BATCHNORM_MODES`, else raise ValueError.
+    """Return ``mode`` if it is one of :data:`BATCHNORM_MODES`, else raise :class:`~aligniform.errors.OptionError`.
 
     Examples:
         >>> check_batchnorm_mode("recompute")
         'recompute'
     """
     if mode not in BATCHNORM_MODES:
-        raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_MODES)}, got {mode!r}")
+        raise OptionError(f"`batchnorm` must be one of {', '.join(BATCHNORM_MODES)}, got {mode!r}")
     return mode
 
 
