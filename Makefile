@@ -26,11 +26,13 @@ test: venv
 test-quick: venv
 	$(PYTEST) -m "not slow"
 
-# Style (ruff: lint and format) on the whole tree, types (mypy) on the core listed in pyproject.toml.
+# Style (ruff: lint and format) on the whole tree, types (mypy) on the core listed in pyproject.toml, and the
+# import contracts of pyproject.toml's [tool.importlinter] (the layers of docs/architecture.md).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: venv
 	$(BIN)/aligniform demo --out demo_out

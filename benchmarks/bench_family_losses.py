@@ -1,4 +1,4 @@
-"""The related-work losses at large N: time, peak memory and exactness (issue 12).
+"""The related-work losses (sigmoid, SupCon, decoupled, debiased, ...) at large N: time, peak memory and exactness.
 
 Usage:
     python benchmarks/bench_family_losses.py                          # every loss at N = 65,536 (minutes each)

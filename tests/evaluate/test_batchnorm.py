@@ -7,6 +7,7 @@ from torch import nn
 from aligniform import metrics
 from aligniform.augment import build_augmentation, build_eval_transform
 from aligniform.data import dataset_info, load_dataset
+from aligniform.errors import OptionError
 from aligniform.evaluate import (
     BATCHNORM_MODES,
     LinearProbeConfig,
@@ -82,6 +83,7 @@ def test_batched_and_whole_set_means_agree_and_everything_is_restored():
         assert not torch.equal(whole[0], before["stages.backbone.2.running_mean"])
     assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
     assert [module.training for module in model.modules()] == modes
+    assert not any(layer._forward_hooks for layer in batchnorm_layers(model))  # the recomputing hooks are removed
     assert torch.equal(torch.get_rng_state(), rng)  # no random number drawn
     # The first layer sees the raw images: its mean does not depend on the batching.
     with recomputed_batchnorm(model, images, None, batch_size=16):  # 5 near-equal batches of 14
@@ -159,7 +161,7 @@ def test_evaluate_encoder_recompute_measures_the_encoder_with_recomputed_statist
     assert recomputed["uniformity"] == pytest.approx(metrics.uniformity(output), rel=1e-6)
     assert recomputed["uniformity"] != pytest.approx(running["uniformity"], abs=0.05)
     assert BATCHNORM_MODES == ("recompute", "running")
-    with pytest.raises(ValueError, match="batchnorm must be one of recompute, running"):
+    with pytest.raises(OptionError, match="`batchnorm` must be one of recompute, running"):
         evaluate_encoder(model, train, test, batchnorm="precise", **common)
 
 

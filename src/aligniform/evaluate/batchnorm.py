@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .._validation import check_positive_int
+from ..errors import OptionError
 from .features import _to_input, check_encoder_device, frozen
 
 __all__ = ["BATCHNORM_MODES", "batchnorm_layers", "check_batchnorm_mode", "recomputed_batchnorm"]
@@ -46,14 +47,14 @@ MAX_IMAGES = 10_000
 
 
 def check_batchnorm_mode(mode: str) -> str:
-    """Return ``mode`` if it is one of :data:`BATCHNORM_MODES`, else raise ValueError.
+    """Return ``mode`` if it is one of :data:`BATCHNORM_MODES`, else raise :class:`~aligniform.errors.OptionError`.
 
     Examples:
         >>> check_batchnorm_mode("recompute")
         'recompute'
     """
     if mode not in BATCHNORM_MODES:
-        raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_MODES)}, got {mode!r}")
+        raise OptionError(f"`batchnorm` must be one of {', '.join(BATCHNORM_MODES)}, got {mode!r}")
     return mode
 
 
@@ -171,25 +172,30 @@ def _accumulate(
     """One pass with per-batch normalisation; every layer's mean, and its size-weighted unbiased batch variance."""
     averages = [_Average(0, *(torch.zeros_like(buffer) for buffer in _statistics(layer))) for layer in layers]
 
-    def normalise_with_batch_statistics(layer: _BatchNorm, average: _Average) -> Callable[[torch.Tensor], torch.Tensor]:
-        def forward(x: torch.Tensor) -> torch.Tensor:
+    def normalise_with_batch_statistics(average: _Average) -> Callable[..., torch.Tensor]:
+        def hook(layer: _BatchNorm, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+            (x,) = inputs
             average.count += len(x)
-            # Training-mode normalisation; with momentum n_k / (n_1 + ... + n_k) the buffers become the size-weighted
-            # average of the batches' means (the exact mean) and unbiased variances. The layer itself is not
-            # called: in training mode a SyncBatchNorm would wait for the other processes, which do not evaluate.
+            # A forward hook's return value replaces the layer's output: the layer ran in eval mode (its own running
+            # statistics, nothing updated, no collective: in training mode a SyncBatchNorm would wait for the other
+            # processes, which do not evaluate) and its output is replaced by the training-mode normalisation. With
+            # momentum n_k / (n_1 + ... + n_k) the buffers become the size-weighted average of the batches' means
+            # (the exact mean) and unbiased variances.
             momentum = len(x) / average.count
             return F.batch_norm(x, average.mean, average.var, layer.weight, layer.bias, True, momentum, layer.eps)
 
-        return forward
+        return hook
 
-    for layer, average in zip(layers, averages, strict=True):
-        layer.forward = normalise_with_batch_statistics(layer, average)  # type: ignore[method-assign,assignment]
+    handles = [
+        layer.register_forward_hook(normalise_with_batch_statistics(average))
+        for layer, average in zip(layers, averages, strict=True)
+    ]
     chunks = max(1, min(math.ceil(len(images) / batch_size), len(images) // 2))
     try:
         with frozen(encoder), torch.no_grad():
             for batch in torch.tensor_split(images, chunks):
                 encoder(_to_input(batch.to(device), transform))
     finally:
-        for layer in layers:
-            del layer.forward  # the class's forward again
+        for handle in handles:
+            handle.remove()
     return averages

@@ -1,21 +1,29 @@
-"""Why do small-τ contrastive runs end less uniform? Per-epoch diagnostics of the training dynamics (issue 14, §1).
+"""Why do small-τ contrastive runs end less uniform? Per-epoch diagnostics of the training dynamics.
+
+A diagnostic study, not a benchmark: it times nothing (the seconds in a table's title are only there to plan a
+longer run). It trains and prints; nothing in the package or the tests depends on it.
 
 Usage:
-    python benchmarks/diag_small_tau.py                                   # τ = 0.07, 0.2, 0.5; 10 epochs; mnist5k
-    python benchmarks/diag_small_tau.py --taus 0.07 --epochs 40           # a longer run
-    python benchmarks/diag_small_tau.py --taus 0.07 --lr 0.042            # lr scaled by τ / 0.2
-    python benchmarks/diag_small_tau.py --taus 0.07 --warmup-steps 70     # 5 epochs of linear warm-up
-    python benchmarks/diag_small_tau.py --taus 0.07,0.2 --seed 1 --measure-every 10
-    python benchmarks/diag_small_tau.py --json /tmp/diag.json             # also keep every number
+    python tools/diag_small_tau.py                                   # τ = 0.07, 0.2, 0.5; 10 epochs; mnist5k
+    python tools/diag_small_tau.py --taus 0.07 --epochs 40           # a longer run
+    python tools/diag_small_tau.py --taus 0.07 --lr 0.042            # lr scaled by τ / 0.2
+    python tools/diag_small_tau.py --taus 0.07 --warmup-epochs 5     # 5 epochs of linear warm-up (per step)
+    python tools/diag_small_tau.py --taus 0.07,0.2 --seed 1 --measure-every 10
+    python tools/diag_small_tau.py --json /tmp/diag.json             # also keep every number
 
 Each run is the temperature study's (``aligniform study temperature``): convnet, batch 256, dim 128, SGD lr 0.12
-(momentum 0.9, weight decay 1e-4), constant schedule unless ``--schedule`` says otherwise, trained by the library's
-own :class:`~aligniform.train.Trainer`. At the end of every epoch (and once before training, epoch 0) the script
-measures, on the 1,000 mnist5k test images, the uniformity L_uniform(t = 2) of the output layer the final
-evaluation reports, four ways:
+(momentum 0.9, weight decay 1e-4), constant schedule unless ``--schedule`` says otherwise, warm-up by the config's
+``warmup_epochs``, trained by the library's own :class:`~aligniform.train.Trainer` through its public entry points
+only: the script builds it, calls ``fit()``, and observes the training with PyTorch's own hooks on the trainer's
+``optimizer`` (step pre- and post-hooks: gradient norm, step sizes, and the end of each epoch, its last optimiser
+step) and ``model`` (a forward hook on the output layer); the per-epoch loss, lr and k-NN accuracy come from
+``trainer.metrics``. The measurements draw no random number from the training's streams, so the run trains
+exactly as without them. At the end of every epoch (and once before training, epoch 0) the script measures, on
+the 1,000 mnist5k test images, the uniformity L_uniform(t = 2) of the output layer the final evaluation reports,
+four ways:
 
-* ``U_eval`` -- eval mode, BatchNorm's running statistics: exactly what ``results.json`` and the per-epoch
-  monitoring measure;
+* ``U_eval`` -- eval mode, BatchNorm's running statistics: what ``results.json`` and the per-epoch monitoring
+  measured before they recomputed the statistics (:func:`aligniform.evaluate.recomputed_batchnorm`);
 * ``U_train`` -- train mode, each batch of 256 test images normalised by its own statistics (what training sees);
 * ``U_recal`` -- eval mode after recomputing every BatchNorm's statistics exactly (cumulative average, current
   weights) on augmented training views, as training feeds them: the running averages' lag removed;
@@ -109,7 +117,7 @@ def recalibrated(model: nn.Module, batches, only: str = "") -> nn.Module:
 
 
 def bn_shift(model: nn.Module, exact: nn.Module) -> float:
-    """max over BatchNorm layers and channels of |running mean - exact mean| / exact std."""
+    """The largest, over BatchNorm layers and channels, of |running mean - exact mean| / exact std."""
     worst = 0.0
     for (_, bn), (_, ref) in zip(batchnorms(model), batchnorms(exact), strict=True):
         shift = (bn.running_mean - ref.running_mean).abs() / ref.running_var.clamp_min(1e-12).sqrt()
@@ -117,56 +125,59 @@ def bn_shift(model: nn.Module, exact: nn.Module) -> float:
     return worst
 
 
-class DiagnosticTrainer(Trainer):
-    """The library's Trainer, plus per-step dynamics (hooks) and per-epoch uniformity measured four ways."""
+class Diagnostics:
+    """Per-step dynamics and per-epoch uniformity (four ways) of a :class:`Trainer`, observed through hooks."""
 
-    def __init__(self, config: TrainConfig) -> None:
-        super().__init__(config)
+    def __init__(self, trainer: Trainer, measure_every: int = 1) -> None:
+        self.trainer = trainer
+        self.measure_every = measure_every
+        # One process: every epoch takes the same number of optimiser steps (the trainer drops the last partial
+        # batch), so an epoch ends at its last step, before the trainer's own validation of that epoch.
+        self.steps_per_epoch = len(trainer.data.train) // trainer.local_batch_size
+        self.records: list[dict] = []
         self._grad_sq: list[float] = []
         self._steps: dict[str, list[float]] = defaultdict(list)
         self._before: dict[str, torch.Tensor] = {}
-        self.optimizer.register_step_pre_hook(self._pre_step)
-        self.optimizer.register_step_post_hook(self._post_step)
         self._prenorm: list[float] = []
-        self.model.stages["output"][0].register_forward_hook(self._record_prenorm)
         self._record_prenorm_on = False
         self._step_count = 0
-
-    measure_every = 1
-    warmup_steps = 0
+        trainer.optimizer.register_step_pre_hook(self._pre_step)
+        trainer.optimizer.register_step_post_hook(self._post_step)
+        trainer.model.stages["output"][0].register_forward_hook(self._record_prenorm)
 
     def _stage_vector(self, stage: str) -> torch.Tensor:
-        return torch.cat([p.detach().flatten() for p in self.model.stages[stage].parameters()])
+        return torch.cat([p.detach().flatten() for p in self.trainer.model.stages[stage].parameters()])
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
-        self._step_count += 1
-        if self.warmup_steps:
-            # Linear warm-up on top of the schedule: the scheduler resets the lr each epoch, so set it every step.
-            scheduled = self.scheduler.get_last_lr()[0]
-            for group in optimizer.param_groups:
-                group["lr"] = scheduled * min(1.0, self._step_count / self.warmup_steps)
-        grads = [p.grad.detach().flatten() for p in self.model.parameters() if p.grad is not None]
+        grads = [p.grad.detach().flatten() for p in self.trainer.model.parameters() if p.grad is not None]
         self._grad_sq.append(float(torch.cat(grads).pow(2).sum()))
         self._before = {stage: self._stage_vector(stage).clone() for stage in STAGES}
 
     def _post_step(self, optimizer, args, kwargs) -> None:
+        self._step_count += 1
         for stage in STAGES:
             before = self._before[stage]
             self._steps[stage].append(float((self._stage_vector(stage) - before).norm() / before.norm()))
+        if self._step_count % self.steps_per_epoch == 0:
+            epoch = self._step_count // self.steps_per_epoch
+            if epoch % self.measure_every == 0 or epoch == self.trainer.config.epochs:
+                self.records.append(self.measure(epoch))
 
     def _record_prenorm(self, module, inputs, output) -> None:
         if self._record_prenorm_on:
             self._prenorm.append(float(output.detach().norm(dim=1).mean()))
 
-    def measure(self, loss: float | None = None, lr: float | None = None, knn: float | None = None) -> dict:
-        data, model = self.data, self.model
+    @torch.no_grad()
+    def measure(self, epoch: int) -> dict:
+        trainer = self.trainer
+        data, model, eval_transform = trainer.data, trainer.model, trainer.eval_transform
         test = data.test.images
-        record: dict[str, float] = {"epoch": self.epoch}
-        record["lr"] = lr if lr is not None else self.optimizer.param_groups[0]["lr"]
-        record["loss"] = math.nan if loss is None else loss
+        record: dict[str, float] = {"epoch": epoch}
+        record["lr"] = trainer.optimizer.param_groups[0]["lr"]
+        record["loss"] = math.nan
         self._record_prenorm_on = True
         self._prenorm.clear()
-        feats = extract_features(model, test, self.eval_transform, ["hidden", "output"], device=self.device)
+        feats = extract_features(model, test, eval_transform, ["hidden", "output"], device=trainer.device)
         self._record_prenorm_on = False
         record["prenorm"] = sum(self._prenorm) / len(self._prenorm)
         record["U_eval"] = uniformity(feats["output"])
@@ -174,30 +185,29 @@ class DiagnosticTrainer(Trainer):
         record["erank"] = effective_rank(feats["output"])
         # Train mode: every batch of 256 test images normalised by its own statistics (a copy: no stats update).
         train_mode = clone(model).train()
-        with torch.no_grad():
-            z = torch.cat([train_mode(self.eval_transform(b)) for b in test.split(256)])
+        z = torch.cat([train_mode(eval_transform(b)) for b in test.split(256)])
         record["U_train"] = uniformity(z)
         # Exact statistics on augmented training views (both views of each batch, as a training step feeds them).
         train_images = data.train.images
         with seeded_global_rng(2024):
-            views = [torch.cat(two_views(self.augmentation, b)) for b in train_images.split(256)]
+            views = [torch.cat(two_views(trainer.augmentation, b)) for b in train_images.split(256)]
         exact = recalibrated(model, views)
-        record["U_recal"] = uniformity(extract_features(exact, test, self.eval_transform, ["output"])["output"])
+        record["U_recal"] = uniformity(extract_features(exact, test, eval_transform, ["output"])["output"])
         record["bn_shift"] = bn_shift(model, exact)
-        clean = recalibrated(model, [self.eval_transform(b) for b in train_images.split(256)])
-        clean_feats = extract_features(clean, test, self.eval_transform, ["backbone", "output"])
+        clean = recalibrated(model, [eval_transform(b) for b in train_images.split(256)])
+        clean_feats = extract_features(clean, test, eval_transform, ["backbone", "output"])
         record["U_clean"] = uniformity(clean_feats["output"])
-        head = recalibrated(model, [self.eval_transform(b) for b in train_images.split(256)], only="hidden")
-        record["U_cleanhead"] = uniformity(extract_features(head, test, self.eval_transform, ["output"])["output"])
+        head = recalibrated(model, [eval_transform(b) for b in train_images.split(256)], only="hidden")
+        record["U_cleanhead"] = uniformity(extract_features(head, test, eval_transform, ["output"])["output"])
         # 5-NN on the backbone (test against the labelled training split), running vs clean statistics.
         bank = data.labelled_train
         for key, net, test_backbone in (
             ("knn_eval", model, None),
             ("knn_clean", clean, clean_feats["backbone"]),
         ):
-            bank_z = extract_features(net, bank.images, self.eval_transform, ["backbone"])["backbone"]
+            bank_z = extract_features(net, bank.images, eval_transform, ["backbone"])["backbone"]
             if test_backbone is None:
-                test_backbone = extract_features(net, test, self.eval_transform, ["backbone"])["backbone"]
+                test_backbone = extract_features(net, test, eval_transform, ["backbone"])["backbone"]
             record[key] = knn_accuracy(bank_z, bank.labels, test_backbone, data.test.labels, k=5)
         # Dynamics of the epoch just finished.
         steps = len(self._grad_sq)
@@ -205,20 +215,12 @@ class DiagnosticTrainer(Trainer):
         for stage, short in zip(STAGES, ("bb", "hid", "out"), strict=True):
             values = self._steps[stage]
             record[f"step_{short}"] = sum(values) / len(values) if values else math.nan
-        record["w_out"] = float(self.model.stages["output"][0].weight.detach().norm())
-        record["w_hidden"] = float(self.model.stages["hidden"][0].weight.detach().norm())
-        record["knn"] = math.nan if knn is None else knn
+        record["w_out"] = float(model.stages["output"][0].weight.detach().norm())
+        record["w_hidden"] = float(model.stages["hidden"][0].weight.detach().norm())
+        record["knn"] = math.nan
         self._grad_sq.clear()
         self._steps.clear()
         return record
-
-    def validate(self) -> dict[str, float]:
-        results = super().validate()
-        if self.epoch % self.measure_every == 0 or self.epoch == self.config.epochs:
-            self.diagnostics.append(self.measure(knn=results.get("knn_acc")))
-        return results
-
-    diagnostics: list[dict]
 
 
 def train_one(tau: float, args: argparse.Namespace, folder: Path) -> list[dict]:
@@ -230,6 +232,7 @@ def train_one(tau: float, args: argparse.Namespace, folder: Path) -> list[dict]:
         batch_size=256,
         lr=args.lr,
         schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
         dim=128,
         seed=args.seed,
         device="cpu",
@@ -237,18 +240,15 @@ def train_one(tau: float, args: argparse.Namespace, folder: Path) -> list[dict]:
         progress=False,
         linear_probe="none",
     )
-    trainer = DiagnosticTrainer(config)
-    trainer.diagnostics = []
-    trainer.measure_every = args.measure_every
-    trainer.warmup_steps = args.warmup_steps
-    trainer.diagnostics.append(trainer.measure())  # epoch 0: the initial encoder
-    with trainer:
+    with Trainer(config) as trainer:
+        diagnostics = Diagnostics(trainer, args.measure_every)
+        diagnostics.records.append(diagnostics.measure(0))  # epoch 0: the initial encoder
         trainer.fit()
     logged = {record["epoch"]: record for record in trainer.metrics}
-    for record in trainer.diagnostics[1:]:
-        record["loss"] = logged[record["epoch"]]["loss"]
-        record["lr"] = logged[record["epoch"]]["lr"]
-    return trainer.diagnostics
+    for record in diagnostics.records[1:]:
+        for key, name in (("loss", "loss"), ("lr", "lr"), ("knn", "knn_acc")):
+            record[key] = logged[record["epoch"]].get(name, math.nan)
+    return diagnostics.records
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -273,7 +273,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--measure-every", type=int, default=1, help="measure every this many epochs (last always)")
-    parser.add_argument("--warmup-steps", type=int, default=0, help="linear lr warm-up over this many steps")
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="linear lr warm-up (per step) over these epochs")
     parser.add_argument("--json", default="", help="write every number here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -286,7 +286,7 @@ def main() -> None:
             shown = rows
             label = args.objective or f"contrastive(tau={tau:g})"
             print_table(
-                f"{label}, lr {args.lr:g} ({args.schedule}, warm-up {args.warmup_steps} steps), {args.epochs} epochs"
+                f"{label}, lr {args.lr:g} ({args.schedule}, warm-up {args.warmup_epochs} epochs), {args.epochs} epochs"
                 f" on {args.dataset}, seed {args.seed}"
                 f" [{time.perf_counter() - started:.0f} s]",
                 shown,
