@@ -1,4 +1,4 @@
-"""aligniform.config: parse_value, the one reader of option values (YAML, train flags, study --set), and resolve_config."""
+"""aligniform.config: parse_value, the one reader of option values (YAML, flags, study --set); resolve_config."""
 
 import pytest
 

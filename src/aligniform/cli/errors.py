@@ -66,8 +66,8 @@ def run_handler(args: argparse.Namespace) -> int:
         >>> with contextlib.redirect_stderr(io.StringIO()) as err:
         ...     run_handler(args)
         2
-        >>> err.getvalue()
-        'aligniform demo: error: --epochs must be at least 1\\n'
+        >>> print(err.getvalue().strip())
+        aligniform demo: error: --epochs must be at least 1
     """
     from ..data import DatasetError
     from ..sweep import SweepRunsFailed

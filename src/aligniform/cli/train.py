@@ -81,7 +81,7 @@ def _flag_type(kind: Any) -> type:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The run's :class:`TrainConfig` from the parsed flags: :func:`~aligniform.config.resolve_config` does the merge."""
+    """The run's :class:`TrainConfig` from the parsed flags, merged by :func:`~aligniform.config.resolve_config`."""
     flags = {field.name: getattr(args, field.name) for field in config_fields()}
     return resolve_config(args.config, flags, resume=getattr(args, "resume", False))
 
