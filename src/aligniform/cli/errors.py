@@ -2,7 +2,8 @@
 
 The contract: an error the user can fix (a bad option or file, a refused run folder, an operating-system
 error such as a read-only folder or a full disk) is one line on stderr, ``aligniform COMMAND: error: ...``,
-naming the option or file and what to do, and the exit code is :data:`EXIT_USER_ERROR`. Commands print
+naming the option or file and what to do, and the exit code is :data:`EXIT_USER_ERROR`. The library names
+options as backticked field names; :func:`spell_options` spells them as the command's parser does. Commands print
 what they computed before they save it, so a failure to save loses nothing the terminal did not show.
 """
 
@@ -86,7 +87,8 @@ def run_handler(args: argparse.Namespace) -> int:
         print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as error:
-        print(f"aligniform {args.command}: error: {describe_os_error(error, args)}", file=sys.stderr)
+        described = spell_options(describe_os_error(error, args), args)
+        print(f"aligniform {args.command}: error: {described}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("aligniform: interrupted; resume a training run with --resume", file=sys.stderr)
