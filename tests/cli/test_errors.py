@@ -436,3 +436,15 @@ def test_train_help_spells_the_options_its_texts_name(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "into --data-dir if missing" in text and "multiplies the lr by --lr-decay" in text
     assert "`" not in text
+
+
+def test_an_os_error_with_its_own_message_spells_the_options_it_names(capsys):
+    from aligniform.cli import build_parser
+
+    def missing(args):
+        raise FileNotFoundError("`json` elsewhere/eval.json: its folder was removed; give another `json`")
+
+    args = build_parser().parse_args(["eval", "run/checkpoint.pt"])
+    args.handler = missing
+    assert run_handler(args) == EXIT_USER_ERROR
+    one_line_error(capsys, "eval", "--json elsewhere/eval.json: its folder was removed; give another --json")
