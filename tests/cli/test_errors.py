@@ -421,7 +421,7 @@ def test_a_handler_can_spell_options_its_parser_does_not_have(capsys):
 
     def study_like(args):
         # As aligniform study does for its --set options, whose names depend on the study.
-        args.option_spelling = lambda name: f"--set {name}" if name in ("repeats", "out") else None
+        args.handler_spellings = lambda name: f"--set {name}" if name in ("repeats", "out") else None
         raise OptionError("`repeats` must be >= 2; `out` is fine")
 
     args = build_parser().parse_args(["study", "theorem1"])

@@ -98,22 +98,22 @@ def run_handler(args: argparse.Namespace) -> int:
 def spell_options(error: BaseException | str, args: argparse.Namespace) -> str:
     """An error's message with each backticked option field name spelled as this command spells it.
 
-    The spelling comes first from ``args.option_spelling``, a hook a handler may set before it calls the
+    The spelling comes first from ``args.handler_spellings``, a hook a handler may set before it calls the
     library (a mapping, or a function returning ``None`` for names it does not know), then from
     ``args.option_spellings`` (:func:`option_spellings` of the command's parser, set by
     :func:`aligniform.cli.app.build_parser`). ``aligniform study`` uses the hook for its ``--set`` options,
-    whose names depend on the study: ``args.option_spelling = lambda name: f"--set {name}" if name in
+    whose names depend on the study: ``args.handler_spellings = lambda name: f"--set {name}" if name in
     fields else None``. A name neither knows keeps its backticks.
 
     Examples:
         >>> args = argparse.Namespace(option_spellings={"knn_k": "--knn-k", "checkpoint": "CHECKPOINT"})
         >>> spell_options("`knn_k` (5000) is above the training set; lower `knn_k` or `k2`", args)
         '--knn-k (5000) is above the training set; lower --knn-k or `k2`'
-        >>> args.option_spelling = {"repeats": "--set repeats"}
+        >>> args.handler_spellings = {"repeats": "--set repeats"}
         >>> spell_options("`repeats` must be >= 2, not found in `checkpoint`", args)
         '--set repeats must be >= 2, not found in CHECKPOINT'
     """
-    hook = getattr(args, "option_spelling", None) or {}
+    hook = getattr(args, "handler_spellings", None) or {}
     parser_names: Mapping[str, str] = getattr(args, "option_spellings", None) or {}
     first = hook.get if isinstance(hook, Mapping) else hook
 
