@@ -1,8 +1,9 @@
-"""aligniform.config: parse_value, the one reader of option values (YAML, train flags, study --set)."""
+"""aligniform.config: parse_value, the one reader of option values (YAML, flags, study --set); resolve_config."""
 
 import pytest
 
-from aligniform.config import ConfigError, TrainConfig, parse_value
+from aligniform.config import ConfigError, TrainConfig, parse_value, resolve_config
+from aligniform.errors import OptionError
 from aligniform.studies.options import parse_study_options
 from aligniform.studies.theorem1 import Theorem1Options
 
@@ -69,3 +70,39 @@ def test_study_options_read_as_their_defaults_types():
         parse_study_options(Theorem1Options, ["nosuch=1"])
     with pytest.raises(ConfigError, match="repeats must be of type int"):
         parse_study_options(Theorem1Options, ["repeats=lots"])
+
+
+# ----------------------------------------------------------------------------- resolve_config: defaults < file < flags
+
+
+def test_resolve_config_merges_defaults_then_the_file_then_the_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    TrainConfig(epochs=7, dim=16, moco=True, progress=False).to_yaml(path)
+    config = resolve_config(path, {"dim": 8, "lr": None})
+    assert (config.epochs, config.dim, config.moco, config.progress, config.lr) == (7, 8, True, False, TrainConfig().lr)
+    assert resolve_config() == TrainConfig()
+    assert resolve_config(str(path)) == TrainConfig.from_yaml(path)
+
+
+def test_resolve_config_on_resume_starts_from_the_runs_own_configuration(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    TrainConfig(dataset="digits", epochs=4, dim=8, out=str(run)).to_yaml(run / "config.yaml")
+    config = resolve_config(overrides={"out": str(run), "epochs": 6}, resume=True)
+    assert (config.dataset, config.dim, config.epochs, config.out) == ("digits", 8, 6, str(run))
+    # The same overrides without resume start from the defaults; a folder without a run keeps them too.
+    assert resolve_config(overrides={"out": str(run)}).dataset == TrainConfig().dataset
+    assert resolve_config(overrides={"out": str(tmp_path / "empty")}, resume=True).dataset == TrainConfig().dataset
+    # An explicit file wins over the run's configuration.
+    other = tmp_path / "other.yaml"
+    TrainConfig(dataset="mnist5k", dim=32).to_yaml(other)
+    assert resolve_config(other, {"out": str(run)}, resume=True).dim == 32
+
+
+def test_resolve_config_errors_are_option_errors_naming_the_option(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_config(tmp_path / "missing.yaml")
+    with pytest.raises(OptionError) as raised:
+        resolve_config(overrides={"out": " "})
+    assert raised.value.options == ("out",) and "`out` is empty" in str(raised.value)
+    assert issubclass(ConfigError, OptionError) and issubclass(ConfigError, ValueError)

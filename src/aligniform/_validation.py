@@ -145,7 +145,8 @@ def check_output_path(path: str | os.PathLike[str], name: str, *, folder: bool =
 
     Args:
         path: the file or folder to be written.
-        name: how the user gave it (``"--out"``, ``"out"``), used in error messages.
+        name: the option as the error message names it: its field name in backticks (``"`out`"``, which each
+            front end spells its own way, see :mod:`aligniform.errors`), or a front end's own spelling.
         folder: whether ``path`` is a folder to write files into.
 
     Raises:

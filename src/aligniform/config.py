@@ -6,7 +6,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ._validation import check_positive_int
+from .errors import OptionError
 from .objective import Objective
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -22,8 +23,12 @@ DEVICES = ("auto", "cpu", "cuda")
 PROBES = ("short", "paper", "none")
 
 
-class ConfigError(ValueError):
-    """A configuration value or file is invalid; the message says which and what was expected."""
+class ConfigError(OptionError):
+    """A configuration value or file is invalid; the message says which and what was expected.
+
+    An :class:`~aligniform.errors.OptionError` (so also a ``ValueError``): options it names in backticks are
+    spelled by each front end its own way.
+    """
 
 
 @dataclass
@@ -34,10 +39,11 @@ class TrainConfig:
     ``lr × batch_size / 256`` (``lr`` is the base rate per 256 samples).
 
     The ``train`` command's flags are generated from the fields: each field's
-    ``metadata`` holds its ``"help"``, its ``"flag"`` where that is not
-    ``--field-name`` (a bool that defaults to True is switched off by its flag,
-    as ``--no-progress``), and ``"cli": False`` for a field that is no flag.
-    A new field therefore needs no change in the command line.
+    ``metadata`` holds its ``"help"`` (naming other options as backticked field
+    names, like error messages, see :mod:`aligniform.errors`), its ``"flag"``
+    where that is not the field's name in dashes (a bool that defaults to True
+    is switched off by its flag, as ``progress`` is), and ``"cli": False`` for a
+    field that is no flag. A new field therefore needs no change in the command line.
 
     Examples:
         >>> from aligniform.config import TrainConfig
@@ -52,7 +58,7 @@ class TrainConfig:
     )
     data_dir: str | None = field(default=None, metadata={"help": "folder holding (or caching) the dataset files"})
     download: bool = field(
-        default=False, metadata={"help": "download the dataset into --data-dir if missing (cifar10/cifar100/stl10)"}
+        default=False, metadata={"help": "download the dataset into `data_dir` if missing (cifar10/cifar100/stl10)"}
     )
     val_fraction: float = field(
         default=0.1, metadata={"help": "fraction of the labelled training set held out for monitoring"}
@@ -80,7 +86,7 @@ class TrainConfig:
     schedule: str = field(default="step", metadata={"help": "lr schedule: step, cosine or constant"})
     milestones: list[int] = field(
         default_factory=list,
-        metadata={"help": "epochs where a step schedule multiplies the lr by --lr-decay, e.g. 155,170,185"},
+        metadata={"help": "epochs where a step schedule multiplies the lr by `lr_decay`, e.g. 155,170,185"},
     )
     lr_decay: float = field(default=0.1, metadata={"help": "factor of the step schedule"})
     warmup_epochs: int = field(
@@ -156,7 +162,7 @@ class TrainConfig:
         if self.batch_size < 2:
             raise ConfigError("batch_size must be at least 2: the losses need pairs of samples")
         if not str(self.out).strip():
-            raise ConfigError("out is empty: give the run's folder, e.g. --out runs/a")
+            raise ConfigError("`out` is empty: give the run's folder, e.g. `out`=runs/a")
         _choice(self, "schedule", SCHEDULES)
         _choice(self, "precision", PRECISIONS)
         _choice(self, "device", DEVICES)
@@ -218,6 +224,45 @@ class TrainConfig:
     def option_names(cls) -> list[str]:
         """The names of all options, in field order."""
         return [f.name for f in fields(cls)]
+
+
+def resolve_config(
+    source: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *, resume: bool = False
+) -> TrainConfig:
+    """The configuration of a run: defaults < ``source`` (or, on resume, the run's own configuration) < ``overrides``.
+
+    This is how ``aligniform train`` merges ``--config`` and its flags; a Python caller gets the same merge.
+    On resume without a ``source``, the base is the configuration of the run in ``out`` (from ``overrides``,
+    else the default ``out``) as its checkpoint carries it (its ``config.yaml`` when no epoch finished yet),
+    so a resume needs no ``config.yaml`` and cannot be misled by an edited one; a folder without a run keeps
+    the defaults (the run folder's own checks then refuse the resume).
+
+    Args:
+        source: a YAML file of option: value. (Shipped configs are found by path today, e.g.
+            :func:`aligniform.configs.config_path` of ``"mnist5k"``.)
+        overrides: option: value pairs applied last; ``None`` values are ignored, as for unset flags.
+        resume: whether the run in ``out`` is being continued.
+
+    Raises:
+        ConfigError: the file is missing or invalid, or a value is (the message names the option).
+
+    Examples:
+        >>> config = resolve_config(overrides={"dataset": "digits", "epochs": 3, "lr": None})
+        >>> config.dataset, config.epochs, config.lr == TrainConfig().lr
+        ('digits', 3, True)
+    """
+    overrides = dict(overrides or {})
+    base = TrainConfig()
+    if source is not None:
+        base = TrainConfig.from_yaml(source)
+    elif resume:
+        from .train.run_folder import stored_config  # the run folder depends on this module
+
+        out = overrides["out"] if overrides.get("out") is not None else base.out
+        folder = Path(out)
+        if str(out).strip() and ((folder / "checkpoint.pt").is_file() or (folder / "config.yaml").is_file()):
+            base = stored_config(folder)
+    return base.replace(**overrides)
 
 
 def parse_value(value: Any, default_or_type: Any, name: str) -> Any:

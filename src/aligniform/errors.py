@@ -1,7 +1,7 @@
 """Typed errors a user can fix, naming options by their field names so each front end can spell them its own way.
 
 The library never spells a command-line flag. A message names an option (a :class:`~aligniform.config.TrainConfig`
-field, a study option, a function argument) by its field name in backticks, ``\\`knn_k\\```; the command line
+field, a study option, a function argument) by its field name in backticks, `` `knn_k` ``; the command line
 (:mod:`aligniform.cli.errors`) renders it as ``--knn-k`` with :func:`render_options`, a Python caller reads the field
 name it passed.
 """

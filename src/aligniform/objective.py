@@ -273,7 +273,7 @@ class Term(nn.Module):
     ) -> torch.Tensor:
         sharded = {} if shard is None else {"shard": shard}
         if moco and not self.kind.moco_form:
-            raise ValueError(f"{self.name} has no MoCo form (queries against momentum keys); train it without --moco")
+            raise ValueError(f"{self.name} has no MoCo form (queries against momentum keys); train it without `moco`")
         if self.kind.takes_labels:
             if labels is None:
                 raise ValueError(f"{self.name} is supervised: it needs the batch's labels, objective(x, y, labels=...)")

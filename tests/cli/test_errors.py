@@ -386,3 +386,65 @@ def test_analyze_refuses_arrays_that_need_pickle_without_unpickling_them(capsys,
 
 def test_analyze_max_pairs_must_be_positive(capsys, tmp_path, pairs_npz):
     refused(capsys, tmp_path, ["analyze", "--npz", str(pairs_npz), "--max-pairs", "0"], "analyze", "--max-pairs")
+
+
+# ----------------------------------------------------------------------------- library field names, spelled as flags
+
+
+def test_a_config_error_names_the_train_flag(capsys, tmp_path):
+    refused(capsys, tmp_path, ["train", "--out", " "], "train", "--out is empty", "e.g. --out=runs/a")
+
+
+def test_library_errors_spell_this_commands_options_and_keep_unknown_names(capsys, tmp_path):
+    from aligniform.cli import build_parser
+    from aligniform.data import load_dataset
+    from aligniform.errors import OptionError
+
+    args = build_parser().parse_args(["train", "--dataset", "cifar10"])
+    args.handler = lambda args: load_dataset("cifar10", tmp_path / "nowhere")
+    assert run_handler(args) == EXIT_USER_ERROR
+    line = one_line_error(capsys, "train", "(the option --download)")
+    assert "`" not in line
+
+    def checkpoint_error(args):
+        raise OptionError("`checkpoint` holds no `layer` named fc9; also see `nosuch`")
+
+    args = build_parser().parse_args(["eval", "run/checkpoint.pt"])
+    args.handler = checkpoint_error
+    assert run_handler(args) == EXIT_USER_ERROR
+    one_line_error(capsys, "eval", "checkpoint holds no --layer named fc9; also see `nosuch`")
+
+
+def test_a_handler_can_spell_options_its_parser_does_not_have(capsys):
+    from aligniform.cli import build_parser
+    from aligniform.errors import OptionError
+
+    def study_like(args):
+        # As aligniform study does for its --set options, whose names depend on the study.
+        args.handler_spellings = lambda name: f"--set {name}" if name in ("repeats", "out") else None
+        raise OptionError("`repeats` must be >= 2; `out` is fine")
+
+    args = build_parser().parse_args(["study", "theorem1"])
+    args.handler = study_like
+    assert run_handler(args) == EXIT_USER_ERROR
+    one_line_error(capsys, "study", "--set repeats must be >= 2; --set out is fine")
+
+
+def test_train_help_spells_the_options_its_texts_name(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "into --data-dir if missing" in text and "multiplies the lr by --lr-decay" in text
+    assert "`" not in text
+
+
+def test_an_os_error_with_its_own_message_spells_the_options_it_names(capsys):
+    from aligniform.cli import build_parser
+
+    def missing(args):
+        raise FileNotFoundError("`json` elsewhere/eval.json: its folder was removed; give another `json`")
+
+    args = build_parser().parse_args(["eval", "run/checkpoint.pt"])
+    args.handler = missing
+    assert run_handler(args) == EXIT_USER_ERROR
+    one_line_error(capsys, "eval", "--json elsewhere/eval.json: its folder was removed; give another --json")

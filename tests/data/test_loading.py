@@ -31,7 +31,7 @@ def test_cifar_missing_folder_message(tmp_path):
         "test, meta",
         "cifar-100-python.tar.gz",
         "download=True",
-        "--download",
+        "`download`",
         DATASETS["cifar100"].url,
     ):
         assert expected in message
@@ -60,7 +60,7 @@ def test_stl10_missing_files_message(tmp_path):
         load_dataset("stl10", tmp_path, "unlabeled")
     message = str(info.value)
     assert "unlabeled_X.bin missing" in message and str(tmp_path) in message
-    assert "--download" in message and "stl10_binary.tar.gz" in message
+    assert "`download`" in message and "stl10_binary.tar.gz" in message
 
 
 def test_load_dataset_download(tmp_path, http_server, monkeypatch):

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from . import analyze, demo, evaluate, report, study, sweep, train
-from .errors import option_names, run_handler
+from .errors import option_names, option_spellings, run_handler
 
 #: The sub-command modules, in the order ``aligniform --help`` lists them.
 COMMANDS = (train, evaluate, demo, sweep, analyze, study, report)
@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         command.add_parser(commands)
     for subparser in commands.choices.values():
-        # So that an error about a path can name the option that gave it (cli.errors.describe_os_error).
-        subparser.set_defaults(option_names=option_names(subparser))
+        # So that an error about a path can name the option that gave it (cli.errors.describe_os_error),
+        # and a library error's backticked field names read as this command's flags (cli.errors.spell_options).
+        subparser.set_defaults(option_names=option_names(subparser), option_spellings=option_spellings(subparser))
     return parser
 
 

@@ -2,7 +2,8 @@
 
 The contract: an error the user can fix (a bad option or file, a refused run folder, an operating-system
 error such as a read-only folder or a full disk) is one line on stderr, ``aligniform COMMAND: error: ...``,
-naming the option or file and what to do, and the exit code is :data:`EXIT_USER_ERROR`. Commands print
+naming the option or file and what to do, and the exit code is :data:`EXIT_USER_ERROR`. The library names
+options as backticked field names; :func:`spell_options` spells them as the command's parser does. Commands print
 what they computed before they save it, so a failure to save loses nothing the terminal did not show.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+from ..errors import render_options
 
 #: Exit code of a command whose work ran but failed: a training run's loss diverged, a sweep's run failed.
 EXIT_DIVERGED = 1
@@ -27,7 +29,11 @@ EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):
-    """An error to print as one line (exit code :data:`EXIT_USER_ERROR`)."""
+    """An error to print as one line (exit code :data:`EXIT_USER_ERROR`).
+
+    Raised by the command modules, whose messages may spell flags directly (``--max-pairs``); an option
+    named in backticks is spelled as the command spells it, as in library errors (:func:`spell_options`).
+    """
 
 
 # errno -> (what went wrong, what to do); the path and the option that named it are added in front.
@@ -47,7 +53,23 @@ _OS_ERRORS: dict[int, tuple[str, str]] = {
 
 
 def run_handler(args: argparse.Namespace) -> int:
-    """Run the parsed command's handler; print a fixable error as one line and return its exit code."""
+    """Run the parsed command's handler; print a fixable error as one line and return its exit code.
+
+    The library names options as backticked field names (:mod:`aligniform.errors`); each message printed here
+    spells them as this command does (:func:`spell_options`): ``knn_k`` in backticks reads ``--knn-k``.
+
+    Examples:
+        >>> from aligniform.errors import OptionError
+        >>> def handler(args):
+        ...     raise OptionError("`epochs` must be at least 1")
+        >>> args = argparse.Namespace(command="demo", handler=handler, option_spellings={"epochs": "--epochs"})
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+        ...     run_handler(args)
+        2
+        >>> print(err.getvalue().strip())
+        aligniform demo: error: --epochs must be at least 1
+    """
     from ..data import DatasetError
     from ..sweep import SweepRunsFailed
     from ..train import CheckpointError, TrainingDiverged
@@ -56,20 +78,49 @@ def run_handler(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except TrainingDiverged as error:
-        print(f"aligniform: training stopped: {error}", file=sys.stderr)
+        print(f"aligniform: training stopped: {spell_options(error, args)}", file=sys.stderr)
         return EXIT_DIVERGED
     except SweepRunsFailed as error:
-        print(f"aligniform {args.command}: error: {error}", file=sys.stderr)
+        print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
         return EXIT_DIVERGED
     except fixable as error:
-        print(f"aligniform {args.command}: error: {error}", file=sys.stderr)
+        print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as error:
-        print(f"aligniform {args.command}: error: {describe_os_error(error, args)}", file=sys.stderr)
+        described = spell_options(describe_os_error(error, args), args)
+        print(f"aligniform {args.command}: error: {described}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("aligniform: interrupted; resume a training run with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def spell_options(error: BaseException | str, args: argparse.Namespace) -> str:
+    """An error's message with each backticked option field name spelled as this command spells it.
+
+    The spelling comes first from ``args.handler_spellings``, a hook a handler may set before it calls the
+    library (a mapping, or a function returning ``None`` for names it does not know), then from
+    ``args.option_spellings`` (:func:`option_spellings` of the command's parser, set by
+    :func:`aligniform.cli.app.build_parser`). ``aligniform study`` uses the hook for its ``--set`` options,
+    whose names depend on the study: ``args.handler_spellings = lambda name: f"--set {name}" if name in
+    fields else None``. A name neither knows keeps its backticks.
+
+    Examples:
+        >>> args = argparse.Namespace(option_spellings={"knn_k": "--knn-k", "checkpoint": "CHECKPOINT"})
+        >>> spell_options("`knn_k` (5000) is above the training set; lower `knn_k` or `k2`", args)
+        '--knn-k (5000) is above the training set; lower --knn-k or `k2`'
+        >>> args.handler_spellings = {"repeats": "--set repeats"}
+        >>> spell_options("`repeats` must be >= 2, not found in `checkpoint`", args)
+        '--set repeats must be >= 2, not found in CHECKPOINT'
+    """
+    hook = getattr(args, "handler_spellings", None) or {}
+    parser_names: Mapping[str, str] = getattr(args, "option_spellings", None) or {}
+    first = hook.get if isinstance(hook, Mapping) else hook
+
+    def spell(name: str) -> str | None:
+        return first(name) or parser_names.get(name) or None
+
+    return render_options(str(error), spell)
 
 
 def describe_os_error(error: OSError, args: argparse.Namespace | None = None) -> str:
@@ -154,3 +205,28 @@ def option_names(parser: argparse.ArgumentParser) -> dict[str, str]:
         strings = action.option_strings
         names[action.dest] = "/".join(strings[:2]) if strings else ""
     return names
+
+
+def option_spellings(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """How an error message spells each option of a (sub-)parser, by destination.
+
+    An option is spelled by its flags as :func:`option_names` gives them (``"-o/--output"``), a positional
+    argument by the name its usage shows (its metavar, else its destination).
+
+    Examples:
+        >>> parser = argparse.ArgumentParser()
+        >>> _ = parser.add_argument("checkpoint", metavar="CHECKPOINT")
+        >>> _ = parser.add_argument("--knn-k", type=int)
+        >>> option_spellings(parser)["checkpoint"], option_spellings(parser)["knn_k"]
+        ('CHECKPOINT', '--knn-k')
+    """
+    spellings = {}
+    for action in parser._actions:  # argparse offers no public list of a parser's actions
+        if action.dest == argparse.SUPPRESS:
+            continue
+        if action.option_strings:
+            spellings[action.dest] = "/".join(action.option_strings[:2])
+        else:
+            metavar = action.metavar if isinstance(action.metavar, str) else None
+            spellings[action.dest] = metavar or action.dest
+    return spellings

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from ..config import TrainConfig, resolve_config
+from ..errors import render_options
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,9 +38,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--config", type=Path, help="YAML config file; flags override its values")
     hints = typing.get_type_hints(TrainConfig)
+    flags = {field.name: config_flag(field) for field in config_fields()}
     for field in config_fields():
         kind = hints[field.name]
-        common: dict[str, Any] = {"dest": field.name, "default": None, "help": field.metadata.get("help")}
+        # A help text names other options by field name, as error messages do; here they are flags.
+        help_text = render_options(field.metadata["help"], flags) if field.metadata.get("help") else None
+        common: dict[str, Any] = {"dest": field.name, "default": None, "help": help_text}
         if kind is bool:
             parser.add_argument(config_flag(field), action="store_const", const=not field.default, **common)
         else:
@@ -77,23 +81,9 @@ def _flag_type(kind: Any) -> type:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < the --config YAML (or, on --resume, the run's own configuration) < explicit flags.
-
-    The run's own configuration is the one its checkpoint carries (its
-    ``config.yaml`` when no epoch finished yet), so a resume needs no
-    ``config.yaml`` and cannot be misled by an edited one.
-    """
-    from ..train.run_folder import stored_config
-
-    base = TrainConfig()
-    if args.config is not None:
-        base = TrainConfig.from_yaml(args.config)
-    elif getattr(args, "resume", False):
-        out = args.out if args.out is not None else base.out
-        folder = Path(out)
-        if str(out).strip() and ((folder / "checkpoint.pt").is_file() or (folder / "config.yaml").is_file()):
-            base = stored_config(folder)
-    return base.replace(**{field.name: getattr(args, field.name) for field in config_fields()})
+    """The run's :class:`TrainConfig` from the parsed flags, merged by :func:`~aligniform.config.resolve_config`."""
+    flags = {field.name: getattr(args, field.name) for field in config_fields()}
+    return resolve_config(args.config, flags, resume=getattr(args, "resume", False))
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ def _required_files(info: DatasetInfo, split: str) -> list[str]:
 def _how_to_get(info: DatasetInfo, data_dir: Path | str) -> str:
     return (
         f"call load_dataset({info.name!r}, data_dir={str(data_dir)!r}, "
-        f"download=True) (CLI flag --download), or download {info.url} by hand and put "
+        f"download=True) (the option `download`), or download {info.url} by hand and put "
         f"the archive {info.archive} (or the {info.folder}/ folder extracted from it) "
         f"in {data_dir}."
     )
@@ -33,7 +33,7 @@ def _locate(info: DatasetInfo, data_dir: str | Path | None, split: str, download
     if data_dir is None:
         raise DatasetError(
             f"{info.name} is read from files ({', '.join(required)}) but data_dir is None; "
-            f"pass data_dir=<folder>. With download=True (CLI flag --download) the "
+            f"pass data_dir=<folder>. With download=True (the option `download`) the "
             f"archive is downloaded from {info.url} into that folder."
         )
     data_dir = Path(data_dir).expanduser()
@@ -132,7 +132,7 @@ def load_dataset(
         )
     if download and info.name == "imagefolder":
         raise DatasetError(
-            "imagefolder cannot be downloaded (download=True / --download); put the "
+            "imagefolder cannot be downloaded (download=True / `download`); put the "
             "images in data_dir/<split>/<class>/ or data_dir/<class>/ yourself"
         )
 

@@ -11,6 +11,7 @@ import torch.distributed as dist
 
 from .._validation import check_positive
 from ..device import resolve_device, resolve_indexed_device
+from ..errors import OptionError
 
 __all__ = ["DistributedContext", "cleanup_distributed", "init_distributed", "is_multi_process"]
 
@@ -176,9 +177,9 @@ def _process_device(device: str | torch.device, local_rank: int) -> torch.device
     if parsed.type != "cuda":
         raise ValueError(f"distributed training runs on 'cpu' (gloo) or 'cuda' (nccl), got device {device!r}")
     if parsed.index is not None and parsed.index != local_rank:
-        raise ValueError(
+        raise OptionError(
             f"under torchrun each process uses cuda:LOCAL_RANK (here cuda:{local_rank}); "
-            f"pass device='cuda' instead of {device!r}"
+            f"set `device` to 'cuda' instead of {device!r}"
         )
     if local_rank >= torch.cuda.device_count():
         raise ValueError(
