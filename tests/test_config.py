@@ -1,11 +1,12 @@
-"""aligniform.config: parse_value, the one reader of option values (YAML, flags, study --set); resolve_config."""
+"""aligniform.config: parse_value, the one reader of option values (YAML, flags, study --set); train.resolve_config."""
 
 import pytest
 
-from aligniform.config import ConfigError, TrainConfig, parse_value, resolve_config
+from aligniform.config import ConfigError, TrainConfig, parse_value
 from aligniform.errors import OptionError
 from aligniform.studies.options import parse_study_options
 from aligniform.studies.theorem1 import Theorem1Options
+from aligniform.train import resolve_config
 
 
 @pytest.mark.parametrize("text", ["true", "True", "YES", "1"])

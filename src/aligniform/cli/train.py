@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig, resolve_config
+from ..config import TrainConfig
 from ..errors import render_options
+from ..train import resolve_config
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

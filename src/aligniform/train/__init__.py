@@ -1,6 +1,7 @@
 """Training: the loop (:class:`Trainer`), checkpoints, and :func:`run`, which trains and then evaluates."""
 
 from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, save_atomic
+from .resolve import resolve_config
 from .run import evaluate_trained, run
 from .run_folder import ResultsNotSaved, RunFolderError
 from .trainer import Trainer, TrainingDiverged
@@ -14,6 +15,7 @@ __all__ = [
     "TrainingDiverged",
     "evaluate_trained",
     "load_checkpoint",
+    "resolve_config",
     "run",
     "save_atomic",
 ]

@@ -1,0 +1,47 @@
+"""How a run's configuration is put together from defaults, a YAML file, a stored run and overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import TrainConfig
+from .run_folder import stored_config
+
+
+def resolve_config(
+    source: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *, resume: bool = False
+) -> TrainConfig:
+    """The configuration of a run: defaults < ``source`` (or, on resume, the run's own configuration) < ``overrides``.
+
+    This is how ``aligniform train`` merges ``--config`` and its flags; a Python caller gets the same merge.
+    On resume without a ``source``, the base is the configuration of the run in ``out`` (from ``overrides``,
+    else the default ``out``) as its checkpoint carries it (its ``config.yaml`` when no epoch finished yet),
+    so a resume needs no ``config.yaml`` and cannot be misled by an edited one; a folder without a run keeps
+    the defaults (the run folder's own checks then refuse the resume).
+
+    Args:
+        source: a YAML file of option: value. (Shipped configs are found by path today, e.g.
+            :func:`aligniform.configs.config_path` of ``"mnist5k"``.)
+        overrides: option: value pairs applied last; ``None`` values are ignored, as for unset flags.
+        resume: whether the run in ``out`` is being continued.
+
+    Raises:
+        ConfigError: the file is missing or invalid, or a value is (the message names the option).
+
+    Examples:
+        >>> config = resolve_config(overrides={"dataset": "digits", "epochs": 3, "lr": None})
+        >>> config.dataset, config.epochs, config.lr == TrainConfig().lr
+        ('digits', 3, True)
+    """
+    overrides = dict(overrides or {})
+    base = TrainConfig()
+    if source is not None:
+        base = TrainConfig.from_yaml(source)
+    elif resume:
+        out = overrides["out"] if overrides.get("out") is not None else base.out
+        folder = Path(out)
+        if str(out).strip() and ((folder / "checkpoint.pt").is_file() or (folder / "config.yaml").is_file()):
+            base = stored_config(folder)
+    return base.replace(**overrides)
