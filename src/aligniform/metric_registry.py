@@ -13,7 +13,7 @@ entry here, its test and its docs.
 Examples:
     >>> import torch
     >>> from aligniform.metric_registry import measure, metric_spec
-    >>> z = torch.eye(4)
+    >>> z = torch.eye(4, dtype=torch.float64)
     >>> values = measure(z, z[[1, 2, 3, 0]])
     >>> values["alignment"], values["tolerance"]  # no labels: tolerance is skipped
     (2.0, None)

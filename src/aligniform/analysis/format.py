@@ -9,6 +9,7 @@ from .measure import UNIT_NORM_TOLERANCE
 
 __all__ = ["RESULT_COLUMNS", "ResultColumn", "format_analysis", "format_results"]
 
+
 def format_analysis(result: dict[str, Any]) -> str:
     """The analysis as text: a header, a ``metric  value  note`` table, then how each metric was computed.
 
