@@ -110,6 +110,18 @@ class _Inputs:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def partners(self) -> torch.Tensor:
+        """``y``, which a metric that ``needs_pairs`` may take as given."""
+        assert self.y is not None
+        return self.y
+
+    @property
+    def classes(self) -> torch.Tensor:
+        """``labels``, which a metric that ``needs_labels`` may take as given."""
+        assert self.labels is not None
+        return self.labels
+
+    @property
     def n(self) -> int:
         return int(self.points.shape[0])
 
@@ -211,7 +223,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "alignment (alpha={alpha:g})",
         "lower is better (Wang & Isola 2020)",
         "lower",
-        lambda inputs: metrics.alignment(inputs.x, inputs.y, alpha=inputs.alpha),
+        lambda inputs: metrics.alignment(inputs.x, inputs.partners, alpha=inputs.alpha),
         ranked=True,
         needs_pairs=True,
         note=lambda inputs: f"over {inputs.x.shape[0]} positive pairs (x_i, y_i)",
@@ -230,7 +242,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "tolerance",
         "higher = same-class rows closer (Wang & Liu 2021)",
         "higher",
-        lambda inputs: metrics.tolerance(inputs.points, inputs.labels),
+        lambda inputs: metrics.tolerance(inputs.points, inputs.classes),
         needs_labels=True,
         skip=_tolerance_skip,
         note=_tolerance_note,
@@ -260,7 +272,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "y-side uniformity (t={t:g})",
         "of the partners y; lower is better",
         "lower",
-        lambda inputs: metrics.uniformity(inputs.y, t=inputs.t, max_pairs=inputs.max_pairs, seed=inputs.seed),
+        lambda inputs: metrics.uniformity(inputs.partners, t=inputs.t, max_pairs=inputs.max_pairs, seed=inputs.seed),
         needs_pairs=True,
         note=lambda inputs: inputs.uniformity_note("y"),
     ),
@@ -269,7 +281,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "modality gap",
         "||mean x - mean y||; 0 = one distribution (Liang et al. 2022)",
         "lower",
-        lambda inputs: metrics.modality_gap(inputs.x, inputs.y),
+        lambda inputs: metrics.modality_gap(inputs.x, inputs.partners),
         needs_pairs=True,
         note=lambda inputs: "||mean x - mean y|| (Liang et al. 2022); near 0 when x and y come from one encoder",
     ),

@@ -160,8 +160,8 @@ def _best_values(runs: list[RunFolder], columns: list[str]) -> dict[str, float]:
     best = {}
     for column in columns:
         direction = _better(column)
-        values = [_number((run.results or {}).get(column)) for run in runs]
-        values = [value for value in values if value is not None]
+        numbers = [_number((run.results or {}).get(column)) for run in runs]
+        values = [value for value in numbers if value is not None]
         # A single run, or a column where all runs tie, has no best value to point at.
         if direction and len(values) > 1 and max(values) > min(values):
             best[column] = max(values) if direction == "max" else min(values)
@@ -310,8 +310,8 @@ def _trajectory_records(run: RunFolder) -> list[dict] | None:
 
 def trajectories_section(runs: list[RunFolder]) -> str:
     # One overlay of every run's path (Gao et al. 2021, Figure 2), only when there are paths to compare.
-    records = {run.name: _trajectory_records(run) for run in runs if (run.path / "metrics.jsonl").is_file()}
-    records = {name: run_records for name, run_records in records.items() if run_records is not None}
+    found = {run.name: _trajectory_records(run) for run in runs if (run.path / "metrics.jsonl").is_file()}
+    records = {name: run_records for name, run_records in found.items() if run_records is not None}
     if len(records) < 2:
         return ""
     problems: list[str] = []
