@@ -125,3 +125,80 @@ def test_mean_classifier_without_any_labelled_training_row_is_a_clear_error():
     z = F.normalize(torch.randn(6, 3), dim=1)
     with pytest.raises(ValueError, match="train_labels has no labelled sample"):
         metrics.mean_classifier_accuracy(z, [-1] * 6, z, [0] * 6)
+
+
+# --------------------------------------------------------------------------- the metric registry and measure()
+
+
+def test_registry_defines_each_metric_once_with_a_direction_and_needs():
+    from aligniform.integrations.common import HIGHER_IS_BETTER, METRIC_KEYS
+    from aligniform.metric_registry import METRICS, higher_is_better, metric_names, metric_spec
+
+    names = [spec.name for spec in METRICS]
+    assert len(names) == len(set(names)) == 11
+    assert METRIC_KEYS == metric_names() == tuple(names)
+    assert {spec.direction for spec in METRICS} <= {"lower", "higher"}
+    assert HIGHER_IS_BETTER == {name for name in names if higher_is_better(name)}
+    assert {name for name in names if not higher_is_better(name)} == {
+        "alignment",
+        "uniformity",
+        "uniformity_y",
+        "modality_gap",
+    }
+    assert {spec.name for spec in METRICS if spec.needs_labels} == {"tolerance", "mean_classifier_acc"}
+    assert metric_spec("recall_at_5_y_to_x").needs_pairs and not metric_spec("uniformity").needs_pairs
+    with pytest.raises(ValueError, match="unknown metric 'accuracy'"):
+        metric_spec("accuracy")
+
+
+def test_measure_equals_the_metric_functions_and_skips_what_it_cannot_compute():
+    from aligniform.metric_registry import measure
+
+    generator = torch.Generator().manual_seed(3)
+    x = F.normalize(torch.randn(60, 5, generator=generator), dim=1)
+    y = F.normalize(x + 0.3 * torch.randn(60, 5, generator=generator), dim=1)
+    labels = torch.arange(60) % 3
+    notes: dict[str, str] = {}
+    values = measure(x, y, labels, t=3.0, alpha=1.0, notes=notes)
+    assert values["alignment"] == metrics.alignment(x, y, alpha=1.0)
+    assert values["uniformity"] == metrics.uniformity(x, t=3.0)
+    assert values["uniformity_y"] == metrics.uniformity(y, t=3.0)
+    assert values["tolerance"] == metrics.tolerance(x, labels)
+    assert values["effective_rank"] == metrics.effective_rank(x)
+    assert values["modality_gap"] == metrics.modality_gap(x, y)
+    assert values["recall_at_5_y_to_x"] == metrics.retrieval_recall(y, x, k=5)
+    assert set(notes) == set(values)
+    alone = measure(x, t=3.0)
+    assert alone["alignment"] is None and alone["tolerance"] is None and alone["recall_at_1_x_to_y"] is None
+    assert alone["uniformity"] == values["uniformity"]
+    # A metric asked for by name is computed or raises, never silently skipped.
+    with pytest.raises(ValueError, match="labels"):
+        measure(x, y, torch.arange(60), names=("tolerance",))  # no class of two
+
+
+def test_measure_points_are_the_rows_of_the_one_sided_metrics():
+    from aligniform.metric_registry import measure
+
+    generator = torch.Generator().manual_seed(4)
+    clean = F.normalize(torch.randn(40, 4, generator=generator), dim=1)
+    view_a = F.normalize(clean + 0.2 * torch.randn(40, 4, generator=generator), dim=1)
+    view_b = F.normalize(clean + 0.2 * torch.randn(40, 4, generator=generator), dim=1)
+    labels = torch.arange(40) % 4
+    on_clean = measure(view_a, view_b, labels, points=clean, names=("alignment", "uniformity", "tolerance"))
+    assert on_clean == {
+        "alignment": metrics.alignment(view_a, view_b),
+        "uniformity": metrics.uniformity(clean),
+        "tolerance": metrics.tolerance(clean, labels),
+    }
+    assert measure(view_a, view_b, names=("uniformity",))["uniformity"] == metrics.uniformity(view_a)
+
+
+def test_measure_requires_unit_rows_unless_normalize():
+    from aligniform.errors import OptionError
+    from aligniform.metric_registry import measure
+
+    raw = 3 * torch.randn(20, 4, generator=torch.Generator().manual_seed(5))
+    with pytest.raises(OptionError) as error:
+        measure(raw)
+    assert error.value.options == ("normalize",)
+    assert measure(raw, normalize=True)["uniformity"] == metrics.uniformity(F.normalize(raw, dim=1))

@@ -54,7 +54,7 @@ def test_non_unit_norm_input_raises_unless_normalize():
     x, y = 3 * rng.normal(size=(50, 6)), 3 * rng.normal(size=(50, 6))
     with pytest.raises(ValueError, match="normalize=True") as error:
         analyze_embeddings(EmbeddingSet(x, y))
-    assert "--normalize" in str(error.value)
+    assert "`normalize`" in str(error.value)  # the option, rendered --normalize by the CLI
     result = analyze_embeddings(EmbeddingSet(x, y), normalize=True)
     unit_x, unit_y = F.normalize(torch.from_numpy(x), dim=1), F.normalize(torch.from_numpy(y), dim=1)
     assert result["normalized"] is True

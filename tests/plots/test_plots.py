@@ -116,9 +116,9 @@ def test_hypersphere_survives_collapsed_features():
 
 
 def test_hypersphere_rejects_features_that_are_not_2d():
-    with pytest.raises(ValueError, match=r"\(N, 2\).*--dim 2"):
+    with pytest.raises(ValueError, match=r"\(N, 2\).*`dim` 2"):
         plots.plot_hypersphere(np.ones((10, 3)) / np.sqrt(3))
-    with pytest.raises(ValueError, match="--dim 2"):
+    with pytest.raises(ValueError, match="`dim` 2"):
         plots.plot_hypersphere(np.ones(10))
 
 

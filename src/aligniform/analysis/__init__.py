@@ -1,6 +1,7 @@
 """Analyse any set of embeddings on the hypersphere: the backend of ``aligniform analyze``.
 
-Embeddings come from one of four sources, each turned into an
+Embeddings come from one of four sources (:func:`load_embeddings`, :mod:`.sources`,
+picks the one given), each turned into an
 :class:`EmbeddingSet` (rows ``x``, their positive partners ``y``, optional
 class ``labels``; :mod:`.embeddings`):
 
@@ -41,6 +42,7 @@ from .sentences import (
     read_pairs_tsv,
     resolve_sentence_model,
 )
+from .sources import load_embeddings
 
 __all__ = [
     "EMBEDDING_ARRAYS",
@@ -51,6 +53,7 @@ __all__ = [
     "embeddings_from_sentence_model",
     "format_analysis",
     "load_embedding_file",
+    "load_embeddings",
     "read_pairs_tsv",
     "resolve_sentence_model",
 ]

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from ..metric_registry import METRICS
 from .measure import UNIT_NORM_TOLERANCE
 
 __all__ = ["RESULT_COLUMNS", "ResultColumn", "format_analysis", "format_results"]
-
-# (result key, label, format, reading hint): the metric rows of format_analysis, in order.
-_ROWS = (
-    ("alignment", "alignment (alpha={alpha:g})", "{:.4f}", "lower is better (Wang & Isola 2020)"),
-    ("uniformity", "uniformity (t={t:g})", "{:.4f}", "lower is better; 0 = collapsed (Wang & Isola 2020)"),
-    ("tolerance", "tolerance", "{:.4f}", "higher = same-class rows closer (Wang & Liu 2021)"),
-    ("mean_classifier_acc", "mean-classifier accuracy", "{:.4f}", "higher is better (Arora et al. 2019)"),
-    ("effective_rank", "effective rank", "{:.2f}", "higher = more directions used (RankMe)"),
-    ("uniformity_y", "y-side uniformity (t={t:g})", "{:.4f}", "of the partners y; lower is better"),
-    ("modality_gap", "modality gap", "{:.4f}", "||mean x - mean y||; 0 = one distribution (Liang et al. 2022)"),
-    ("recall_at_1_x_to_y", "recall@1 x -> y", "{:.4f}", "partner retrieved first; higher is better"),
-    ("recall_at_5_x_to_y", "recall@5 x -> y", "{:.4f}", "partner among the 5 nearest"),
-    ("recall_at_1_y_to_x", "recall@1 y -> x", "{:.4f}", ""),
-    ("recall_at_5_y_to_x", "recall@5 y -> x", "{:.4f}", ""),
-)
 
 
 def format_analysis(result: dict[str, Any]) -> str:
@@ -39,12 +25,13 @@ def format_analysis(result: dict[str, Any]) -> str:
     notes = result.get("notes", {})
     rows = [("metric", "value", "note")]
     details = []
-    for key, label, number, hint in _ROWS:
-        value, label = result.get(key), label.format(**result)
+    # One row per registered metric, in the registry's order, with its label and reading hint.
+    for spec in METRICS:
+        key, value, label = spec.name, result.get(spec.name), spec.label.format(**result)
         if value is None:
             rows.append((label, "n/a", notes.get(key, "skipped")))
             continue
-        rows.append((label, number.format(value), hint))
+        rows.append((label, f"{value:.{spec.digits}f}", spec.hint))
         if notes.get(key):
             details.append(f"  {label}: {notes[key]}")
     rows.extend(_norm_rows(result))

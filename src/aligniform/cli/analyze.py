@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UserError, os_error_reason, path_argument
@@ -90,28 +89,18 @@ def draw_figures(args: argparse.Namespace, embeddings: EmbeddingSet) -> None:
 
 
 def load_embeddings(args: argparse.Namespace) -> EmbeddingSet:
-    """The embeddings of the one source the flags name: a checkpoint, a file or a sentence model."""
-    from ..analysis import embeddings_from_checkpoint, embeddings_from_sentence_model, load_embedding_file
+    """The embeddings of the one source the flags name (:func:`aligniform.analysis.load_embeddings`)."""
+    from ..analysis import load_embeddings as load
 
-    sources = [args.checkpoint, args.npz, args.npy_dir, args.sentence_model]
-    if sum(source is not None for source in sources) != 1:
-        raise UserError(
-            "give exactly one input: PATH (.npz, folder of .npy, checkpoint), --npz FILE, --npy-dir DIR "
-            "or --sentence-model NAME --pairs FILE"
-        )
-    if args.sentence_model is not None:
-        if args.pairs is None:
-            raise UserError("--sentence-model needs --pairs FILE.tsv (two text columns per line: a positive pair)")
-        return embeddings_from_sentence_model(args.sentence_model, args.pairs)
-    if args.checkpoint is not None and _is_embedding_file(args.checkpoint):
-        return load_embedding_file(args.checkpoint)
-    if args.checkpoint is not None:
-        return embeddings_from_checkpoint(
-            args.checkpoint, args.dataset, args.data_dir, args.split, args.layer, args.device
-        )
-    return load_embedding_file(args.npz or args.npy_dir)
-
-
-def _is_embedding_file(path: Path) -> bool:
-    """Whether a positional PATH holds arrays (an .npz or .npy, a folder with x.npy) rather than a checkpoint."""
-    return path.suffix in (".npz", ".npy") or (path.is_dir() and (path / "x.npy").is_file())
+    return load(
+        args.checkpoint,
+        npz=args.npz,
+        npy_dir=args.npy_dir,
+        sentence_model=args.sentence_model,
+        pairs=args.pairs,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+        layer=args.layer,
+        device=args.device,
+    )

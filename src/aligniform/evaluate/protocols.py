@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .. import metrics
+from ..metric_registry import measure
 from ..models.base import OUTPUT_LAYER, resolve_eval_layer
 from ._checks import Device
 from .batchnorm import check_batchnorm_mode, recomputed_batchnorm
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 EVALUATION_PROTOCOLS: tuple[str, ...] = ("linear", "knn", "mean")
 """Valid ``protocols`` of :func:`evaluate_encoder`: linear probe, k-NN, Arora et al.'s mean classifier."""
+
+PROTOCOL_METRICS: tuple[str, ...] = ("alignment", "uniformity", "tolerance", "effective_rank")
+"""The registry metrics (:data:`aligniform.metric_registry.METRICS`) :func:`evaluate_encoder` reports."""
 
 
 def evaluate_encoder(
@@ -172,13 +176,23 @@ def hypersphere_metrics(
     max_pairs: int | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Alignment (α = 2) of the view pairs; uniformity (t = 2), tolerance and effective rank of ``z``."""
-    return {
-        "alignment": metrics.alignment(view_a, view_b, alpha=2),
-        "uniformity": metrics.uniformity(z, t=2, max_pairs=max_pairs, seed=seed),
-        "tolerance": metrics.tolerance(z, labels),
-        "effective_rank": metrics.effective_rank(z),
-    }
+    """Alignment (α = 2) of the view pairs; uniformity (t = 2), tolerance and effective rank of ``z``.
+
+    The evaluation protocol's choice among the registry's metrics
+    (:data:`PROTOCOL_METRICS`): the one-sided metrics are measured on the
+    clean, eval-transformed images ``z`` (``points`` of
+    :func:`~aligniform.metric_registry.measure`), not on the augmented views.
+
+    Examples:
+        >>> import torch
+        >>> z = torch.eye(4)
+        >>> hypersphere_metrics(z, torch.tensor([0, 0, 1, 1]), z, z)["alignment"]
+        0.0
+    """
+    values = measure(
+        view_a, view_b, labels, points=z, names=PROTOCOL_METRICS, t=2.0, alpha=2.0, max_pairs=max_pairs, seed=seed
+    )
+    return {name: float(value) for name, value in values.items() if value is not None}
 
 
 def raw_pixel_baselines(

@@ -35,7 +35,7 @@ from torch import nn
 
 from .._validation import check_positive, check_positive_int
 from ..analysis.embeddings import EmbeddingSet
-from ..analysis.measure import analyze_embeddings
+from ..metric_registry import higher_is_better, measure, metric_names
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -47,26 +47,13 @@ __all__ = [
     "preserved_training_state",
 ]
 
-METRIC_KEYS = (
-    "alignment",
-    "uniformity",
-    "uniformity_y",
-    "modality_gap",
-    "recall_at_1_x_to_y",
-    "recall_at_5_x_to_y",
-    "recall_at_1_y_to_x",
-    "recall_at_5_y_to_x",
-    "effective_rank",
-    "tolerance",
-    "mean_classifier_acc",
-)
-"""The numbers :func:`hypersphere_metrics` reports (``tolerance`` and ``mean_classifier_acc`` need labels)."""
+METRIC_KEYS = metric_names()
+"""The numbers :func:`hypersphere_metrics` reports: every metric of :data:`aligniform.metric_registry.METRICS`
+(``tolerance`` and ``mean_classifier_acc`` need labels)."""
 
-HIGHER_IS_BETTER = frozenset(
-    ("recall_at_1_x_to_y", "recall_at_5_x_to_y", "recall_at_1_y_to_x", "recall_at_5_y_to_x", "effective_rank")
-    + ("tolerance", "mean_classifier_acc")
-)
-"""The metrics for which higher is better; for alignment, uniformity and the modality gap lower is."""
+HIGHER_IS_BETTER = frozenset(name for name in METRIC_KEYS if higher_is_better(name))
+"""The metrics for which higher is better (from the registry); for alignment, uniformity and the modality gap
+lower is."""
 
 Embed = Callable[[nn.Module, Any], Any]
 """``embed(model, inputs)``: the embeddings of a batch of inputs (default: the model's output)."""
@@ -88,7 +75,7 @@ def hypersphere_metrics(
     max_pairs: int | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Every hypersphere metric of positive pairs ``(x_i, y_i)``, as :func:`~aligniform.analysis.analyze_embeddings`.
+    """Every hypersphere metric of positive pairs ``(x_i, y_i)``: :func:`~aligniform.metric_registry.measure`.
 
     Returns the keys of :data:`METRIC_KEYS` that apply: ``alignment``,
     ``uniformity`` (of ``x``), ``uniformity_y``, ``modality_gap``, the
@@ -118,15 +105,11 @@ def hypersphere_metrics(
         >>> values["alignment"], values["recall_at_1_x_to_y"], values["modality_gap"]
         (0.0, 1.0, 0.0)
     """
-    result = analyze_embeddings(
-        EmbeddingSet(x, y, labels, source="held-out pairs"),
-        normalize=normalize,
-        t=t,
-        alpha=alpha,
-        max_pairs=max_pairs,
-        seed=seed,
+    pairs = EmbeddingSet(x, y, labels, source="held-out pairs")  # its shape checks name the source in messages
+    result = measure(
+        pairs.x, pairs.y, pairs.labels, normalize=normalize, t=t, alpha=alpha, max_pairs=max_pairs, seed=seed
     )
-    return {key: float(result[key]) for key in METRIC_KEYS if result.get(key) is not None}
+    return {key: float(value) for key, value in result.items() if value is not None}
 
 
 @contextmanager

@@ -147,7 +147,7 @@ def _circle_features(features, normalize: bool) -> np.ndarray:
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(
             f"plot_hypersphere needs features of shape (N, 2) on the circle S¹, got shape {tuple(z.shape)}; "
-            "train the encoder with a 2-D output (e.g. `--dim 2`) to draw this figure"
+            "train the encoder with a 2-D output (`dim` 2) to draw this figure"
         )
     if z.shape[0] == 0:
         raise ValueError("features must contain at least one row")

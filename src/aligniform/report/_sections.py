@@ -1,41 +1,21 @@
-"""One self-contained HTML report for training runs and sweeps.
-
-A *run folder* holds ``config.yaml`` (the resolved training config),
-``metrics.jsonl`` (one JSON object per epoch), ``results.json`` (final metrics:
-``linear_acc``, ``knn_acc``, ``mean_classifier_acc`` as fractions,
-``alignment``, ``uniformity``, ``tolerance``) and optionally ``*.png`` figures.
-A *sweep folder* holds ``sweep.csv`` (one row per run) and one run folder per run.
-
-The report is a single HTML file: figures are embedded as base64 PNG ``data:``
-URIs, CSS is inline, and a Content-Security-Policy forbids scripts and every
-network request, so it can be mailed or archived and opens offline.
-
-Examples:
-    >>> from aligniform.report import write_report
-    >>> write_report(["runs/alexnet", "runs/resnet"], "report.html")  # doctest: +SKIP
-    PosixPath('report.html')
-
-From the shell: ``aligniform report runs/sweep1 -o report.html``.
-"""
+"""The HTML of the report: its document frame, the results table and the sweep, trajectory and run sections."""
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
-from ._validation import check_output_path
-from .analysis.format import RESULT_COLUMNS
-from .plots import (
+from ..analysis.format import RESULT_COLUMNS
+from ..metric_registry import METRICS
+from ..plots import (
     plot_sweep_scatter,
     plot_temperature_curves,
     plot_training_curves,
@@ -44,13 +24,12 @@ from .plots import (
     sweep_correlations,
     trajectory_points,
 )
-from .train.run_log import read_metrics
+from ..train.run_log import read_metrics
+from ._folders import RunFolder, SweepFolder
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: Files a run folder is expected to hold (any one of them makes a folder a run folder).
-RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json")
 #: Accuracy columns tried, in order, for the sweep scatter's colour.
 _SWEEP_ACCURACY_KEYS = ("linear_acc", "knn_acc", "mean_classifier_acc", "accuracy")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,175 +54,6 @@ details summary { cursor: pointer; color: #335; }
 """
 
 
-@dataclass
-class RunFolder:
-    """What the report shows for one run folder."""
-
-    path: Path
-    name: str
-    anchor: str = ""
-    config_text: str | None = None
-    results: dict | None = None
-    problems: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SweepFolder:
-    """What the report shows for one sweep folder."""
-
-    path: Path
-    name: str
-    anchor: str = ""
-    rows: list[dict] = field(default_factory=list)
-    columns: list[str] = field(default_factory=list)
-    runs: list[RunFolder] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-def write_report(
-    run_dirs: Sequence[str | Path] | str | Path, out: str | Path, title: str = "aligniform report"
-) -> Path:
-    """Write one self-contained HTML report for run folders and/or sweep folders.
-
-    The report has the title and generation time; a results table (one row
-    per run, accuracies in %, the best value of each column highlighted:
-    highest accuracy, lowest alignment and uniformity; tolerance has no "best",
-    Wang & Liu's uniformity–tolerance dilemma); for each sweep the
-    alignment–uniformity scatter (:func:`aligniform.plots.plot_sweep_scatter`),
-    temperature curves when ``tau`` varies, and the ``sweep.csv`` table; for each
-    run its config, its training curves
-    (:func:`aligniform.plots.plot_training_curves`), its alignment–uniformity
-    trajectory (:func:`aligniform.plots.plot_trajectory`, when ``metrics.jsonl``
-    holds held-out alignment and uniformity) and the PNGs already in its folder;
-    when several runs have trajectories, one figure overlays them all. Missing or
-    unreadable files are listed in the report, not raised.
-
-    Args:
-        run_dirs: run folders and/or sweep folders (a single path is accepted too).
-        out: the HTML file to write (parent folders are created).
-        title: the report's title.
-
-    Returns:
-        The path of the written file.
-
-    Raises:
-        ValueError: a path is not a folder, or is neither a run folder (holding
-            one of config.yaml, metrics.jsonl, results.json) nor a sweep folder
-            (holding sweep.csv); or no path is given; or ``out`` cannot be
-            written (a folder, under a file, not writable), checked before any work.
-
-    Examples:
-        >>> write_report(["runs/sweep_tau"], "sweep.html", title="Temperature sweep")  # doctest: +SKIP
-        PosixPath('sweep.html')
-    """
-    out = check_output_path(out, "out")  # before the figures are rendered, not after
-    document = render_report(run_dirs, title)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
-    return out
-
-
-def render_report(run_dirs: Sequence[str | Path] | str | Path, title: str = "aligniform report") -> str:
-    """The HTML text of :func:`write_report`, without writing a file."""
-    paths = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
-    if not paths:
-        raise ValueError("write_report needs at least one run or sweep folder")
-    runs, sweeps = _load_folders([Path(path).expanduser() for path in paths])
-    all_runs = runs + [run for sweep in sweeps for run in sweep.runs]
-    parts = [
-        _header(title, len(all_runs), len(sweeps)),
-        _results_section(all_runs),
-        *(_sweep_section(sweep) for sweep in sweeps),
-        _trajectories_section(all_runs),
-        *(_run_section(run) for run in all_runs),
-    ]
-    return _document(title, "\n".join(parts))
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _load_folders(paths: list[Path]) -> tuple[list[RunFolder], list[SweepFolder]]:
-    runs, sweeps = [], []
-    for path in paths:
-        if not path.is_dir():
-            raise ValueError(f"{path} is not a folder; give run folders or sweep folders")
-        if (path / "sweep.csv").is_file():
-            sweeps.append(_load_sweep(path))
-        elif _is_run_folder(path):
-            runs.append(_load_run(path, path.name))
-        else:
-            raise ValueError(
-                f"{path} is neither a run folder (holding one of {', '.join(RUN_FILES)}) "
-                "nor a sweep folder (holding sweep.csv)"
-            )
-    _assign_names_and_anchors(runs + [run for sweep in sweeps for run in sweep.runs], sweeps)
-    return runs, sweeps
-
-
-def _is_run_folder(path: Path) -> bool:
-    return any((path / name).is_file() for name in RUN_FILES)
-
-
-def _assign_names_and_anchors(runs: list[RunFolder], sweeps: list[SweepFolder]) -> None:
-    seen: dict[str, int] = {}
-    for index, run in enumerate(runs, start=1):
-        run.anchor = f"run-{index}"
-        count = seen[run.name] = seen.get(run.name, 0) + 1
-        if count > 1:  # two folders called "run0" in different places
-            run.name = f"{run.name} ({count})"
-    for index, sweep in enumerate(sweeps, start=1):
-        sweep.anchor = f"sweep-{index}"
-
-
-def _load_run(path: Path, name: str) -> RunFolder:
-    run = RunFolder(path=path, name=name)
-    missing = [file for file in RUN_FILES if not (path / file).is_file()]
-    if missing:
-        run.problems.append(f"missing: {', '.join(missing)}")
-    if "config.yaml" not in missing:
-        run.config_text = _read_text(path / "config.yaml", run.problems)
-    if "results.json" not in missing:
-        text = _read_text(path / "results.json", run.problems)
-        if text is not None:
-            try:
-                results = json.loads(text)
-            except json.JSONDecodeError as error:
-                run.problems.append(f"results.json is not valid JSON ({error.msg}, line {error.lineno})")
-            else:
-                if isinstance(results, dict):
-                    run.results = results
-                else:
-                    run.problems.append(f"results.json holds a {type(results).__name__}, not a JSON object")
-    return run
-
-
-def _read_text(path: Path, problems: list[str]) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        problems.append(f"could not read {path.name}: {error}")
-        return None
-
-
-def _load_sweep(path: Path) -> SweepFolder:
-    sweep = SweepFolder(path=path, name=path.name)
-    try:
-        with (path / "sweep.csv").open(newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            sweep.rows = list(reader)
-            sweep.columns = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        sweep.problems.append(f"could not read sweep.csv: {error}")
-    children = sorted(child for child in path.iterdir() if child.is_dir() and _is_run_folder(child))
-    sweep.runs = [_load_run(child, f"{path.name}/{child.name}") for child in children]
-    if not children:
-        sweep.problems.append(f"no run sub-folders found (sub-folders holding one of {', '.join(RUN_FILES)})")
-    elif sweep.rows and len(sweep.rows) != len(children):
-        sweep.problems.append(f"sweep.csv has {len(sweep.rows)} rows but {len(children)} run sub-folders were found")
-    return sweep
-
-
 # --------------------------------------------------------------------------- formatting
 
 
@@ -261,14 +71,17 @@ def _is_accuracy(key: str) -> bool:
     return "acc" in key.lower()
 
 
+# The registry's ranked metrics; the report highlights their best value (and that of their held-out val_* logs).
+_RANKED = {spec.name: "max" if spec.direction == "higher" else "min" for spec in METRICS if spec.ranked}
+
+
 def _better(key: str) -> str | None:
     """'max' or 'min' when the column has a best value; None when it has no direction."""
     name = key.lower()
     if _is_accuracy(name):
         return "max"
-    if name in ("alignment", "uniformity") or name.startswith(("val_alignment", "val_uniformity")):
-        return "min"
-    return None
+    ranked = next((metric for metric in _RANKED if name == metric or name.startswith(f"val_{metric}")), None)
+    return None if ranked is None else _RANKED[ranked]
 
 
 def _format_value(key: str, value: object) -> str:
@@ -311,7 +124,7 @@ def _problems_html(problems: list[str]) -> str:
 # --------------------------------------------------------------------------- sections
 
 
-def _document(title: str, body: str) -> str:
+def document(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
@@ -320,8 +133,8 @@ def _document(title: str, body: str) -> str:
     )
 
 
-def _header(title: str, run_count: int, sweep_count: int) -> str:
-    from . import __version__
+def header(title: str, run_count: int, sweep_count: int) -> str:
+    from .. import __version__
 
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     counts = f"{run_count} run{'s' if run_count != 1 else ''}"
@@ -347,15 +160,15 @@ def _best_values(runs: list[RunFolder], columns: list[str]) -> dict[str, float]:
     best = {}
     for column in columns:
         direction = _better(column)
-        values = [_number((run.results or {}).get(column)) for run in runs]
-        values = [value for value in values if value is not None]
+        numbers = [_number((run.results or {}).get(column)) for run in runs]
+        values = [value for value in numbers if value is not None]
         # A single run, or a column where all runs tie, has no best value to point at.
         if direction and len(values) > 1 and max(values) > min(values):
             best[column] = max(values) if direction == "max" else min(values)
     return best
 
 
-def _results_section(runs: list[RunFolder]) -> str:
+def results_section(runs: list[RunFolder]) -> str:
     if not runs:
         return '<section id="results"><h2>Results</h2><p class="note">No run folders.</p></section>'
     columns = _result_columns(runs)
@@ -382,7 +195,7 @@ def _results_section(runs: list[RunFolder]) -> str:
     )
 
 
-def _sweep_section(sweep: SweepFolder) -> str:
+def sweep_section(sweep: SweepFolder) -> str:
     problems = list(sweep.problems)
     parts = [f'<section class="sweep" id="{sweep.anchor}"><h2>Sweep: {_e(sweep.name)}</h2>']
     parts.append(f'<p class="path">{_e(sweep.path)}</p>')
@@ -458,7 +271,7 @@ def _sweep_table(sweep: SweepFolder) -> str:
     )
 
 
-def _run_section(run: RunFolder) -> str:
+def run_section(run: RunFolder) -> str:
     problems = list(run.problems)
     parts = [f'<section class="run" id="{run.anchor}"><h2>Run: {_e(run.name)}</h2>']
     parts.append(f'<p class="path">{_e(run.path)}</p>')
@@ -495,10 +308,10 @@ def _trajectory_records(run: RunFolder) -> list[dict] | None:
     return records if trajectory_points(records) is not None else None
 
 
-def _trajectories_section(runs: list[RunFolder]) -> str:
+def trajectories_section(runs: list[RunFolder]) -> str:
     # One overlay of every run's path (Gao et al. 2021, Figure 2), only when there are paths to compare.
-    records = {run.name: _trajectory_records(run) for run in runs if (run.path / "metrics.jsonl").is_file()}
-    records = {name: run_records for name, run_records in records.items() if run_records is not None}
+    found = {run.name: _trajectory_records(run) for run in runs if (run.path / "metrics.jsonl").is_file()}
+    records = {name: run_records for name, run_records in found.items() if run_records is not None}
     if len(records) < 2:
         return ""
     problems: list[str] = []
