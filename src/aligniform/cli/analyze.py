@@ -92,6 +92,7 @@ def load_embeddings(args: argparse.Namespace) -> EmbeddingSet:
     """The embeddings of the one source the flags name (:func:`aligniform.analysis.load_embeddings`)."""
     from ..analysis import load_embeddings as load
 
+    args.handler_spellings = {"path": "PATH"}  # the library's `path` is this command's positional argument
     return load(
         args.checkpoint,
         npz=args.npz,
