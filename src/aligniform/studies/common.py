@@ -14,12 +14,13 @@ import statistics
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from .._io import write_json
+from .._numerics import is_finite_number
 
 Options = TypeVar("Options")
 
@@ -141,16 +142,6 @@ def cell(value: object, digits: int = 4) -> str:
 # ----------------------------------------------------------------------------- means over seeds
 
 
-def is_finite_number(value: object) -> TypeGuard[float]:
-    """Whether ``value`` is an int or float (not a bool) with a finite value (JSON's null and NaN are not).
-
-    Examples:
-        >>> is_finite_number(0.5), is_finite_number(None), is_finite_number(float("nan")), is_finite_number(True)
-        (True, False, False, False)
-    """
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def mean_and_sd(values: Sequence[Any]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (n − 1) of the finite numbers among ``values``.
 
@@ -162,7 +153,7 @@ def mean_and_sd(values: Sequence[Any]) -> tuple[float | None, float | None]:
         >>> mean_and_sd([1.0]), mean_and_sd([None])
         ((1.0, None), (None, None))
     """
-    finite = [float(value) for value in values if value is not None and math.isfinite(value)]
+    finite = [float(value) for value in values if is_finite_number(value)]
     if not finite:
         return None, None
     return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)

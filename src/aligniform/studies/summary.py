@@ -16,17 +16,16 @@ that file (written atomically; the file and its markers are checked before anyth
 from __future__ import annotations
 
 import json
-import math
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._numerics import is_finite_number
 from .common import (
     Progress,
     build_options,
     difference_with_error,
-    is_finite_number,
     markdown_table,
     mean_sd_cell,
     options_dict,
@@ -83,7 +82,7 @@ def _read(folder: str, name: str) -> dict:
 
 
 def _num(value: Any, digits: int = 2, scale: float = 1.0, sign: bool = False) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if not is_finite_number(value):
         return "—"
     return f"{scale * value:{'+' if sign else ''}.{digits}f}".replace("-", "−")
 
@@ -229,7 +228,7 @@ def _ablation_numbers(key: str, prediction: dict) -> str:
             f"{_num(prediction.get('max_moderate_alignment'), 3)}; {_num(prediction.get('accuracy_below_median'), 1)} "
             f"points below the median, 3s = {_num(prediction.get('three_s'), 1)})"
         )
-    from .correlation import ratio_label
+    from .correlation_report import ratio_label
 
     below = [f"w = {ratio_label(e['w'])}: {_num(e.get('below_best'), 1)}" for e in prediction["encoders"]]
     return f" (points below the best moderate: {', '.join(below)})"

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._numerics import is_finite_number
 from ..config import TrainConfig
 from ..stats import bootstrap_rank_correlation, spearman
 from .common import (
@@ -249,7 +250,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         for key in SUMMARY_METRICS:
             values = [m.get(key) for m in members]
             entry[key], entry[f"{key}_std"] = mean_and_sd(values)
-            entry[f"{key}_n"] = sum(v is not None and math.isfinite(v) for v in values)
+            entry[f"{key}_n"] = sum(is_finite_number(v) for v in values)
         entry["near_collapse"] = sum(bool(m.get("near_collapse")) for m in members)
         summary.append(entry)
     return summary
@@ -276,9 +277,9 @@ def _sign_verdict(trend: dict, expected_sign: int) -> str:
     estimate does, else ``not reproduced`` (``not evaluable`` without an estimate).
     """
     rho, low, high = trend["rho"], trend["low"], trend["high"]
-    if rho is None or not math.isfinite(rho):
+    if not is_finite_number(rho):
         return "not evaluable"
-    if math.isfinite(low) and math.isfinite(high) and (high < 0 if expected_sign < 0 else low > 0):
+    if is_finite_number(low) and is_finite_number(high) and (high < 0 if expected_sign < 0 else low > 0):
         return "reproduces"
     return "partly" if rho * expected_sign > 0 else "not reproduced"
 
