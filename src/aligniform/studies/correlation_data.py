@@ -12,6 +12,7 @@ from typing import cast
 
 from .._numerics import is_finite_number as _finite
 from ..configs import config_path
+from .verdicts import Verdict
 
 #: The shipped grid (package data, see :func:`aligniform.configs.config_path`).
 DEFAULT_GRID = "sweeps/mnist5k_correlation"
@@ -46,8 +47,14 @@ SETTING_KEYS = ("batch_size", "dim", "epochs", "lr")
 #: The seed-spread precondition: across-encoder sd ≥ this many seed sds (design section 6).
 PRECONDITION_RATIO = 3.0
 
-HOLDS, FAILS, NOT_EVALUABLE = "holds", "fails", "not evaluable"
-REPRODUCES, CONTRADICTED, NOT_SHOWN, PARTLY = "reproduces", "contradicted", "not shown", "partly"
+# The verdict words of the design (ablation predictions; interval rules).
+HOLDS, FAILS, NOT_EVALUABLE = Verdict.HOLDS, Verdict.FAILS, Verdict.NOT_EVALUABLE
+REPRODUCES, CONTRADICTED, NOT_SHOWN, PARTLY = (
+    Verdict.REPRODUCES,
+    Verdict.CONTRADICTED,
+    Verdict.NOT_SHOWN,
+    Verdict.PARTLY,
+)
 
 
 def grid_file(grid: str | None) -> Path:

@@ -45,6 +45,7 @@ from .common import (
     torch_threads,
     write_outputs,
 )
+from .verdicts import Verdict
 
 STUDY = "temperature"
 LOSSES = ("contrastive", "hard_contrastive")
@@ -278,10 +279,10 @@ def _sign_verdict(trend: dict, expected_sign: int) -> str:
     """
     rho, low, high = trend["rho"], trend["low"], trend["high"]
     if not is_finite_number(rho):
-        return "not evaluable"
+        return Verdict.NOT_EVALUABLE
     if is_finite_number(low) and is_finite_number(high) and (high < 0 if expected_sign < 0 else low > 0):
-        return "reproduces"
-    return "partly" if rho * expected_sign > 0 else "not reproduced"
+        return Verdict.REPRODUCES
+    return Verdict.PARTLY if rho * expected_sign > 0 else Verdict.NOT_REPRODUCED
 
 
 #: Temperatures where the hard loss's uniformity is compared with the plain loss's ("large τ").
@@ -355,9 +356,15 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
                 gaps.append({"tau": tau, "difference": difference, "standard_error": error})
     if gaps:
         separated = sum(g["standard_error"] is not None and g["difference"] > 2 * g["standard_error"] for g in gaps)
-        verdict = "reproduces" if separated == len(LARGE_TAUS) else "partly" if separated else "not reproduced"
+        verdict = (
+            Verdict.REPRODUCES
+            if separated == len(LARGE_TAUS)
+            else Verdict.PARTLY
+            if separated
+            else Verdict.NOT_REPRODUCED
+        )
         if len(gaps) < len(LARGE_TAUS) or any(g["standard_error"] is None for g in gaps):
-            verdict = "not evaluable"  # a missing τ, or one seed: no standard error to compare with
+            verdict = Verdict.NOT_EVALUABLE  # a missing τ, or one seed: no standard error to compare with
         result.append({"claim": "hard contrastive stays more uniform at large τ", "gaps": gaps, "verdict": verdict})
     plain_entries = sorted((m for m in summary if m["loss"] == "contrastive"), key=lambda m: m["tau"])
     if len(plain_entries) >= 3 and all(m["accuracy"] is not None for m in plain_entries):
@@ -365,9 +372,9 @@ def claims(rows: list[dict], trend: dict) -> list[dict]:
         margins = [difference_with_error(best, end, "accuracy") for end in (plain_entries[0], plain_entries[-1])]
         in_range = any(math.isclose(best["tau"], tau) for tau in BEST_TAUS)
         clear = all(d is not None and e is not None and d > 2 * e for d, e in margins)
-        verdict = ("reproduces" if clear else "partly") if in_range else "not reproduced"
+        verdict = (Verdict.REPRODUCES if clear else Verdict.PARTLY) if in_range else Verdict.NOT_REPRODUCED
         if in_range and any(e is None for _, e in margins):
-            verdict = "not evaluable"  # one seed: no standard error to decide between reproduces and partly
+            verdict = Verdict.NOT_EVALUABLE  # one seed: no standard error to decide between reproduces and partly
         result.append(
             {
                 "claim": "plain contrastive is most accurate at τ ≈ 0.2–0.3",
