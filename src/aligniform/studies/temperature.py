@@ -39,12 +39,13 @@ from .common import (
     cell,
     difference_with_error,
     markdown_table,
-    mean_and_sd,
     mean_sd_cell,
     options_dict,
     torch_threads,
     write_outputs,
 )
+from .common import summarize as summarize_over_seeds
+from .runs import status_counts, train_all
 from .verdicts import Verdict
 
 STUDY = "temperature"
@@ -184,26 +185,6 @@ def run_config(loss: str, tau: float, options: TemperatureOptions, runs: Path, s
     )
 
 
-def train_or_reuse(config: TrainConfig, progress: Progress) -> tuple[dict, str]:
-    """Results of one run: read from a finished run, resumed from its checkpoint, or trained from scratch."""
-    from ..train import run
-    from ..train.reuse import finished_results, matches
-
-    run_dir = Path(config.out)
-    finished = finished_results(run_dir, config)
-    if finished is not None:
-        progress(f"{run_dir.name}: reusing finished run")
-        return finished, "reused"
-    same = matches(run_dir, config)
-    if same and (run_dir / "checkpoint.pt").is_file():
-        progress(f"{run_dir.name}: resuming from its checkpoint")
-        return run(config, resume=True), "resumed"
-    if run_dir.is_dir() and not same and (run_dir / "config.yaml").is_file():
-        progress(f"{run_dir.name}: options changed since the saved run; training again")
-    progress(f"{run_dir.name}: training {config.objective} for {config.epochs} epochs on {config.dataset}")
-    return run(config, overwrite=True), "trained"
-
-
 def result_row(
     loss: str, tau: float, results: dict, status: str, run_dir: Path, alpha: float | None, seed: int = 0
 ) -> dict:
@@ -242,19 +223,11 @@ def summarize(rows: list[dict]) -> list[dict]:
         >>> round(entry["accuracy"], 6), round(entry["accuracy_std"], 6), entry["seeds"]
         (0.85, 0.070711, 2)
     """
-    groups: dict[tuple[str, float], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["loss"], row["tau"]), []).append(row)
-    summary = []
-    for (loss, tau), members in groups.items():
-        entry: dict[str, Any] = {"loss": loss, "tau": tau, "seeds": len(members)}
-        for key in SUMMARY_METRICS:
-            values = [m.get(key) for m in members]
-            entry[key], entry[f"{key}_std"] = mean_and_sd(values)
-            entry[f"{key}_n"] = sum(is_finite_number(v) for v in values)
-        entry["near_collapse"] = sum(bool(m.get("near_collapse")) for m in members)
-        summary.append(entry)
-    return summary
+    return summarize_over_seeds(rows, ("loss", "tau"), SUMMARY_METRICS, counts=True, extra=_collapsed)
+
+
+def _collapsed(members: list[dict]) -> dict:
+    return {"near_collapse": sum(bool(member.get("near_collapse")) for member in members)}
 
 
 def _rank_trend(mine: list[dict], key: str, resamples: int) -> dict:
@@ -506,31 +479,6 @@ def run_temperature_study(out: str | Path, options: TemperatureOptions | None = 
         return _run(Path(out), options)
 
 
-def _train_all(plan: list[tuple[str, float, int, TrainConfig]], options: TemperatureOptions, progress: Progress):
-    """Results and status of every planned run: in this process one after another, or ``workers`` processes."""
-    from ..sweep import train_in_processes
-    from ..train.reuse import finished_results
-
-    if options.workers == 1:
-        return [train_or_reuse(config, progress) for *_, config in plan]
-    pending = [config for *_, config in plan if finished_results(config.out, config) is None]
-    progress(f"{len(plan) - len(pending)} runs finished before; training {len(pending)} in {options.workers} processes")
-    failed = train_in_processes(pending, options.workers)
-    if failed:
-        raise RuntimeError(
-            f"{len(failed)} run(s) failed: {', '.join(failed)}; see their train.log in "
-            f"{Path(pending[0].out).parent}, fix the cause and rerun the study (finished runs are kept)"
-        )
-    done = {config.out for config in pending}
-    outcomes = []
-    for *_, config in plan:
-        results = finished_results(config.out, config)
-        if results is None:
-            raise RuntimeError(f"run {config.out} left no results.json; see its train.log")
-        outcomes.append((results, "trained" if config.out in done else "reused"))
-    return outcomes
-
-
 def _run(out: Path, options: TemperatureOptions) -> dict:
     from ..plots import plot_temperature_curves, save_figure
 
@@ -548,7 +496,8 @@ def _run(out: Path, options: TemperatureOptions) -> dict:
         f"on {options.dataset}"
     )
     rows = []
-    for (loss, tau, seed, config), (results, status) in zip(plan, _train_all(plan, options, progress), strict=True):
+    outcomes = train_all([config for *_, config in plan], options.workers, progress)
+    for (loss, tau, seed, config), (results, status) in zip(plan, outcomes, strict=True):
         alpha = options.hard_alpha if loss == "hard_contrastive" else None
         rows.append(result_row(loss, tau, results, status, Path(config.out), alpha, seed))
         row = rows[-1]
@@ -556,7 +505,7 @@ def _run(out: Path, options: TemperatureOptions) -> dict:
             f"[{len(rows)}/{len(plan)}] {loss} τ={tau:g} seed {seed}: accuracy {cell(row['accuracy'], 3)}, "
             f"−L_uniform {cell(row['neg_uniformity'], 3)}, tolerance {cell(row['tolerance'], 3)} ({status})"
         )
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("trained", "resumed", "reused")}
+    counts = status_counts(rows)
     trend = trends(rows)
     results = {
         "options": options_dict(options),
