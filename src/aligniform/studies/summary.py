@@ -236,7 +236,7 @@ def _ablation_numbers(key: str, prediction: dict) -> str:
 
 def temperature_rows(results: dict) -> list[dict[str, str]]:
     """W&L Table 1: the temperature study's own pre-registered verdicts (temperature_design.md)."""
-    from .temperature import claim_summary
+    from .temperature_report import claim_summary
 
     options = results["options"]
     seeds = len(options.get("seeds", [0]))
