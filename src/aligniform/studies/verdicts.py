@@ -16,10 +16,10 @@ class Verdict(str, Enum):
     """A verdict word.
 
     Examples:
-        >>> Verdict.HOLDS.in_summary(), f"{Verdict.NOT_SHOWN}"
-        (<Verdict.REPRODUCED: 'reproduced'>, 'not shown')
+        >>> Verdict.HOLDS.in_summary() is Verdict.REPRODUCED, Verdict.HOLDS == "holds", f"{Verdict.NOT_SHOWN}"
+        (True, True, 'not shown')
         >>> Verdict.in_summary_of("contradicted"), Verdict.in_summary_of("?")
-        (<Verdict.NOT_REPRODUCED: 'not reproduced'>, <Verdict.NOT_EVALUABLE: 'not evaluable'>)
+        ('not reproduced', 'not evaluable')
     """
 
     # the studies' own words
@@ -37,6 +37,9 @@ class Verdict(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    def __repr__(self) -> str:  # shown like the plain word it stands for, as in the studies' JSON
+        return repr(self.value)
 
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
