@@ -34,7 +34,6 @@ def test_limit_terms_average_to_asymptotic_loss():
         assert terms[tau].mean().item() == pytest.approx(asymptotic_contrastive_loss(x, y, tau).item(), abs=1e-10)
 
 
-
 def test_gap_coefficients_match_their_definition():
     """c_i = e^{s_ii/τ}/μ_i − Var_j(e^{s_ij/τ})/(2μ_i²), written out on the full similarity matrix."""
     from aligniform.studies.theorem1 import anchor_statistics
@@ -50,6 +49,7 @@ def test_gap_coefficients_match_their_definition():
         expected = similarity.diagonal().div(tau).exp() / mu - variance / (2 * mu**2)
         torch.testing.assert_close(stats["coefficient"][row], expected)
         torch.testing.assert_close(stats["limit"][row], mu.log() - similarity.diagonal() / tau)
+
 
 def test_theorem1_gap_shrinks_on_synthetic_features(tmp_path):
     results = run_theorem1_study(
