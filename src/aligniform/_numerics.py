@@ -1,10 +1,11 @@
-"""Numerical policy shared by the losses: compute in at least float32, outside autocast."""
+"""Numerical policy shared by the losses (float32 or wider, outside autocast) and the one finite-number check."""
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import torch
 
@@ -51,3 +52,13 @@ class _autocast_disabled:
 def upcast(*tensors: torch.Tensor | None) -> tuple[Any, ...]:  # each item keeps its argument's type
     """Cast half-precision tensors to float32; leave others (and None) alone."""
     return tuple(None if t is None else t.to(compute_dtype(t.dtype)) for t in tensors)
+
+
+def is_finite_number(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is an int or float (not a bool) with a finite value (JSON's null and NaN are not).
+
+    Examples:
+        >>> is_finite_number(0.5), is_finite_number(None), is_finite_number(float("nan")), is_finite_number(True)
+        (True, False, False, False)
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -107,7 +107,7 @@ def load_grid(path: str | Path) -> list[SweepRun]:
         if reserved:
             raise ConfigError(
                 f"{path} sets {', '.join(reserved)}, which a sweep chooses itself: each run trains in "
-                f"<sweep --out>/<run name>; remove {', '.join(reserved)} from the grid"
+                f"<the sweep's `out`>/<run name>; remove {', '.join(reserved)} from the grid"
             )
         for ignored in IGNORED_OPTIONS:
             merged.pop(ignored, None)

@@ -29,9 +29,26 @@ def assert_outputs(out, name, figures):
 def test_limit_terms_average_to_asymptotic_loss():
     """The per-anchor limit terms pair anchors with the same negatives as asymptotic_contrastive_loss."""
     x, y = F.normalize(torch.randn(2, 300, 8, dtype=torch.float64), dim=-1)
-    terms = anchor_limit_terms(x, y, [0.3, 1.0], rows_per_chunk=64)
+    terms = anchor_limit_terms(x, y, [0.3, 1.0])
     for tau in (0.3, 1.0):
         assert terms[tau].mean().item() == pytest.approx(asymptotic_contrastive_loss(x, y, tau).item(), abs=1e-10)
+
+
+def test_gap_coefficients_match_their_definition():
+    """c_i = e^{s_ii/τ}/μ_i − Var_j(e^{s_ij/τ})/(2μ_i²), written out on the full similarity matrix."""
+    from aligniform.studies.theorem1 import anchor_statistics
+
+    x, y = F.normalize(torch.randn(2, 200, 8, dtype=torch.float64), dim=-1)
+    tau = 0.4
+    stats = anchor_statistics(x, y, [tau])[tau]
+    for row, (anchors, candidates) in enumerate(((x, y), (y, x))):
+        similarity = anchors @ candidates.T
+        off_diagonal = ~torch.eye(200, dtype=torch.bool)
+        e = (similarity / tau).exp()[off_diagonal].reshape(200, 199)
+        mu, variance = e.mean(1), e.var(1, unbiased=False)
+        expected = similarity.diagonal().div(tau).exp() / mu - variance / (2 * mu**2)
+        torch.testing.assert_close(stats["coefficient"][row], expected)
+        torch.testing.assert_close(stats["limit"][row], mu.log() - similarity.diagonal() / tau)
 
 
 def test_theorem1_gap_shrinks_on_synthetic_features(tmp_path):

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ..studies import STUDY_NAMES  # the package loads each study on first use: listing them imports none
 from .errors import UserError, path_argument
-
-#: The studies' names (the keys of :data:`aligniform.studies.STUDIES`), known without importing them.
-STUDY_NAMES = ("correlation", "family", "latent-classes", "summary", "temperature", "theorem1")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,10 +28,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def handle(args: argparse.Namespace) -> int:
     """Print the study's options, or run it with the --set overrides."""
     from .._validation import check_output_path
-    from ..studies import STUDIES
+    from ..studies import load_study
     from ..studies.options import parse_study_options
 
-    run_study, options_class = STUDIES[args.name]
+    run_study, options_class = load_study(args.name)
     if args.list_options:
         for field in dataclasses.fields(options_class):
             print(f"{field.name} = {field.default!r}")

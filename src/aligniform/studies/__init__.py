@@ -32,25 +32,59 @@ Examples:
     >>> results = run_latent_classes_study(Path("/tmp/lc"), num_classes=(4,), steps=50)  # doctest: +SKIP
 """
 
-from .correlation import CorrelationOptions, run_correlation_study
-from .family import FamilyOptions, run_family_study
-from .latent_classes import LatentClassesOptions, run_latent_classes_study
-from .summary import SummaryOptions, run_summary_study
-from .temperature import TemperatureOptions, run_temperature_study
-from .theorem1 import Theorem1Options, anchor_limit_terms, run_theorem1_study
+from __future__ import annotations
 
-#: Study name -> (run function, options dataclass), for the CLI.
-STUDIES = {
-    "correlation": (run_correlation_study, CorrelationOptions),
-    "theorem1": (run_theorem1_study, Theorem1Options),
-    "latent-classes": (run_latent_classes_study, LatentClassesOptions),
-    "temperature": (run_temperature_study, TemperatureOptions),
-    "family": (run_family_study, FamilyOptions),
-    "summary": (run_summary_study, SummaryOptions),
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below load on first use (PEP 562): the CLI lists the studies without importing them
+    from .correlation import CorrelationOptions, run_correlation_study
+    from .family import FamilyOptions, run_family_study
+    from .latent_classes import LatentClassesOptions, run_latent_classes_study
+    from .summary import SummaryOptions, run_summary_study
+    from .temperature import TemperatureOptions, run_temperature_study
+    from .theorem1 import Theorem1Options, anchor_limit_terms, run_theorem1_study
+
+#: Study name -> (module of this package, run function, options dataclass): the one list of the studies.
+REGISTRY = {
+    "correlation": ("correlation", "run_correlation_study", "CorrelationOptions"),
+    "theorem1": ("theorem1", "run_theorem1_study", "Theorem1Options"),
+    "latent-classes": ("latent_classes", "run_latent_classes_study", "LatentClassesOptions"),
+    "temperature": ("temperature", "run_temperature_study", "TemperatureOptions"),
+    "family": ("family", "run_family_study", "FamilyOptions"),
+    "summary": ("summary", "run_summary_study", "SummaryOptions"),
 }
+#: The studies' names, sorted (what ``aligniform study`` accepts).
+STUDY_NAMES = tuple(sorted(REGISTRY))
+_HOMES = {attribute: module for module, *attributes in REGISTRY.values() for attribute in attributes}
+_HOMES["anchor_limit_terms"] = "theorem1"
+
+
+def load_study(name: str) -> tuple[Any, type]:
+    """The run function and options dataclass of the study ``name`` (importing only its module).
+
+    Examples:
+        >>> load_study("latent-classes")[1].__name__
+        'LatentClassesOptions'
+    """
+    module, run, options = REGISTRY[name]
+    loaded = importlib.import_module(f".{module}", __name__)
+    return getattr(loaded, run), getattr(loaded, options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "STUDIES":  # study name -> (run function, options dataclass)
+        return {study: load_study(study) for study in REGISTRY}
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
+    "REGISTRY",
     "STUDIES",
+    "STUDY_NAMES",
+    "load_study",
     "CorrelationOptions",
     "FamilyOptions",
     "run_correlation_study",

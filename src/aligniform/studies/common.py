@@ -12,14 +12,15 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from .._io import write_json
+from .._numerics import is_finite_number
 
 Options = TypeVar("Options")
 
@@ -141,16 +142,6 @@ def cell(value: object, digits: int = 4) -> str:
 # ----------------------------------------------------------------------------- means over seeds
 
 
-def is_finite_number(value: object) -> TypeGuard[float]:
-    """Whether ``value`` is an int or float (not a bool) with a finite value (JSON's null and NaN are not).
-
-    Examples:
-        >>> is_finite_number(0.5), is_finite_number(None), is_finite_number(float("nan")), is_finite_number(True)
-        (True, False, False, False)
-    """
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def mean_and_sd(values: Sequence[Any]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (n − 1) of the finite numbers among ``values``.
 
@@ -162,10 +153,46 @@ def mean_and_sd(values: Sequence[Any]) -> tuple[float | None, float | None]:
         >>> mean_and_sd([1.0]), mean_and_sd([None])
         ((1.0, None), (None, None))
     """
-    finite = [float(value) for value in values if value is not None and math.isfinite(value)]
+    finite = [float(value) for value in values if is_finite_number(value)]
     if not finite:
         return None, None
     return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)
+
+
+def summarize(
+    rows: Sequence[dict],
+    by: Sequence[str],
+    metrics: Sequence[str],
+    counts: bool = False,
+    extra: Callable[[list[dict]], dict] | None = None,
+) -> list[dict]:
+    """Per group of rows with the same values of ``by``: the mean and sample standard deviation over seeds.
+
+    Each entry holds the ``by`` values, ``seeds`` (the group's rows), then per metric ``key`` and
+    ``key_std`` (:func:`mean_and_sd`), with ``counts`` also ``key_n`` (the rows with a finite value),
+    then what ``extra(members)`` adds. Groups keep the order of their first row.
+
+    Examples:
+        >>> rows = [{"loss": "contrastive", "tau": 0.2, "accuracy": a} for a in (0.9, 0.8)]
+        >>> entry = summarize(rows, ("loss", "tau"), ("accuracy",), counts=True)[0]
+        >>> round(entry["accuracy"], 6), round(entry["accuracy_std"], 6), entry["accuracy_n"], entry["seeds"]
+        (0.85, 0.070711, 2, 2)
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[key] for key in by), []).append(row)
+    summary = []
+    for values, members in groups.items():
+        entry: dict[str, Any] = dict(zip(by, values, strict=True))
+        entry["seeds"] = len(members)
+        for key in metrics:
+            column = [member.get(key) for member in members]
+            entry[key], entry[f"{key}_std"] = mean_and_sd(column)
+            if counts:
+                entry[f"{key}_n"] = sum(is_finite_number(value) for value in column)
+        entry.update(extra(members) if extra else {})
+        summary.append(entry)
+    return summary
 
 
 def difference_with_error(a: dict | None, b: dict | None, key: str) -> tuple[float | None, float | None]:
@@ -183,11 +210,23 @@ def difference_with_error(a: dict | None, b: dict | None, key: str) -> tuple[flo
     """
     if a is None or b is None or not is_finite_number(a.get(key)) or not is_finite_number(b.get(key)):
         return None, None
-    difference = a[key] - b[key]
-    if not is_finite_number(a.get(f"{key}_std")) or not is_finite_number(b.get(f"{key}_std")):
-        return difference, None
-    count_a, count_b = a.get(f"{key}_n", a.get("seeds")), b.get(f"{key}_n", b.get("seeds"))
-    return difference, math.sqrt(a[f"{key}_std"] ** 2 / count_a + b[f"{key}_std"] ** 2 / count_b)
+    return a[key] - b[key], standard_error([a, b], key)
+
+
+def standard_error(entries: Sequence[dict], key: str) -> float | None:
+    """Standard error of a sum or difference of the entries' means over seeds: √(Σ s²/n); None without a spread.
+
+    ``s`` is ``{key}_std`` and ``n`` is ``{key}_n`` (the seeds with a value), or ``seeds`` when a summary
+    does not count per metric.
+
+    Examples:
+        >>> entries = [{"acc_std": 0.03, "seeds": 3}, {"acc_std": 0.04, "seeds": 3}]
+        >>> round(standard_error(entries, "acc"), 6), standard_error([{"acc_std": None, "seeds": 1}], "acc")
+        (0.028868, None)
+    """
+    if not all(is_finite_number(entry.get(f"{key}_std")) for entry in entries):
+        return None
+    return math.sqrt(sum(entry[f"{key}_std"] ** 2 / entry.get(f"{key}_n", entry.get("seeds")) for entry in entries))
 
 
 def mean_sd_cell(entry: dict | None, key: str, scale: float = 1.0, digits: int = 3) -> str:

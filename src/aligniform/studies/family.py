@@ -27,24 +27,26 @@ like the other studies' runs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._numerics import is_finite_number
+from .._validation import check_positive_int
 from ..config import TrainConfig
 from .common import (
     Progress,
     build_options,
     cell,
     markdown_table,
-    mean_and_sd,
     mean_sd_cell,
     options_dict,
+    standard_error,
     torch_threads,
     write_outputs,
 )
-from .temperature import train_or_reuse
+from .common import summarize as summarize_over_seeds
+from .runs import status_counts, train_all
 
 STUDY = "family"
 
@@ -85,6 +87,8 @@ class FamilyOptions:
         dim: embedding dimension.
         linear_probe: ``short``, ``paper`` or ``none`` (then accuracy is 5-NN only).
         seeds: training seeds; each (objective, batch) is trained once per seed.
+        workers: runs at a time; above 1 each run trains in its own process with ``cores / workers``
+            threads (and ``threads`` does not apply).
         device: ``auto``, ``cpu`` or ``cuda``.
         threads: torch intra-op threads (0: leave torch's setting); 1 is fastest on small shared CPUs.
         progress: progress lines and per-run progress bars.
@@ -104,6 +108,7 @@ class FamilyOptions:
     dim: int = 128
     linear_probe: str = "short"
     seeds: tuple[int, ...] = (0,)
+    workers: int = 1
     device: str = "auto"
     threads: int = 1
     progress: bool = True
@@ -116,11 +121,12 @@ class FamilyOptions:
             unknown = [o for o in chosen if o not in OBJECTIVES]
             if unknown:
                 raise ValueError(f"{name} must be some of {', '.join(OBJECTIVES)}, got {', '.join(unknown)}")
+        check_positive_int(self.workers, "workers")
         if not self.objectives:
             raise ValueError(f"objectives must name at least one of {', '.join(OBJECTIVES)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be one or more distinct integers, got {self.seeds}")
-        if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 0):
+        if not (is_finite_number(self.tau) and self.tau > 0):
             raise ValueError(f"tau must be a positive temperature, got {self.tau}")
         if not 0 < self.hard_alpha <= 1:
             raise ValueError(f"hard_alpha must lie in (0, 1], got {self.hard_alpha}")
@@ -192,17 +198,11 @@ def result_row(name: str, batch: int, seed: int, results: dict, status: str, run
 
 def summarize(rows: list[dict]) -> list[dict]:
     """Per (objective, batch): the mean and sample standard deviation over seeds of every metric."""
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["objective"], row["batch_size"]), []).append(row)
-    summary = []
-    for (name, batch), members in groups.items():
-        entry: dict[str, Any] = {"objective": name, "supervised": name in SUPERVISED, "batch_size": batch}
-        entry["seeds"] = len(members)
-        for key in (*METRICS, "accuracy"):
-            entry[key], entry[f"{key}_std"] = mean_and_sd([m[key] for m in members])
-        summary.append(entry)
-    return summary
+    summary = summarize_over_seeds(rows, ("objective", "batch_size"), (*METRICS, "accuracy"))
+    # "supervised" right after the objective, where the family's JSON has always had it
+    return [
+        {"objective": entry["objective"], "supervised": entry["objective"] in SUPERVISED, **entry} for entry in summary
+    ]
 
 
 def _find(summary: list[dict], name: str, batch: int) -> dict | None:
@@ -211,16 +211,6 @@ def _find(summary: list[dict], name: str, batch: int) -> dict | None:
 
 def _difference(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
-
-
-def _standard_error(entries: list[dict], key: str) -> float | None:
-    """Standard error of a sum/difference of the entries' means over seeds (None with one seed)."""
-    variance = 0.0
-    for entry in entries:
-        if entry[f"{key}_std"] is None:
-            return None
-        variance += entry[f"{key}_std"] ** 2 / entry["seeds"]
-    return math.sqrt(variance)
 
 
 def _verdict(margin: float | None, error: float | None) -> tuple[bool | None, str]:
@@ -249,7 +239,7 @@ def claims(summary: list[dict], options: FamilyOptions) -> dict:
         nt_drop = _difference(nt[0]["accuracy"], nt[1]["accuracy"])
         dcl_drop = _difference(dcl[0]["accuracy"], dcl[1]["accuracy"])
         margin = _difference(nt_drop, dcl_drop)
-        held, verdict = _verdict(margin, _standard_error([nt[0], nt[1], dcl[0], dcl[1]], "accuracy"))
+        held, verdict = _verdict(margin, standard_error([nt[0], nt[1], dcl[0], dcl[1]], "accuracy"))
         tests["dcl_small_batch"] = {
             "claim": f"DCL loses less accuracy than NT-Xent from batch {big} to {small} (Yeh et al. 2022)",
             "nt_xent_drop": nt_drop,
@@ -265,7 +255,7 @@ def claims(summary: list[dict], options: FamilyOptions) -> dict:
         other = _find(summary, baseline, big)
         if supcon and other:
             margin = _difference(supcon["tolerance"], other["tolerance"])
-            held, verdict = _verdict(margin, _standard_error([supcon, other], "tolerance"))
+            held, verdict = _verdict(margin, standard_error([supcon, other], "tolerance"))
             tests[f"supcon_tolerance_vs_{baseline}"] = {
                 "claim": f"SupCon's tolerance is higher than {baseline}'s (Khosla et al. 2020; Wang & Liu 2021)",
                 "supervised_contrastive": supcon["tolerance"],
@@ -350,7 +340,7 @@ def run_family_study(out: str | Path, options: FamilyOptions | None = None, **ov
         ['dcl_small_batch', 'supcon_tolerance_vs_contrastive', 'supcon_tolerance_vs_nt_xent']
     """
     options = build_options(FamilyOptions, options, overrides)
-    with torch_threads(options.threads):
+    with torch_threads(options.threads if options.workers == 1 else 0):
         return _run(Path(out), options)
 
 
@@ -363,9 +353,9 @@ def _run(out: Path, options: FamilyOptions) -> dict:
     plan = planned_runs(options)
     progress(f"{len(plan)} runs on {options.dataset}: {list(options.objectives)} × seeds {list(options.seeds)}")
     rows = []
-    for name, batch, seed in plan:
-        config = run_config(name, batch, seed, options, runs)
-        results, status = train_or_reuse(config, progress)
+    configs = [run_config(name, batch, seed, options, runs) for name, batch, seed in plan]
+    outcomes = train_all(configs, options.workers, progress)
+    for (name, batch, seed), config, (results, status) in zip(plan, configs, outcomes, strict=True):
         rows.append(result_row(name, batch, seed, results, status, Path(config.out)))
         row = rows[-1]
         progress(
@@ -374,7 +364,7 @@ def _run(out: Path, options: FamilyOptions) -> dict:
             f"tolerance {cell(row['tolerance'], 3)} ({status})"
         )
     summary = summarize(rows)
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("trained", "resumed", "reused")}
+    counts = status_counts(rows)
     results = {
         "options": options_dict(options),
         "rows": rows,

@@ -25,48 +25,51 @@ stopped. With ``workers > 1`` the runs train in separate processes
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
-from ..stats import bootstrap_rank_correlation, spearman
 from .common import (
     Progress,
     build_options,
     cell,
-    difference_with_error,
-    markdown_table,
-    mean_and_sd,
-    mean_sd_cell,
     options_dict,
     torch_threads,
     write_outputs,
 )
+from .runs import status_counts, train_all
+from .temperature_claims import (
+    BEST_TAUS,
+    LARGE_TAUS,
+    NEAR_COLLAPSE,
+    SUMMARY_METRICS,
+    claims,
+    summarize,
+    trends,
+)
+from .temperature_report import PUBLISHED, claim_summary, markdown_report
+
+# The rules live in temperature_claims and the report in temperature_report; these names stay importable
+# from here, where callers found them before the split.
+__all__ = [
+    "BEST_TAUS",
+    "LARGE_TAUS",
+    "LOSSES",
+    "NEAR_COLLAPSE",
+    "PUBLISHED",
+    "SUMMARY_METRICS",
+    "TemperatureOptions",
+    "claim_summary",
+    "claims",
+    "markdown_report",
+    "run_temperature_study",
+    "summarize",
+    "trends",
+]
 
 STUDY = "temperature"
 LOSSES = ("contrastive", "hard_contrastive")
-#: −L_uniform below this (a mean Gaussian potential above e⁻¹ between test outputs; an untrained convnet measures
-#: 2.35) flags a run as near collapse; such runs are listed in the report and stay in the trends.
-NEAR_COLLAPSE = 1.0
-
-#: Wang & Liu (2021), ResNet-18 on CIFAR-10 (memory bank 16384, 200 epochs): τ -> (accuracy %, −L_uniform, tolerance).
-PUBLISHED = {
-    "contrastive": {
-        0.07: (79.75, 3.86, 0.04),
-        0.3: (83.27, 3.60, 0.178),
-        0.7: (82.69, 3.17, 0.333),
-        1.0: (82.21, 2.96, 0.372),
-    },
-    # Only the accuracies per τ and a uniformity range (≈ 3.87–3.89) are published for the hard loss.
-    "hard_contrastive": {
-        0.07: (79.2, "3.87–3.89", None),
-        0.3: (83.63, "3.87–3.89", None),
-        0.7: (84.19, "3.87–3.89", None),
-        1.0: (84.19, "3.87–3.89", None),
-    },
-}
 
 
 @dataclass
@@ -182,26 +185,6 @@ def run_config(loss: str, tau: float, options: TemperatureOptions, runs: Path, s
     )
 
 
-def train_or_reuse(config: TrainConfig, progress: Progress) -> tuple[dict, str]:
-    """Results of one run: read from a finished run, resumed from its checkpoint, or trained from scratch."""
-    from ..train import run
-    from ..train.reuse import finished_results, matches
-
-    run_dir = Path(config.out)
-    finished = finished_results(run_dir, config)
-    if finished is not None:
-        progress(f"{run_dir.name}: reusing finished run")
-        return finished, "reused"
-    same = matches(run_dir, config)
-    if same and (run_dir / "checkpoint.pt").is_file():
-        progress(f"{run_dir.name}: resuming from its checkpoint")
-        return run(config, resume=True), "resumed"
-    if run_dir.is_dir() and not same and (run_dir / "config.yaml").is_file():
-        progress(f"{run_dir.name}: options changed since the saved run; training again")
-    progress(f"{run_dir.name}: training {config.objective} for {config.epochs} epochs on {config.dataset}")
-    return run(config, overwrite=True), "trained"
-
-
 def result_row(
     loss: str, tau: float, results: dict, status: str, run_dir: Path, alpha: float | None, seed: int = 0
 ) -> dict:
@@ -225,253 +208,6 @@ def result_row(
         "status": status,
         "run": str(run_dir),
     }
-
-
-#: The per-(loss, τ) summary's metrics: mean and sample standard deviation over seeds.
-SUMMARY_METRICS = ("accuracy", "linear_acc", "knn_acc", "neg_uniformity", "tolerance", "alignment")
-
-
-def summarize(rows: list[dict]) -> list[dict]:
-    """Per (loss, τ): the mean and sample standard deviation over seeds of each of :data:`SUMMARY_METRICS`.
-
-    Examples:
-        >>> rows = [{"loss": "contrastive", "tau": 0.2, "accuracy": a, "near_collapse": False} for a in (0.9, 0.8)]
-        >>> entry = summarize(rows)[0]
-        >>> round(entry["accuracy"], 6), round(entry["accuracy_std"], 6), entry["seeds"]
-        (0.85, 0.070711, 2)
-    """
-    groups: dict[tuple[str, float], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["loss"], row["tau"]), []).append(row)
-    summary = []
-    for (loss, tau), members in groups.items():
-        entry: dict[str, Any] = {"loss": loss, "tau": tau, "seeds": len(members)}
-        for key in SUMMARY_METRICS:
-            values = [m.get(key) for m in members]
-            entry[key], entry[f"{key}_std"] = mean_and_sd(values)
-            entry[f"{key}_n"] = sum(v is not None and math.isfinite(v) for v in values)
-        entry["near_collapse"] = sum(bool(m.get("near_collapse")) for m in members)
-        summary.append(entry)
-    return summary
-
-
-def _rank_trend(mine: list[dict], key: str, resamples: int) -> dict:
-    """Spearman ρ of τ with ``key`` over the runs, its stratified bootstrap interval and ρ of the means."""
-    runs = [r for r in mine if r.get(key) is not None]
-    taus = [r["tau"] for r in runs]
-    values = [r[key] for r in runs]
-    interval = bootstrap_rank_correlation(taus, values, resamples=resamples, groups=taus)
-    means = summarize(runs)
-    return {
-        "rho": interval.estimate,
-        "low": interval.low,
-        "high": interval.high,
-        "runs": interval.n,
-        "rho_of_means": spearman([m["tau"] for m in means], [m[key] for m in means]),
-    }
-
-
-def _sign_verdict(trend: dict, expected_sign: int) -> str:
-    """``reproduces`` when the interval of ρ lies on the paper's side of 0, ``partly`` when only the
-    estimate does, else ``not reproduced`` (``not evaluable`` without an estimate).
-    """
-    rho, low, high = trend["rho"], trend["low"], trend["high"]
-    if rho is None or not math.isfinite(rho):
-        return "not evaluable"
-    if math.isfinite(low) and math.isfinite(high) and (high < 0 if expected_sign < 0 else low > 0):
-        return "reproduces"
-    return "partly" if rho * expected_sign > 0 else "not reproduced"
-
-
-#: Temperatures where the hard loss's uniformity is compared with the plain loss's ("large τ").
-LARGE_TAUS = (0.5, 0.7, 1.0)
-#: Temperatures where Wang & Liu's plain contrastive loss is most accurate.
-BEST_TAUS = (0.2, 0.3)
-
-
-def trends(rows: list[dict], resamples: int = 10_000) -> dict:
-    """Per loss: Spearman ρ over τ of −L_uniform (Wang & Liu: negative) and of tolerance (positive).
-
-    ρ is computed over all runs (every seed of every τ); its 95 % percentile interval comes from a
-    bootstrap that resamples the seeds within each τ (:func:`aligniform.stats.bootstrap_rank_correlation`
-    with ``groups``), so every τ stays in every resample. ``rho_of_means`` is ρ over the per-τ means.
-    Runs near collapse (see :data:`NEAR_COLLAPSE`) stay in (a τ whose runs collapse at this budget is a
-    result about that τ); the report lists them.
-    """
-    summary = {}
-    for loss in dict.fromkeys(r["loss"] for r in rows):
-        mine = [r for r in rows if r["loss"] == loss]  # each trend drops the runs missing its own metric
-        means = summarize(mine)
-        best = max(means, key=lambda m: m["accuracy"] if m["accuracy"] is not None else -1, default=None)
-        uniformity = _rank_trend(mine, "neg_uniformity", resamples)
-        tolerance = _rank_trend(mine, "tolerance", resamples)
-        summary[loss] = {
-            "spearman_tau_uniformity": uniformity["rho"],
-            "spearman_tau_tolerance": tolerance["rho"],
-            "uniformity": uniformity,
-            "tolerance": tolerance,
-            "best_tau": best["tau"] if best else None,
-            "runs": len(mine),
-        }
-    return summary
-
-
-def claims(rows: list[dict], trend: dict) -> list[dict]:
-    """Wang & Liu's trends, each with its numbers and a verdict (reproduces / partly / not reproduced).
-
-    1. Uniformity (−L_uniform) falls as τ grows (plain loss): by the sign of Spearman ρ and its interval.
-    2. Tolerance rises as τ grows (plain loss): likewise.
-    3. The hard loss stays uniform at large τ: at each τ of :data:`LARGE_TAUS` the hard loss's mean
-       −L_uniform exceeds the plain loss's by more than 2 standard errors (over seeds); all three:
-       reproduces, some: partly, none: not reproduced (not evaluable with one seed or a missing τ).
-    4. The plain loss is most accurate at a middle τ: the best mean accuracy is at a τ of
-       :data:`BEST_TAUS`; reproduces when it is also more than 2 standard errors above both ends of the
-       τ grid, partly when it is not (not evaluable with one seed); not reproduced at another τ.
-    """
-    summary = summarize(rows)
-    entry = {(m["loss"], m["tau"]): m for m in summary}
-    result = []
-    plain = trend.get("contrastive")
-    if plain:
-        for key, name, sign in (("uniformity", "uniformity falls", -1), ("tolerance", "tolerance rises", 1)):
-            numbers = plain[key]
-            result.append(
-                {
-                    "claim": f"{name} as τ grows (contrastive)",
-                    "rho": numbers["rho"],
-                    "low": numbers["low"],
-                    "high": numbers["high"],
-                    "rho_of_means": numbers["rho_of_means"],
-                    "verdict": _sign_verdict(numbers, sign),
-                }
-            )
-    gaps = []
-    for tau in LARGE_TAUS:
-        hard, base = entry.get(("hard_contrastive", tau)), entry.get(("contrastive", tau))
-        if hard and base:
-            difference, error = difference_with_error(hard, base, "neg_uniformity")
-            if difference is not None:
-                gaps.append({"tau": tau, "difference": difference, "standard_error": error})
-    if gaps:
-        separated = sum(g["standard_error"] is not None and g["difference"] > 2 * g["standard_error"] for g in gaps)
-        verdict = "reproduces" if separated == len(LARGE_TAUS) else "partly" if separated else "not reproduced"
-        if len(gaps) < len(LARGE_TAUS) or any(g["standard_error"] is None for g in gaps):
-            verdict = "not evaluable"  # a missing τ, or one seed: no standard error to compare with
-        result.append({"claim": "hard contrastive stays more uniform at large τ", "gaps": gaps, "verdict": verdict})
-    plain_entries = sorted((m for m in summary if m["loss"] == "contrastive"), key=lambda m: m["tau"])
-    if len(plain_entries) >= 3 and all(m["accuracy"] is not None for m in plain_entries):
-        best = max(plain_entries, key=lambda m: m["accuracy"])
-        margins = [difference_with_error(best, end, "accuracy") for end in (plain_entries[0], plain_entries[-1])]
-        in_range = any(math.isclose(best["tau"], tau) for tau in BEST_TAUS)
-        clear = all(d is not None and e is not None and d > 2 * e for d, e in margins)
-        verdict = ("reproduces" if clear else "partly") if in_range else "not reproduced"
-        if in_range and any(e is None for _, e in margins):
-            verdict = "not evaluable"  # one seed: no standard error to decide between reproduces and partly
-        result.append(
-            {
-                "claim": "plain contrastive is most accurate at τ ≈ 0.2–0.3",
-                "best_tau": best["tau"],
-                "best_accuracy": best["accuracy"],
-                "margins": [{"difference": d, "standard_error": e} for d, e in margins],
-                "verdict": verdict,
-            }
-        )
-    return result
-
-
-def _tau(value: float | None) -> str:
-    return "—" if value is None else f"{value:g}"
-
-
-def _published_row(loss: str, taus: list[float], index: int, digits: int) -> list[str]:
-    published = PUBLISHED.get(loss, {})
-    cells = []
-    for tau in taus:
-        value = published.get(round(tau, 2), (None, None, None))[index]
-        cells.append(value if isinstance(value, str) else cell(value, digits))
-    return cells
-
-
-def _interval(numbers: dict) -> str:
-    return f"{cell(numbers['rho'], 2)} [{cell(numbers['low'], 2)}, {cell(numbers['high'], 2)}]"
-
-
-def claim_summary(claim: dict) -> str:
-    """The numbers behind one claim's verdict, in one line."""
-    if "rho" in claim:
-        return (
-            f"Spearman ρ over τ = {_interval(claim)} (95 % interval), ρ of the means {cell(claim['rho_of_means'], 2)}"
-        )
-    if "gaps" in claim:
-        parts = [
-            f"τ = {g['tau']:g}: {cell(g['difference'], 3)}"
-            + ("" if g["standard_error"] is None else f" (s.e. {cell(g['standard_error'], 3)})")
-            for g in claim["gaps"]
-        ]
-        return "hard − plain −L_uniform: " + ", ".join(parts)
-    margins = ", ".join(
-        f"{cell(100 * m['difference'], 2)}"
-        + ("" if m["standard_error"] is None else f" (s.e. {cell(100 * m['standard_error'], 2)})")
-        for m in claim["margins"]
-    )
-    best = f"best τ = {claim['best_tau']:g} ({cell(100 * claim['best_accuracy'], 2)} %)"
-    return f"{best}, points above the τ grid's ends: {margins}"
-
-
-def markdown_report(results: dict) -> str:
-    """One table per loss in the layout of Wang & Liu's Table 1 (τ as columns), published values beside ours."""
-    options = results["options"]
-    seeds = options["seeds"]
-    spread = f"mean ± sample standard deviation over seeds {seeds}" if len(seeds) > 1 else f"seed {seeds[0]}"
-    accuracy_note = "linear probe" if options["linear_probe"] != "none" else "5-NN (no linear probe was run)"
-    warmup = f", lr warm-up over {options['warmup_epochs']} epochs" if options.get("warmup_epochs") else ""
-    lines = [
-        "# Temperature (Wang & Liu 2021): accuracy, uniformity and tolerance against τ",
-        "",
-        f"Ours: {options['model']} on {options['dataset']}, {options['epochs']} epochs, batch {options['batch_size']}, "
-        f"dim {options['dim']}, lr {options['lr']:g} ({options.get('schedule', 'step')} schedule{warmup}); {spread}. "
-        f"Hard contrastive keeps the upper α = {options['hard_alpha']:g} "
-        "quantile of each anchor's negatives. Uniformity is −L_uniform(t = 2) on the test set (higher is more "
-        "uniform); tolerance is the mean similarity of same-class test pairs. "
-        "W&L: Wang & Liu (2021), ResNet-18 on CIFAR-10, memory bank 16384, 200 epochs (accuracy: linear probe). "
-        "Different data and budget: compare the trends across τ, not the values.",
-    ]
-    taus = options["taus"]
-    header = ["", *[f"τ = {t:g}" for t in taus]]
-    summary = {(m["loss"], m["tau"]): m for m in results.get("summary") or summarize(results["rows"])}
-    for loss in options["losses"]:
-        entries = [summary.get((loss, t)) for t in taus]
-        table = [
-            ["ours: linear accuracy (%)", *[mean_sd_cell(e, "linear_acc", 100, 2) for e in entries]],
-            ["ours: 5-NN accuracy (%)", *[mean_sd_cell(e, "knn_acc", 100, 2) for e in entries]],
-            ["ours: uniformity −L_uniform", *[mean_sd_cell(e, "neg_uniformity", 1, 3) for e in entries]],
-            ["ours: tolerance", *[mean_sd_cell(e, "tolerance", 1, 3) for e in entries]],
-            ["W&L: accuracy (%)", *_published_row(loss, taus, 0, 2)],
-            ["W&L: uniformity", *_published_row(loss, taus, 1, 2)],
-            ["W&L: tolerance", *_published_row(loss, taus, 2, 3)],
-        ]
-        trend = results["trends"].get(loss, {})
-        uniformity, tolerance = trend.get("uniformity"), trend.get("tolerance")
-        lines += ["", f"## {loss.replace('_', ' ')}", "", markdown_table(header, table), ""]
-        if uniformity and tolerance:
-            lines.append(
-                f"Over {trend.get('runs')} runs, Spearman ρ over τ with 95 % "
-                f"intervals (seeds resampled within each τ): uniformity {_interval(uniformity)} (W&L: falls with τ), "
-                f"tolerance {_interval(tolerance)} (W&L: rises with τ); best τ by mean {accuracy_note}: "
-                f"{_tau(trend.get('best_tau'))}."
-            )
-    if results.get("claims"):
-        lines += ["", "## Wang & Liu's trends", "", "| claim | numbers | verdict |", "|---|---|---|"]
-        lines += [f"| {c['claim']} | {claim_summary(c)} | {c['verdict']} |" for c in results["claims"]]
-    collapsed = [f"{r['loss']} τ = {r['tau']:g} seed {r.get('seed', 0)}" for r in results["rows"] if r["near_collapse"]]
-    if collapsed:
-        lines += [
-            "",
-            f"Near collapse (−L_uniform < {NEAR_COLLAPSE:g}; counted in the trends above): {', '.join(collapsed)}.",
-        ]
-    counts = ", ".join(f"{count} {status}" for status, count in results["counts"].items())
-    lines += ["", f"Run time: {results['seconds']:.1f} s (runs: {counts})."]
-    return "\n".join(lines) + "\n"
 
 
 def run_temperature_study(out: str | Path, options: TemperatureOptions | None = None, **overrides: Any) -> dict:
@@ -498,31 +234,6 @@ def run_temperature_study(out: str | Path, options: TemperatureOptions | None = 
         return _run(Path(out), options)
 
 
-def _train_all(plan: list[tuple[str, float, int, TrainConfig]], options: TemperatureOptions, progress: Progress):
-    """Results and status of every planned run: in this process one after another, or ``workers`` processes."""
-    from ..sweep import train_in_processes
-    from ..train.reuse import finished_results
-
-    if options.workers == 1:
-        return [train_or_reuse(config, progress) for *_, config in plan]
-    pending = [config for *_, config in plan if finished_results(config.out, config) is None]
-    progress(f"{len(plan) - len(pending)} runs finished before; training {len(pending)} in {options.workers} processes")
-    failed = train_in_processes(pending, options.workers)
-    if failed:
-        raise RuntimeError(
-            f"{len(failed)} run(s) failed: {', '.join(failed)}; see their train.log in "
-            f"{Path(pending[0].out).parent}, fix the cause and rerun the study (finished runs are kept)"
-        )
-    done = {config.out for config in pending}
-    outcomes = []
-    for *_, config in plan:
-        results = finished_results(config.out, config)
-        if results is None:
-            raise RuntimeError(f"run {config.out} left no results.json; see its train.log")
-        outcomes.append((results, "trained" if config.out in done else "reused"))
-    return outcomes
-
-
 def _run(out: Path, options: TemperatureOptions) -> dict:
     from ..plots import plot_temperature_curves, save_figure
 
@@ -540,7 +251,8 @@ def _run(out: Path, options: TemperatureOptions) -> dict:
         f"on {options.dataset}"
     )
     rows = []
-    for (loss, tau, seed, config), (results, status) in zip(plan, _train_all(plan, options, progress), strict=True):
+    outcomes = train_all([config for *_, config in plan], options.workers, progress)
+    for (loss, tau, seed, config), (results, status) in zip(plan, outcomes, strict=True):
         alpha = options.hard_alpha if loss == "hard_contrastive" else None
         rows.append(result_row(loss, tau, results, status, Path(config.out), alpha, seed))
         row = rows[-1]
@@ -548,7 +260,7 @@ def _run(out: Path, options: TemperatureOptions) -> dict:
             f"[{len(rows)}/{len(plan)}] {loss} τ={tau:g} seed {seed}: accuracy {cell(row['accuracy'], 3)}, "
             f"−L_uniform {cell(row['neg_uniformity'], 3)}, tolerance {cell(row['tolerance'], 3)} ({status})"
         )
-    counts = {status: sum(r["status"] == status for r in rows) for status in ("trained", "resumed", "reused")}
+    counts = status_counts(rows)
     trend = trends(rows)
     results = {
         "options": options_dict(options),

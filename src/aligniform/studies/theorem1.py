@@ -18,7 +18,7 @@ computed with exactly that pairing (as :func:`aligniform.asymptotic_contrastive_
 does): per anchor x_i, ``−x_iᵀy_i/τ + log mean_{j≠i} exp(x_iᵀy_j/τ)`` with j
 over the whole population, averaged with the same term for anchors y_i against
 x_j. The mean of these per-anchor terms over the population *is*
-``asymptotic_contrastive_loss(population)`` (see :func:`anchor_limit_terms`).
+``asymptotic_contrastive_loss(population)``; :func:`anchor_limit_terms` takes them from the loss itself.
 
 Variance reduction. Each batch's gap is measured against the per-anchor limit
 terms of the batch's own anchors: ``(L_batch − log M) − mean_batch(limit terms)``.
@@ -54,6 +54,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.synthetic import mixture_positive_pairs
 from ..losses import contrastive_loss
+from ..losses._pairs import softmax_terms
 from ..plots import plot_theorem1, plot_theorem1_gaps, save_figure
 from ..stats import log_log_slope
 from .common import Progress, build_options, markdown_table, options_dict, torch_threads, write_outputs
@@ -130,16 +131,14 @@ class Theorem1Options:
 # ---------------------------------------------------------------------------- the limit
 
 
-def anchor_limit_terms(
-    x: torch.Tensor, y: torch.Tensor, taus: Sequence[float], rows_per_chunk: int = 512
-) -> dict[float, torch.Tensor]:
-    """Per-anchor terms of Theorem 1's limit on a population, for every τ; O(rows × N) memory.
+def anchor_limit_terms(x: torch.Tensor, y: torch.Tensor, taus: Sequence[float]) -> dict[float, torch.Tensor]:
+    """Per-anchor terms of Theorem 1's limit on a population, for every τ; O(N × block) memory.
 
     For anchor x_i: ``−x_iᵀy_i/τ + log mean_{j≠i} exp(x_iᵀy_j/τ)``; for anchor
-    y_i the same with x and y swapped. The mean of all 2N terms equals
-    ``asymptotic_contrastive_loss(x, y, τ)`` (same pairs, same symmetry), but
-    computed in row chunks so N = 65,536 fits in memory. The arithmetic runs in
-    the features' dtype (float32 is ~5× faster than float64 on CPU).
+    y_i the same with x and y swapped. These are the terms whose mean is
+    ``asymptotic_contrastive_loss(x, y, τ)``, computed by the loss's own tiled
+    pass, so N = 65,536 fits in memory. The arithmetic runs in the features'
+    dtype (float32 is ~5× faster than float64 on CPU).
 
     Returns:
         τ -> (2, N) float64 tensor: row 0 the x anchors, row 1 the y anchors.
@@ -152,14 +151,22 @@ def anchor_limit_terms(
         >>> torch.allclose(terms.mean(), asymptotic_contrastive_loss(x, y, 0.5))
         True
     """
-    return {tau: stats["limit"] for tau, stats in anchor_statistics(x, y, taus, rows_per_chunk).items()}
+    return {tau: stats["limit"] for tau, stats in anchor_statistics(x, y, taus).items()}
+
+
+def _asymptotic_terms(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
+    """Per anchor, ``log Σ_{j≠i} e^{s_ij/τ} − s_ii/τ`` as (2, N) float64: the terms of the asymptotic loss.
+
+    :func:`aligniform.asymptotic_contrastive_loss` is their mean minus log(N − 1); the study needs each
+    anchor's own term (a batch's gap is measured against its anchors'), so it takes them before the mean.
+    """
+    terms = softmax_terms(x, y, None, tau, symmetric=True, batch_negatives=True, positive_in_denominator=False)
+    return terms.double().reshape(2, x.shape[0])
 
 
 @torch.no_grad()
-def anchor_statistics(
-    x: torch.Tensor, y: torch.Tensor, taus: Sequence[float], rows_per_chunk: int = 512
-) -> dict[float, dict[str, torch.Tensor]]:
-    """Per-anchor limit terms and first-order gap coefficients, in one chunked pass over the population.
+def anchor_statistics(x: torch.Tensor, y: torch.Tensor, taus: Sequence[float]) -> dict[float, dict[str, torch.Tensor]]:
+    """Per-anchor limit terms and first-order gap coefficients of a population, for every τ.
 
     With e_j = exp(s_ij/τ) over anchor i's negatives, μ_i = mean e_j and
     v_i = Var(e_j)/μ_i², a second-order expansion of
@@ -169,30 +176,24 @@ def anchor_statistics(
 
     the positive that :func:`aligniform.contrastive_loss` keeps in its
     denominator (first term, > 0) and Jensen's gap of a log of a mean of M
-    terms (second, < 0). Everything is computed with log-sum-exps, so small τ
-    cannot overflow.
+    terms (second, < 0). Both come from the asymptotic loss's per-anchor terms
+    A_i = log Σ_j e_j − s_ii/τ at τ and B_i at τ/2 (log Σ_j e_j² − 2 s_ii/τ):
+    with L = log(N − 1), e^{s_ii/τ}/μ_i = e^{L − A_i} and 1 + v_i = e^{B_i − 2A_i + L}.
+    Everything stays in log-sum-exps, so small τ cannot overflow.
 
     Returns:
         τ -> {"limit": (2, N), "coefficient": (2, N)} float64 tensors (row 0: x anchors, row 1: y anchors).
     """
-    n = x.shape[0]
-    positive = (x * y).sum(1).double()
-    stats = {
-        float(tau): {key: torch.empty(2, n, dtype=torch.float64) for key in ("limit", "coefficient")} for tau in taus
-    }
-    for row, (anchors, candidates) in enumerate(((x, y), (y, x))):
-        for start in range(0, n, rows_per_chunk):
-            stop = min(start + rows_per_chunk, n)
-            similarity = anchors[start:stop] @ candidates.T
-            own = torch.arange(start, stop)
-            similarity[own - start, own] = -math.inf  # the anchor's own positive is not a negative
-            for tau, values in stats.items():
-                log_mean = torch.logsumexp(similarity / tau, 1).double() - math.log(n - 1)
-                log_mean_square = torch.logsumexp(similarity * (2 / tau), 1).double() - math.log(n - 1)
-                relative_variance = torch.expm1(log_mean_square - 2 * log_mean)  # Var(e)/μ² = E[e²]/μ² − 1
-                scaled_positive = positive[start:stop] / tau
-                values["limit"][row, start:stop] = log_mean - scaled_positive
-                values["coefficient"][row, start:stop] = (scaled_positive - log_mean).exp() - relative_variance / 2
+    log_negatives = math.log(x.shape[0] - 1)
+    stats = {}
+    for tau in taus:
+        terms = _asymptotic_terms(x, y, float(tau))
+        square_terms = _asymptotic_terms(x, y, float(tau) / 2)
+        relative_variance = torch.expm1(square_terms - 2 * terms + log_negatives)
+        stats[float(tau)] = {
+            "limit": terms - log_negatives,
+            "coefficient": torch.exp(log_negatives - terms) - relative_variance / 2,
+        }
     return stats
 
 
