@@ -242,6 +242,20 @@ def run(args: argparse.Namespace) -> dict:
     return {"meta": meta, "rows": rows, "training": training}
 
 
+def floor_table(rows: list[dict], n: int = 1024) -> str:
+    """The GEMM-equivalents at N = ``n`` beside their floor, as a Markdown table for docs/benchmarks.md."""
+    chosen = [row for row in rows if row["n"] == n]
+    if not chosen:
+        return ""
+    lines = [f"| loss | threads | GEMM-equivalents at N = {n} | floor | ours / plain |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r['loss']} | {r['threads']} | {r['gemm_equivalents']:.2f} | {r['floor_gemm_equivalents']:.2f} "
+        f"| {r['ratio_to_plain']:.3f} |"
+        for r in chosen
+    ]
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the results file (JSON)")
@@ -267,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     results = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(floor_table(results["rows"]))
     print(f"wrote {args.out} ({len(results['rows'])} rows)")
 
 
