@@ -106,6 +106,18 @@ def test_compare_lists_unmatched_rows_and_an_empty_baseline(bench, tmp_path, cap
     assert doctest.testmod(compare).failed == 0
 
 
+def test_the_gpu_suite_runs_every_test_that_skips_without_cuda(bench):
+    gpu_suite = importlib.import_module("gpu_suite")
+    listed = {entry.split("::")[0] for entry in gpu_suite.CUDA_TESTS}
+    skipping = {
+        str(path.relative_to(REPO))
+        for path in (REPO / "tests").rglob("test_*.py")
+        if path.resolve() != Path(__file__).resolve() and "skipif(not torch.cuda.is_available()" in path.read_text()
+    }
+    assert skipping and skipping <= listed
+    assert all((REPO / entry).exists() for entry in listed)
+
+
 @pytest.mark.slow
 def test_run_quick_writes_a_row_per_loss_and_passes_against_itself(tmp_path):
     out = tmp_path / "results.json"
