@@ -37,6 +37,15 @@ lint: venv
 demo: venv
 	$(BIN)/aligniform demo --out demo_out
 
+# Every loss against its plain form and one GEMM (N = 256, 1024, 4096; 1 and 2 threads), peak memory and the
+# training-loop ratio, into BENCH_OUT (benchmarks/run.py), then compared by ratio with the committed baseline
+# (benchmarks/compare.py: exit 1 on a regression). BENCH_ARGS=--quick for a smoke run; docs/benchmarks.md.
+BENCH_OUT ?= benchmarks/results.json
+BENCH_ARGS ?=
+bench: venv
+	$(BIN)/python benchmarks/run.py --out $(BENCH_OUT) $(BENCH_ARGS)
+	$(BIN)/python benchmarks/compare.py $(BENCH_OUT) benchmarks/baseline.json
+
 # The documentation site (mkdocs.yml), built offline into site/ with every warning an error.
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

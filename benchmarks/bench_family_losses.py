@@ -50,22 +50,29 @@ def loss_function(name: str, labels: torch.Tensor) -> Callable[[torch.Tensor, to
     }[name]
 
 
-def chunked_reference(name: str, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, chunk: int = 256) -> float:
-    """The loss in float64 from the papers' formulas, a chunk of anchors against all candidates at a time."""
-    x, y = x.double(), y.double()
+def chunked_loss(name: str, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """The loss from the papers' formulas, a chunk of anchors against all candidates at a time, in x's dtype.
+
+    With ``chunk >= 2N`` it is the dense form (the whole 2N x 2N matrix at once, N x N for
+    sigmoid), which ``benchmarks/forms.py`` times as the plain baseline, so it keeps autograd working.
+    """
     n = x.shape[0]
     if name == "sigmoid":
-        total = 0.0
+        total = torch.zeros((), dtype=x.dtype, device=x.device)
         for start in range(0, n, chunk):
             logits = 10.0 * x[start : start + chunk] @ y.T - 10.0
             rows = torch.arange(logits.shape[0], device=x.device)
             logits[rows, rows + start] *= -1  # the positive's label is +1: −log σ(l) = softplus(−l)
-            total += float(F.softplus(logits, threshold=40).sum())
+            total = total + F.softplus(logits, threshold=40).sum()
         return total / n
     z, z_labels = torch.cat([x, y]), labels.repeat(2)
     tau = 0.5 if "debiased" in name else TAU
     similarity_xy = (x * y).sum(1)
-    weights = 2 - n * torch.softmax(similarity_xy / 0.5, 0) if name == "decoupled_weighted" else torch.ones(n)
+    weights = (
+        2 - n * torch.softmax(similarity_xy / 0.5, 0)
+        if name == "decoupled_weighted"
+        else torch.ones_like(similarity_xy)
+    )
     terms = []
     for start in range(0, 2 * n, chunk):
         logits = z[start : start + chunk] @ z.T / tau
@@ -91,7 +98,13 @@ def chunked_reference(name: str, x: torch.Tensor, y: torch.Tensor, labels: torch
         corrected = (negatives.exp() - 0.1 * m * positive.exp()) / 0.9
         g = corrected.clamp(min=m * math.exp(-1 / tau))
         terms.append(torch.log1p(g / positive.exp()))
-    return float(torch.cat(terms).mean())
+    return torch.cat(terms).mean()
+
+
+def chunked_reference(name: str, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, chunk: int = 256) -> float:
+    """The loss in float64 from the papers' formulas, a chunk of anchors against all candidates at a time."""
+    with torch.no_grad():
+        return float(chunked_loss(name, x.double(), y.double(), labels, chunk))
 
 
 def one(name: str, n: int, d: int, device: torch.device, check: bool) -> None:

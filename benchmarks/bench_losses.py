@@ -44,8 +44,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds of each ``fn()`` over ``repeats`` rounds, after one warm-up each.
+def timed_samples(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds of each ``fn()`` in each of ``repeats`` rounds, after one warm-up each.
 
     The functions run interleaved (one call of each per round), so a change in the
     machine's load during the measurement hits every candidate alike and the ratios
@@ -61,6 +61,12 @@ def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.devi
             fn()
             synchronize(device)
             samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds of each ``fn()`` over ``repeats`` interleaved rounds (see :func:`timed_samples`)."""
+    samples = timed_samples(fns, repeats, device)
     return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
 
 
@@ -211,18 +217,21 @@ def _large_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     }[name]
 
 
-def chunked_reference(name: str, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> float:
-    """The loss in float64 from its definition, one chunk of anchor rows at a time (no autograd, no tiles)."""
-    x, y = x.double(), y.double()
+def chunked_loss(name: str, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """The loss from its definition, one chunk of anchor rows at a time, in the inputs' dtype (no tiles).
+
+    With ``chunk >= N`` it is the dense form (the whole N x N matrix at once), which
+    ``benchmarks/forms.py`` times as the plain baseline, so it keeps autograd working.
+    """
     n = x.shape[0]
     if name == "uniform":
-        total = torch.tensor(-math.inf, dtype=torch.float64, device=x.device)
+        total = torch.tensor(-math.inf, dtype=x.dtype, device=x.device)
         for start in range(0, n - 1, chunk):
             distances = torch.cdist(x[start : start + chunk], x[start + 1 :]).pow(2)
             rows = torch.arange(start, min(start + chunk, n), device=x.device)[:, None]
             later = torch.arange(start + 1, n, device=x.device)[None] > rows
             total = torch.logaddexp(total, torch.logsumexp((-2.0 * distances)[later], 0))
-        return float(total) - math.log(n * (n - 1) / 2)
+        return total - math.log(n * (n - 1) / 2)
     terms = []
     for anchors, others in ((x, y), (y, x)):
         for start in range(0, n, chunk):
@@ -240,7 +249,13 @@ def chunked_reference(name: str, x: torch.Tensor, y: torch.Tensor, chunk: int = 
             threshold = logits.topk(kept, dim=1).values[:, -1:]
             logits[logits < threshold] = -math.inf
             terms.append(torch.logaddexp(torch.logsumexp(logits, 1), positive) - positive)
-    return float(torch.cat(terms).mean())
+    return torch.cat(terms).mean()
+
+
+def chunked_reference(name: str, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> float:
+    """The loss in float64 from its definition, one chunk of anchor rows at a time (no autograd, no tiles)."""
+    with torch.no_grad():
+        return float(chunked_loss(name, x.double(), y.double(), chunk))
 
 
 def large_in_this_process(name: str, n: int, d: int, device: torch.device, check: bool) -> None:

@@ -1,0 +1,187 @@
+"""The GPU suite: on one CUDA device, the CUDA tests, autocast checks, ratio benchmarks and a short training run.
+
+Usage (from the repository root, after `make venv`):
+    python benchmarks/gpu_suite.py                      # on cuda:0, under 8 minutes on one H100-class GPU
+    python benchmarks/gpu_suite.py --cpu                # the same steps on the CPU, small and quick (CI runs it)
+    python benchmarks/gpu_suite.py --out suite.json     # also write every row as JSON
+
+Steps, each a group of rows of the one table printed at the end:
+
+1. ``cuda tests``: pytest on the tests that need CUDA (they skip without it; ``CUDA_TESTS``). On a GPU a skip
+   counts as a failure, since it means CUDA was not seen; with ``--cpu`` the skips are expected.
+2. ``autocast``: every loss of ``forms.LOSSES`` (N = 256, d = 128) on bf16 and on fp16 features, forward and
+   backward inside ``torch.autocast``, against the plain form in float64 on the same (rounded) features. Passes
+   when the value and every gradient are finite, the value is within ``VALUE_TOLERANCE`` of the float64 one
+   (relative, or absolute below 1: the losses compute in float32 whatever the features' dtype), and the gradient,
+   returned in the features' dtype, is within ``GRADIENT_TOLERANCE[dtype]`` of the float64 one (max abs
+   difference over max abs value: a few units of the dtype's rounding, 2^-8 for bf16, 2^-11 for fp16).
+3. ``ratio``: benchmarks/run.py's rows for every loss, with the untiled engine (the whole matrix in one tile) as
+   a further baseline: ours / plain, GEMM-equivalents beside their floor, ours / untiled, peak memory.
+4. ``training``: ``aligniform train`` on digits, 2 epochs (1 with ``--cpu``), its wall time and kNN accuracy.
+
+Exit status 1 when a check failed (the ratios are reported, not judged: compare.py judges them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+import run as bench_run
+from forms import LOSSES, batch
+
+REPO = Path(__file__).resolve().parents[1]
+CUDA_TESTS = [  # every test that skips (or takes another branch) without CUDA
+    "tests/test_device.py",
+    "tests/test_augment.py::test_cuda_matches_cpu_parameters",
+    "tests/distributed/test_batchnorm.py::test_convert_sync_batchnorm_on_cpu_and_gpu",
+]
+VALUE_TOLERANCE = 1e-4
+GRADIENT_TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 2e-3}  # measured on CPU: 2.7e-3 and 3.4e-4
+AUTOCAST_N, DIM = 256, 128
+
+
+@dataclass
+class Row:
+    step: str
+    item: str
+    ok: bool | None  # None: a measurement, not a check
+    detail: str
+    seconds: float = 0.0
+
+
+def cuda_tests(on_gpu: bool) -> list[Row]:
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-rs", *CUDA_TESTS]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    counts = [line for line in result.stdout.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
+    summary = counts[-1].strip("= ") if counts else (result.stdout + result.stderr).strip()[-200:]
+    skipped = int(match.group(1)) if (match := re.search(r"(\d+) skipped", summary)) else 0
+    ok = result.returncode == 0 and not (on_gpu and skipped)
+    if not ok:
+        print(result.stdout[-4000:], result.stderr[-2000:], sep="\n")
+    return [Row("cuda tests", f"{len(CUDA_TESTS)} files/tests", ok, summary, time.perf_counter() - started)]
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b).abs().max() / b.abs().max().clamp(min=1e-30))
+
+
+def autocast_rows(device: torch.device) -> list[Row]:
+    x, y, labels = batch(AUTOCAST_N, DIM, device)
+    rows = []
+    for dtype, tolerance in GRADIENT_TOLERANCE.items():
+        low_x, low_y = x.to(dtype), y.to(dtype)
+        for name, form in LOSSES.items():
+            started = time.perf_counter()
+            a, b = low_x.clone().requires_grad_(), low_y.clone().requires_grad_()
+            with torch.autocast(device.type, dtype=dtype):
+                value = form.ours(a, b, labels)
+            value.backward()
+            value = value.detach()
+            a64, b64 = low_x.double().requires_grad_(), low_y.double().requires_grad_()
+            reference = form.plain(a64, b64, labels)
+            reference.backward()
+            reference = reference.detach()
+            value_error = abs(float(value) - float(reference)) / max(1.0, abs(float(reference)))
+            gradients = [(g, r) for g, r in ((a.grad, a64.grad), (b.grad, b64.grad)) if r is not None]
+            finite = bool(torch.isfinite(value)) and all(
+                g is not None and bool(g.isfinite().all()) for g, _ in gradients
+            )
+            gradient_error = max(_relative(g, r) for g, r in gradients if g is not None) if finite else float("nan")
+            ok = finite and value_error <= VALUE_TOLERANCE and gradient_error <= tolerance
+            detail = (
+                f"value {float(value):.6f} vs {float(reference):.6f}: error {value_error:.1e} "
+                f"(tol {VALUE_TOLERANCE:.0e}); "
+                f"gradient error {gradient_error:.1e} (tol {tolerance:.0e}); finite {finite}"
+            )
+            item = f"{str(dtype).removeprefix('torch.')} {name}"
+            rows.append(Row("autocast", item, ok, detail, time.perf_counter() - started))
+    return rows
+
+
+def ratio_rows(device: torch.device, ns: list[int], repeats: int) -> list[Row]:
+    started = time.perf_counter()
+    names = list(LOSSES)
+    measured = bench_run.time_rows(names, ns, [1], repeats, DIM, device, untiled_too=True)
+    peaks = bench_run.measure_memory(names, ns, DIM, device)
+    rows = []
+    for row in measured:
+        peak = peaks[row["n"]][row["loss"]]
+        detail = (
+            f"ours/plain {row['ratio_to_plain']:.3f}, {row['gemm_equivalents']:.2f} GEMMs "
+            f"(floor {row['floor_gemm_equivalents']:.2f}), ours/untiled {row['untiled_ratio']:.2f}, "
+            f"{row['ms']:.2f} ms, peak {peak['ours']:.0f} MiB (plain {peak['plain']:.0f})"
+        )
+        rows.append(Row("ratio", f"{row['loss']} N={row['n']}", None, detail))
+    detail = f"the rows above: N {ns}, {repeats} rounds, memory in {len(ns)} fresh process(es)"
+    rows.append(Row("ratio", "all losses", None, detail, time.perf_counter() - started))
+    return rows
+
+
+def training_row(device: torch.device, epochs: int, batch_size: int) -> Row:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "aligniform", "train", "--dataset", "digits", "--epochs", str(epochs)]
+        command += ["--batch-size", str(batch_size), "--dim", "16", "--linear-probe", "short", "--no-progress"]
+        command += ["--device", device.type, "--out", os.path.join(out, "run")]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        results_file = Path(out, "run", "results.json")
+        results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    ok = result.returncode == 0 and results.get("knn_acc", 0) > 0.5  # chance is 0.1; one epoch gives > 0.9
+    if not ok:
+        print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
+    detail = f"digits, {epochs} epoch(s), batch {batch_size}: exit {result.returncode}"
+    if results:
+        detail += f", kNN accuracy {results['knn_acc']:.3f}, train {results['train_seconds']:.1f} s"
+    return Row("training", f"aligniform train --device {device.type}", ok, detail, time.perf_counter() - started)
+
+
+def table(rows: list[Row]) -> str:
+    status = {True: "ok", False: "FAIL", None: "-"}
+    width = max(len(row.item) for row in rows)
+    lines = [f"{'step':<10} {'item':<{width}} {'status':<6} {'s':>6}  detail"]
+    for r in rows:
+        seconds = f"{r.seconds:6.1f}" if r.seconds else " " * 6
+        lines.append(f"{r.step:<10} {r.item:<{width}} {status[r.ok]:<6} {seconds}  {r.detail}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu", action="store_true", help="run every step on the CPU, small (for CI)")
+    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    if args.cpu:
+        device, ns, repeats, epochs, batch_size = torch.device("cpu"), [128], 2, 1, 256
+    elif torch.cuda.is_available():
+        device, ns, repeats, epochs, batch_size = torch.device("cuda", 0), [1024, 4096], 5, 2, 256
+    else:
+        parser.error("no CUDA device is visible; use --cpu for the CPU run")
+    started = time.perf_counter()
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}")
+    rows = cuda_tests(on_gpu=device.type == "cuda")
+    rows += autocast_rows(device)
+    rows += ratio_rows(device, ns, repeats)
+    rows.append(training_row(device, epochs, batch_size))
+    print()
+    print(table(rows))
+    failed = [row for row in rows if row.ok is False]
+    print(f"\n{len(failed)} failed check(s); total {time.perf_counter() - started:.0f} s")
+    if args.out:
+        args.out.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The benchmark machinery of benchmarks/: what it compares, how it judges, and that it runs end to end.
+
+Nothing here is timed for its own sake (timings on shared CI cores mean little): the end-to-end runs are the
+smallest settings (`run.py --quick --n 64`, `gpu_suite.py --cpu`) and only check that every row is there.
+"""
+
+import doctest
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+ISSUE_LOSSES = {
+    "contrastive",
+    "uniform",
+    "nt_xent",
+    "hard_contrastive",
+    "supervised_contrastive",
+    "decoupled",
+    "debiased",
+    "sigmoid",
+    "asymptotic",
+    "simple",
+    "align",
+}
+ROW_FIELDS = {"loss", "n", "threads", "ratio_to_plain", "gemm_equivalents", "floor_gemm_equivalents", "peak_mib"}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The scripts' modules, imported as the scripts import one another (their folder on sys.path)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    before = set(sys.modules)
+    try:
+        yield importlib.import_module("forms"), importlib.import_module("compare")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        for name in set(sys.modules) - before:
+            if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(BENCHMARKS)):
+                del sys.modules[name]
+
+
+def test_every_loss_is_timed_against_a_plain_form_of_the_same_loss(bench, single_thread):
+    forms, _ = bench
+    assert set(forms.LOSSES) == ISSUE_LOSSES
+    x, y, labels = forms.batch(40, 8, torch.device("cpu"))
+    x, y = x.double(), y.double()
+    for name, form in forms.LOSSES.items():
+        results = []
+        for loss in (form.ours, form.plain):
+            a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
+            value = loss(a, b, labels)
+            value.backward()
+            results.append((value.detach(), a.grad, b.grad))
+        (value, *grads), (plain_value, *plain_grads) = results
+        torch.testing.assert_close(value, plain_value, rtol=1e-12, atol=1e-12, msg=name)
+        for grad, plain_grad in zip(grads, plain_grads):
+            assert (grad is None) == (plain_grad is None), name
+            if grad is not None:
+                torch.testing.assert_close(grad, plain_grad, rtol=1e-10, atol=1e-12, msg=name)
+        assert form.floor_gemms >= 0 and form.floor_exp_passes >= 0
+
+
+def _results(ratio=0.4, gemms=3.0, peak=100.0, training=0.9):
+    row = {"loss": "contrastive", "n": 1024, "threads": 1, "device": "cpu", "ratio_to_plain": ratio}
+    row.update(gemm_equivalents=gemms, peak_mib=peak)
+    entry = {"dataset": "digits", "model": "convnet", "batch_size": 64, "threads": 1, "device": "cpu"}
+    return {"rows": [row], "training": [{**entry, "ratio": training}]}
+
+
+@pytest.mark.parametrize(
+    "new,code",
+    [
+        (_results(), 0),
+        (_results(ratio=0.5, gemms=3.8, peak=120.0, training=0.75), 0),  # within 30 %, memory within its slack
+        (_results(ratio=0.53), 1),
+        (_results(gemms=4.0), 1),
+        (_results(peak=200.0), 1),
+        (_results(training=0.6), 1),
+    ],
+)
+def test_compare_flags_a_ratio_worse_than_the_tolerance(bench, tmp_path, capsys, new, code):
+    _, compare = bench
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    (tmp_path / "baseline.json").write_text(json.dumps(_results()))
+    assert compare.main([str(tmp_path / "new.json"), str(tmp_path / "baseline.json")]) == code
+    assert ("REGRESSION" in capsys.readouterr().out) == bool(code)
+
+
+def test_compare_lists_unmatched_rows_and_an_empty_baseline(bench, tmp_path, capsys):
+    _, compare = bench
+    (tmp_path / "new.json").write_text(json.dumps(_results()))
+    committed = json.loads((BENCHMARKS / "baseline.json").read_text())
+    assert {"rows", "training"} <= set(committed)
+    assert all(ROW_FIELDS <= set(row) for row in committed["rows"])
+    (tmp_path / "empty.json").write_text(json.dumps({"rows": [], "training": []}))
+    assert compare.main([str(tmp_path / "new.json"), str(tmp_path / "empty.json")]) == 0
+    out = capsys.readouterr().out
+    assert "not in the baseline" in out and "holds no rows yet" in out
+    assert doctest.testmod(compare).failed == 0
+
+
+def test_the_gpu_suite_runs_every_test_that_skips_without_cuda(bench):
+    gpu_suite = importlib.import_module("gpu_suite")
+    listed = {entry.split("::")[0] for entry in gpu_suite.CUDA_TESTS}
+    skipping = {
+        str(path.relative_to(REPO))
+        for path in (REPO / "tests").rglob("test_*.py")
+        if path.resolve() != Path(__file__).resolve() and "skipif(not torch.cuda.is_available()" in path.read_text()
+    }
+    assert skipping and skipping <= listed
+    assert all((REPO / entry).exists() for entry in listed)
+
+
+@pytest.mark.slow
+def test_run_quick_writes_a_row_per_loss_and_passes_against_itself(tmp_path):
+    out = tmp_path / "results.json"
+    command = [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--n", "64", "--out", str(out)]
+    subprocess.run(command, check=True, cwd=REPO, capture_output=True, text=True, timeout=600)
+    results = json.loads(out.read_text())
+    assert {row["loss"] for row in results["rows"]} == ISSUE_LOSSES
+    for row in results["rows"]:
+        assert ROW_FIELDS <= set(row) and row["n"] == 64 and row["threads"] == 1
+        assert row["ratio_to_plain"] > 0 and row["gemm_equivalents"] > 0 and row["peak_mib"] >= 0
+    assert [entry["dataset"] for entry in results["training"]] == ["digits"]
+    assert results["training"][0]["ratio"] > 0
+    check = [sys.executable, str(BENCHMARKS / "compare.py"), str(out), str(out)]
+    assert subprocess.run(check, cwd=REPO, capture_output=True, timeout=120).returncode == 0
+
+
+@pytest.mark.slow
+def test_gpu_suite_runs_on_the_cpu(tmp_path):
+    out = tmp_path / "suite.json"
+    command = [sys.executable, str(BENCHMARKS / "gpu_suite.py"), "--cpu", "--out", str(out)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    steps = {row["step"] for row in rows}
+    assert steps == {"cuda tests", "autocast", "ratio", "training"}
+    assert len([row for row in rows if row["step"] == "autocast"]) == 2 * len(ISSUE_LOSSES)
+    assert all(row["ok"] is not False for row in rows)
+    assert "failed check(s)" in result.stdout
