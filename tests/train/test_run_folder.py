@@ -19,7 +19,8 @@ from aligniform.cli import main
 from aligniform.config import TrainConfig
 from aligniform.train import CheckpointError, ResultsNotSaved, RunFolderError, Trainer, load_checkpoint, run
 from aligniform.train.checkpoint import FORMAT, save_atomic, set_rng_state
-from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunLock, check_folder, os_error_message
+from aligniform.cli.errors import describe_os_error
+from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunFolderWriteError, RunLock, check_folder
 from aligniform.train.run_log import recover_metrics
 
 from .folders import assert_consistent, snapshot, train, train_args
@@ -298,7 +299,9 @@ def test_a_read_only_folder_is_refused(copy, capsys):
 
 
 def test_os_error_messages():
-    assert "part of that path is a file" in os_error_message(OSError(errno.ENOTDIR, "Not a directory"), "a/b")
+    error = RunFolderWriteError(OSError(errno.ENOTDIR, "Not a directory"), "a/b")
+    assert error.errno == errno.ENOTDIR and error.filename == "a/b" and "`resume`" in str(error)
+    assert "part of the path is a file" in describe_os_error(error)
     with pytest.raises(RunFolderError, match="give only one"):
         check_folder("x", resume=True, overwrite=True)
 

@@ -2,7 +2,7 @@
 
 from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, save_atomic
 from .run import evaluate_trained, run
-from .run_folder import ResultsNotSaved, RunFolderError
+from .run_folder import ResultsNotSaved, RunFolderError, RunFolderWriteError
 from .trainer import Trainer, TrainingDiverged
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "ModelInfo",
     "ResultsNotSaved",
     "RunFolderError",
+    "RunFolderWriteError",
     "Trainer",
     "TrainingDiverged",
     "evaluate_trained",
