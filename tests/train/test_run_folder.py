@@ -16,11 +16,12 @@ import yaml
 
 from aligniform import _faults
 from aligniform.cli import main
+from aligniform.cli.errors import describe_os_error
 from aligniform.config import TrainConfig
 from aligniform.train import CheckpointError, ResultsNotSaved, RunFolderError, Trainer, load_checkpoint, run
 from aligniform.train.checkpoint import FORMAT, save_atomic, set_rng_state
-from aligniform.cli.errors import describe_os_error
-from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunFolderWriteError, RunLock, check_folder
+from aligniform.train.lifecycle import RunLock
+from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunFolderWriteError, check_folder
 from aligniform.train.run_log import recover_metrics
 
 from .folders import assert_consistent, snapshot, train, train_args

@@ -9,31 +9,43 @@ resume brings them back up to it whatever moment a crash hit.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
+from .._faults import fault_point
 from ..config import ConfigError, TrainConfig
+from ..distributed import DistributedContext, broadcast_object
 from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, read_model_info, save_atomic
 from .run_folder import (
+    LOCK_FILE,
     RunFolderError,
-    RunLock,
     check_folder,
     history_event,
     remove_run_files,
     remove_stale_temporaries,
     resume_changes,
+    timestamp,
     write_history,
     write_text_atomic,
     writing,
 )
 from .run_log import RunLog, metrics_differ, recover_metrics
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the folder is then not protected against a second process
+    fcntl = None  # type: ignore[assignment]
+
 
 class RunFolder:
     """The run folder ``config.out`` as one run writes it: opened once (:meth:`open`), one write per epoch, closed.
 
-    While open it holds the folder's :class:`~aligniform.train.run_folder.RunLock`,
+    While open it holds the folder's :class:`RunLock`,
     the run's :attr:`history` and :attr:`metrics` (the records the checkpoint
     holds) and the :class:`~aligniform.train.run_log.RunLog`. Only one process
     (rank 0 under torchrun) opens it.
@@ -197,6 +209,34 @@ class RunFolder:
             self.lock = None
 
 
+T = TypeVar("T")
+
+
+def prepare_on_main(context: DistributedContext, prepare: Callable[[], T | None]) -> tuple[T | None, bool]:
+    """Run ``prepare`` on rank 0 only; under torchrun the other ranks learn whether it failed (and stop too).
+
+    Returns:
+        What ``prepare`` returned (None on the other ranks) and whether rank 0 got something other than None.
+
+    Raises:
+        RunFolderError: on the other ranks, when ``prepare`` failed on rank 0 (which raises its own error).
+    """
+    outcome, error = None, None
+    if context.is_main:
+        try:
+            outcome = prepare()
+        except Exception as caught:  # re-raised below, after the other ranks were told
+            error = caught
+    prepared = outcome is not None
+    if context.is_distributed:
+        message, prepared = broadcast_object((None if error is None else str(error), prepared))
+        if error is None and message is not None:
+            raise RunFolderError(f"rank 0 could not prepare the run folder: {message}")
+    if error is not None:
+        raise error
+    return outcome, prepared
+
+
 def check_processes(state: dict, processes: int) -> None:
     """Refuse a checkpoint written by another number of processes (each has its own random stream).
 
@@ -228,3 +268,86 @@ def _best_stale(out: Path, state: dict) -> bool:
         return load_checkpoint(out / "best.pt")["epoch"] != best_epoch
     except CheckpointError:
         return True
+
+
+class RunLock:
+    """An exclusive lock on a run folder: one process writes a run at a time.
+
+    The lock is ``fcntl.flock`` on :data:`LOCK_FILE` in the folder; the
+    operating system releases it when the process ends, however it ends
+    (a SIGKILL included), so a stale lock never blocks a later run. The file
+    names its holder (pid, host, start time) while it is held. Locks are
+    advisory: they keep aligniform processes apart, not other programs.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> with RunLock(folder):
+        ...     RunLock(folder).acquire()
+        Traceback (most recent call last):
+        ...
+        aligniform.train.run_folder.RunFolderError: run folder ... is in use by another aligniform process (pid ...
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.path = Path(folder) / LOCK_FILE
+        self._file: IO[bytes] | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._file is not None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (creating the folder's lock file if needed); return self.
+
+        Raises:
+            RunFolderError: another process holds it (the message names it), or the file cannot be written.
+        """
+        if self._file is not None:
+            return self
+        with writing(self.path):
+            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        stream = os.fdopen(handle, "r+b")  # a file object: closed (and so unlocked) if it is garbage-collected
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = stream.read(500).decode("utf-8", "replace").strip() or "unknown pid"
+                    raise RunFolderError(
+                        f"run folder {self.path.parent} is in use by another aligniform process ({holder}); "
+                        f"wait for it to finish (or stop it), or choose another `out`"
+                    ) from None
+                except OSError as error:
+                    raise RunFolderError(
+                        f"cannot lock {self.path}: {error.strerror}; the file system of `out` does not support "
+                        f"locks, choose a folder on a local disk"
+                    ) from None
+            with writing(self.path):
+                fault_point("lock", self.path)
+                stream.seek(0)
+                stream.truncate()
+                stream.write(f"pid {os.getpid()} on host {socket.gethostname()}, started {timestamp()}\n".encode())
+                stream.flush()
+        except BaseException:
+            stream.close()
+            raise
+        self._file = stream
+        return self
+
+    def release(self) -> None:
+        """Let go of the lock (a no-op when not held)."""
+        if self._file is None:
+            return
+        with contextlib.suppress(OSError):  # the note is cleared so a stale one never names a dead process
+            self._file.seek(0)
+            self._file.truncate()
+        self._file.close()
+        self._file = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

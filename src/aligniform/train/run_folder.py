@@ -2,7 +2,7 @@
 
 A run folder holds someone's hours of training, so it is created, continued or
 replaced only on purpose (:func:`check_folder`), by one process at a time
-(:class:`RunLock`), with files that are replaced whole (:func:`write_text_atomic`)
+(:class:`~aligniform.train.lifecycle.RunLock`), with files that are replaced whole (:func:`write_text_atomic`)
 and a failed write raised as a :class:`RunFolderWriteError` naming the file and
 how to go on (:func:`writing`; the command line puts the operating system's
 error into advice). ``resume`` may change only the options in
@@ -26,15 +26,9 @@ from typing import IO, Any
 
 import yaml
 
-from .._faults import fault_point
 from .._io import write_atomic
 from ..config import TrainConfig
 from .checkpoint import CheckpointError, load_checkpoint
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the folder is then not protected against a second process
-    fcntl = None  # type: ignore[assignment]
 
 #: The files (and folder) whose presence means a folder holds a run, in the order ``overwrite`` removes them.
 RUN_FILES = (
@@ -58,7 +52,7 @@ _TEMPORARY = re.compile(r"^\.(" + "|".join(re.escape(name) for name in RUN_FILES
 
 
 class RunFolderError(ValueError):
-    """A run folder cannot be used as asked (it holds a run, is locked, cannot be written); the message says why."""
+    """A run folder cannot be used as asked (it holds a run, is locked, is no folder); the message says why."""
 
 
 #: How to go on after a failed write, once its cause is fixed (options named by field, see aligniform.errors).
@@ -317,7 +311,7 @@ def history_event(event: str, epochs_done: int, changes: dict[str, dict[str, Any
         "event": event,
         "epochs_done": epochs_done,
         "from_epoch": epochs_done + 1,
-        "time": _now(),
+        "time": timestamp(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "changes": changes or {},
@@ -329,91 +323,6 @@ def write_history(out: str | Path, history: list[dict[str, Any]]) -> None:
     write_text_atomic(Path(out) / "history.yaml", yaml.safe_dump(history, sort_keys=False), point="history")
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """The local time now, ISO 8601 with the UTC offset, to the second (the history's and the lock's times)."""
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------- lock
-
-
-class RunLock:
-    """An exclusive lock on a run folder: one process writes a run at a time.
-
-    The lock is ``fcntl.flock`` on :data:`LOCK_FILE` in the folder; the
-    operating system releases it when the process ends, however it ends
-    (a SIGKILL included), so a stale lock never blocks a later run. The file
-    names its holder (pid, host, start time) while it is held. Locks are
-    advisory: they keep aligniform processes apart, not other programs.
-
-    Examples:
-        >>> import tempfile
-        >>> folder = tempfile.mkdtemp()
-        >>> with RunLock(folder):
-        ...     RunLock(folder).acquire()
-        Traceback (most recent call last):
-        ...
-        aligniform.train.run_folder.RunFolderError: run folder ... is in use by another aligniform process (pid ...
-    """
-
-    def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder) / LOCK_FILE
-        self._file: IO[bytes] | None = None
-
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._file is not None
-
-    def acquire(self) -> RunLock:
-        """Take the lock (creating the folder's lock file if needed); return self.
-
-        Raises:
-            RunFolderError: another process holds it (the message names it), or the file cannot be written.
-        """
-        if self._file is not None:
-            return self
-        with writing(self.path):
-            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        stream = os.fdopen(handle, "r+b")  # a file object: closed (and so unlocked) if it is garbage-collected
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    holder = stream.read(500).decode("utf-8", "replace").strip() or "unknown pid"
-                    raise RunFolderError(
-                        f"run folder {self.path.parent} is in use by another aligniform process ({holder}); "
-                        f"wait for it to finish (or stop it), or choose another `out`"
-                    ) from None
-                except OSError as error:
-                    raise RunFolderError(
-                        f"cannot lock {self.path}: {error.strerror}; the file system of `out` does not support "
-                        f"locks, choose a folder on a local disk"
-                    ) from None
-            with writing(self.path):
-                fault_point("lock", self.path)
-                stream.seek(0)
-                stream.truncate()
-                stream.write(f"pid {os.getpid()} on host {socket.gethostname()}, started {_now()}\n".encode())
-                stream.flush()
-        except BaseException:
-            stream.close()
-            raise
-        self._file = stream
-        return self
-
-    def release(self) -> None:
-        """Let go of the lock (a no-op when not held)."""
-        if self._file is None:
-            return
-        with contextlib.suppress(OSError):  # the note is cleared so a stale one never names a dead process
-            self._file.seek(0)
-            self._file.truncate()
-        self._file.close()
-        self._file = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()

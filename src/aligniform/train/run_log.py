@@ -57,7 +57,7 @@ class RunLog:
                 try:
                     stream.truncate(size)
                 except OSError:
-                    pass  # the next --resume rewrites the file from the checkpoint
+                    pass  # the next resume rewrites the file from the checkpoint
                 raise
         if self.writer is not None:
             for key, value in record.items():

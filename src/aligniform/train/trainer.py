@@ -21,7 +21,6 @@ from ..distributed import (
     all_gather_with_grad,
     average_gradients,
     barrier,
-    broadcast_object,
     convert_sync_batchnorm,
     global_loss,
     init_distributed,
@@ -35,10 +34,9 @@ from ..models import resolve_eval_layer
 from ..objective import Objective
 from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, rng_state, set_rng_state
 from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
-from .lifecycle import RunFolder, check_processes
+from .lifecycle import RunFolder, check_processes, prepare_on_main
 from .moco import FeatureQueue, MomentumEncoder
-from .run_folder import RunFolderError
-from .schedule import build_scheduler, warmup_factor
+from .schedule import build_scheduler, follow_schedule, set_warmup, warmup_factor
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
@@ -206,21 +204,7 @@ class Trainer:
             self.metrics = list(state["metrics"])
         self.history = list(state.get("history", []))
         set_rng_state(state["rng"][self.context.rank])
-        self._follow_schedule()
-
-    def _follow_schedule(self) -> None:
-        """Set the learning rate the schedule gives at the restored epoch.
-
-        A cosine schedule depends on ``epochs``; when ``resume`` extends the
-        run, the rest of it follows the new schedule. (For an unchanged
-        schedule this recomputes the very value the last step set.)
-        """
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
-            epoch = self.scheduler.last_epoch
-            for group, rule, base in zip(
-                self.optimizer.param_groups, self.scheduler.lr_lambdas, self.scheduler.base_lrs, strict=True
-            ):
-                group["lr"] = base * rule(epoch)
+        follow_schedule(self.optimizer, self.scheduler)  # a resume may have changed `epochs`
 
     # ------------------------------------------------------------------ training
 
@@ -242,8 +226,8 @@ class Trainer:
             RunFolderWriteError: a write failed (an :class:`OSError` naming the file and how to go on).
             CheckpointError: ``resume`` and the checkpoint is missing or unreadable.
         """
-        restored = self._on_main_first(lambda: self._open_folder(resume, overwrite))
-        if restored is None and resume and not self.context.is_main and self._resumes_checkpoint:
+        restored, main_restored = prepare_on_main(self.context, lambda: self._open_folder(resume, overwrite))
+        if restored is None and resume and not self.context.is_main and main_restored:
             # On the CPU: RNG states must stay CPU byte tensors; load_state_dict copies the rest to the device.
             restored = load_checkpoint(self.out / "checkpoint.pt", map_location="cpu")
         if restored is not None:
@@ -263,26 +247,6 @@ class Trainer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _on_main_first(self, prepare):
-        """Run ``prepare`` on rank 0 only; under torchrun the other ranks learn whether it failed (and stop too)."""
-        outcome, error = None, None
-        if self.context.is_main:
-            try:
-                outcome = prepare()
-            except Exception as caught:  # re-raised below, after the other ranks were told
-                error = caught
-        if self.context.is_distributed:
-            message, self._resumes_checkpoint = broadcast_object(
-                (None if error is None else str(error), outcome is not None)
-            )
-            if error is None and message is not None:
-                raise RunFolderError(f"rank 0 could not prepare the run folder: {message}")
-        if error is not None:
-            raise error
-        return outcome
-
-    _resumes_checkpoint = False
 
     def _open_folder(self, resume: bool, overwrite: bool) -> dict | None:
         """Open the run folder (rank 0); start this run's record from it. Return the state to continue from."""
@@ -310,13 +274,16 @@ class Trainer:
             batch = indices[step * self.local_batch_size : (step + 1) * self.local_batch_size]
             images = self.train_images[batch.to(self.train_images.device)]
             labels = self.data.train.labels[batch].to(self.device) if self.objective.uses_labels else None
-            self._warm_up(scheduled, warmup_factor((epoch - 1) * steps + step + 1, self.config.warmup_epochs * steps))
+            # The factor comes from the global step, derived from the epoch, so a resumed run continues its warm-up.
+            warmup = warmup_factor((epoch - 1) * steps + step + 1, self.config.warmup_epochs * steps)
+            set_warmup(self.optimizer, scheduled, warmup, self.config.warmup_epochs > 0)
             terms = self._train_step(images.to(self.device, non_blocking=True), epoch, step + 1, labels)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
         lr = self.optimizer.param_groups[0]["lr"]
-        self._warm_up(scheduled, 1.0)  # the schedule steps from its own value (a step schedule multiplies the lr)
+        # The schedule steps from its own value (a step schedule multiplies the lr).
+        set_warmup(self.optimizer, scheduled, 1.0, self.config.warmup_epochs > 0)
         self.scheduler.step()
         self.epoch = epoch
         record = {"epoch": epoch, **{k: v / steps for k, v in totals.items()}, "lr": lr}
@@ -324,15 +291,6 @@ class Trainer:
         record.update(self.validate())
         record["seconds"] = time.perf_counter() - started
         self._end_epoch(record)
-
-    def _warm_up(self, scheduled: list[float], factor: float) -> None:
-        """Set each group's lr to its scheduled value times the warm-up ``factor`` (no-op without warm-up).
-
-        The factor comes from the global step, derived from the epoch, so a resumed run continues its warm-up.
-        """
-        if self.config.warmup_epochs > 0:
-            for group, lr in zip(self.optimizer.param_groups, scheduled, strict=True):
-                group["lr"] = lr * factor
 
     def _train_step(
         self, images: torch.Tensor, epoch: int, step: int, labels: torch.Tensor | None = None
