@@ -302,7 +302,7 @@ def test_a_read_only_folder_is_refused(copy, capsys):
 def test_os_error_messages():
     error = RunFolderWriteError(OSError(errno.ENOTDIR, "Not a directory"), "a/b")
     assert error.errno == errno.ENOTDIR and error.filename == "a/b" and "`resume`" in str(error)
-    assert "part of the path is a file" in describe_os_error(error)
+    assert "choose a path whose parents are folders" in describe_os_error(error)
     with pytest.raises(RunFolderError, match="give only one"):
         check_folder("x", resume=True, overwrite=True)
 

@@ -211,15 +211,10 @@ class Trainer:
     def fit(self, resume: bool = False, overwrite: bool = False) -> None:
         """Train for ``config.epochs`` epochs in the run folder ``config.out``.
 
-        The run folder is opened on rank 0 (see
-        :meth:`aligniform.train.lifecycle.RunFolder.open`): a folder that holds a
-        run is used only on purpose, ``resume`` continues it from its
-        checkpoint (changing only the options
-        :data:`~aligniform.train.run_folder.RESUMABLE_OPTIONS`, each recorded
-        in the run's history), ``overwrite`` replaces it. Every check runs
-        before anything is written, so a refused call leaves the folder as it
-        was. The folder is then locked against other processes until
-        :meth:`close` (or the end of the process).
+        Rank 0 opens the folder first (:meth:`aligniform.train.lifecycle.RunFolder.open`): a folder holding a
+        run is continued only with ``resume`` (which may change only the options
+        :data:`~aligniform.train.run_folder.RESUMABLE_OPTIONS`), replaced only with ``overwrite``, and every
+        check runs before anything is written. The folder stays locked until :meth:`close`.
 
         Raises:
             RunFolderError: the folder cannot be used as asked or is locked by another process.
