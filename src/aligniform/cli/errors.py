@@ -84,7 +84,7 @@ def describe_os_error(error: OSError, args: argparse.Namespace | None = None) ->
     Examples:
         >>> import errno
         >>> describe_os_error(PermissionError(errno.EACCES, "Permission denied", "/runs/a/eval.json"))
-        '/runs/a/eval.json: permission denied; choose a location you have access to, or change its permissions'
+        '/runs/a/eval.json: permission denied; make the folder writable, or choose a location you have access to'
         >>> args = argparse.Namespace(figures=Path("plot.png"), option_names={"figures": "--figures"})
         >>> describe_os_error(FileExistsError(errno.EEXIST, "File exists", "plot.png"), args)
         '--figures plot.png: is a file, not a folder; give a folder (or remove the file)'
