@@ -175,7 +175,7 @@ class RunFolder:
             self.log = RunLog(out)
         with writing(metrics):
             self.log.rewrite(self.metrics)
-        if "best.pt" in repairs:
+        if state is not None and "best.pt" in repairs:
             with writing(out / "best.pt"):
                 save_atomic(state, out / "best.pt")
 
