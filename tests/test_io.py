@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from aligniform._io import append_jsonl, read_jsonl, write_atomic, write_json
+from aligniform._io import json_line, read_jsonl, write_atomic, write_json
 
 
 def test_write_json_is_strict_json(tmp_path):
@@ -48,10 +48,9 @@ def test_read_jsonl_skips_blank_lines_and_names_bad_lines(tmp_path):
         read_jsonl(path)
 
 
-def test_append_jsonl_writes_one_strict_line_per_record(tmp_path):
+def test_json_line_writes_one_strict_line_per_record(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    append_jsonl(path, {"epoch": 1, "loss": math.nan})
-    append_jsonl(path, {"epoch": 2, "loss": np.float64(0.5)})
+    path.write_text(json_line({"epoch": 1, "loss": math.nan}) + json_line({"epoch": 2, "loss": np.float64(0.5)}))
     assert path.read_text() == '{"epoch": 1, "loss": null}\n{"epoch": 2, "loss": 0.5}\n'
     assert read_jsonl(path) == [{"epoch": 1, "loss": None}, {"epoch": 2, "loss": 0.5}]
 

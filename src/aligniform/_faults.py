@@ -32,7 +32,7 @@ POINTS = (
     "config.rename",
     "history.write",
     "history.rename",
-    "metrics.write",  # --resume rewriting metrics.jsonl from the checkpoint
+    "metrics.write",  # a resume rewriting metrics.jsonl from the checkpoint
     "metrics.rename",
     "checkpoint.write",  # the temporary file, half written
     "checkpoint.rename",

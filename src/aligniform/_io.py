@@ -37,19 +37,18 @@ def write_json(path: str | Path, values: Any) -> Path:
     return path
 
 
-def append_jsonl(path: str | Path, record: dict) -> None:
-    r"""Append ``record`` as one line of strict JSON (NaN and infinities as null) to a JSON-lines file.
+def json_line(record: dict) -> str:
+    r"""``record`` as one line of strict JSON (NaN and infinities as null, numpy scalars as numbers) and a newline.
+
+    The one NaN-to-null writer of JSON lines (``metrics.jsonl`` is written with it), the same conversion
+    :func:`write_json` makes.
 
     Examples:
-        >>> import math, tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.jsonl"
-        >>> append_jsonl(path, {"epoch": 1, "loss": math.nan})
-        >>> path.read_text()
+        >>> import math
+        >>> json_line({"epoch": 1, "loss": math.nan})
         '{"epoch": 1, "loss": null}\n'
     """
-    line = json.dumps(_strict(record), allow_nan=False) + "\n"
-    with Path(path).open("a", encoding="utf-8") as stream:
-        stream.write(line)
+    return json.dumps(_strict(record), allow_nan=False) + "\n"
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: str | None = None) -> None:

@@ -7,7 +7,7 @@ import yaml
 from aligniform.cli import main
 from aligniform.config import TrainConfig
 from aligniform.train import load_checkpoint
-from aligniform.train.run_folder import RunLock
+from aligniform.train.lifecycle import RunLock
 from aligniform.train.run_log import metrics_line
 
 # Tiny digits runs: 1 400 training images in batches of 128 -> 10 steps an epoch.

@@ -16,10 +16,12 @@ import yaml
 
 from aligniform import _faults
 from aligniform.cli import main
+from aligniform.cli.errors import describe_os_error
 from aligniform.config import TrainConfig
 from aligniform.train import CheckpointError, ResultsNotSaved, RunFolderError, Trainer, load_checkpoint, run
 from aligniform.train.checkpoint import FORMAT, save_atomic, set_rng_state
-from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunLock, check_folder, os_error_message
+from aligniform.train.lifecycle import RunLock
+from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunFolderWriteError, check_folder
 from aligniform.train.run_log import recover_metrics
 
 from .folders import assert_consistent, snapshot, train, train_args
@@ -298,7 +300,9 @@ def test_a_read_only_folder_is_refused(copy, capsys):
 
 
 def test_os_error_messages():
-    assert "part of that path is a file" in os_error_message(OSError(errno.ENOTDIR, "Not a directory"), "a/b")
+    error = RunFolderWriteError(OSError(errno.ENOTDIR, "Not a directory"), "a/b")
+    assert error.errno == errno.ENOTDIR and error.filename == "a/b" and "`resume`" in str(error)
+    assert "choose a path whose parents are folders" in describe_os_error(error)
     with pytest.raises(RunFolderError, match="give only one"):
         check_folder("x", resume=True, overwrite=True)
 

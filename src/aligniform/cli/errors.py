@@ -38,7 +38,7 @@ class UserError(Exception):
 
 # errno -> (what went wrong, what to do); the path and the option that named it are added in front.
 _OS_ERRORS: dict[int, tuple[str, str]] = {
-    errno.EACCES: ("permission denied", "choose a location you have access to, or change its permissions"),
+    errno.EACCES: ("permission denied", "make the folder writable, or choose a location you have access to"),
     errno.EPERM: ("operation not permitted", "choose a location you can write to, or change its permissions"),
     errno.EROFS: ("read-only file system", "choose a location on a writable file system"),
     errno.ENOSPC: ("no space left on the device", "free some space or choose a location on another disk"),
@@ -126,19 +126,32 @@ def spell_options(error: BaseException | str, args: argparse.Namespace) -> str:
 def describe_os_error(error: OSError, args: argparse.Namespace | None = None) -> str:
     """One line for an operating-system error: the option and path it concerns, what went wrong, what to do.
 
-    Errors raised with a message of their own (no ``errno``) keep it.
+    Errors raised with a message of their own (no ``errno``) keep it. A failed write into a run folder
+    (:class:`~aligniform.train.run_folder.RunFolderWriteError`, whose ``hint`` says how to go on) is
+    ``cannot write FILE: <the system's words>; <what to do>, then <the hint>``, its options spelled as
+    the command line spells them.
 
     Examples:
         >>> import errno
         >>> describe_os_error(PermissionError(errno.EACCES, "Permission denied", "/runs/a/eval.json"))
-        '/runs/a/eval.json: permission denied; choose a location you have access to, or change its permissions'
+        '/runs/a/eval.json: permission denied; make the folder writable, or choose a location you have access to'
         >>> args = argparse.Namespace(figures=Path("plot.png"), option_names={"figures": "--figures"})
         >>> describe_os_error(FileExistsError(errno.EEXIST, "File exists", "plot.png"), args)
         '--figures plot.png: is a file, not a folder; give a folder (or remove the file)'
+        >>> from aligniform.train import RunFolderWriteError
+        >>> full = RunFolderWriteError(OSError(errno.ENOSPC, "No space left on device"), "runs/a/checkpoint.pt")
+        >>> describe_os_error(full, argparse.Namespace(option_names={"resume": "--resume"}))
+        'cannot write runs/a/checkpoint.pt: No space left on device; free some space or choose a location on \
+another disk, then rerun the same command with --resume (the last finished epoch is kept)'
     """
     if error.errno is None:
         return str(error)
     problem, fix = os_error_reason(error)
+    hint = getattr(error, "hint", None)
+    if isinstance(hint, str):
+        names: Mapping[str, str] = getattr(args, "option_names", {}) if args is not None else {}
+        then = render_options(hint, names)
+        return f"cannot write {os.fsdecode(error.filename)}: {error.strerror}; {fix}, then {then}"
     if error.filename is None:
         return f"{problem}; {fix}"
     return f"{_subject(error.filename, args)}: {problem}; {fix}"

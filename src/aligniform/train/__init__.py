@@ -3,7 +3,7 @@
 from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, save_atomic
 from .resolve import resolve_config
 from .run import evaluate_trained, run
-from .run_folder import ResultsNotSaved, RunFolderError
+from .run_folder import ResultsNotSaved, RunFolderError, RunFolderWriteError
 from .trainer import Trainer, TrainingDiverged
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "ModelInfo",
     "ResultsNotSaved",
     "RunFolderError",
+    "RunFolderWriteError",
     "Trainer",
     "TrainingDiverged",
     "evaluate_trained",

@@ -12,7 +12,7 @@ from ..build import build_probe_config
 from ..config import TrainConfig
 from ..distributed import DistributedContext
 from ..evaluate import EVALUATION_PROTOCOLS, evaluate_encoder
-from .run_folder import ResultsNotSaved, RunFolderError, writing
+from .run_folder import ResultsNotSaved
 from .trainer import Trainer
 
 
@@ -34,8 +34,9 @@ def run(
             refused).
 
     Raises:
-        RunFolderError: the folder cannot be used as asked or a write failed; :class:`ResultsNotSaved` (a
-            subclass) when only ``results.json`` could not be written, with the results it would have held.
+        RunFolderError: the folder cannot be used as asked.
+        RunFolderWriteError: a write failed (an :class:`OSError`); :class:`ResultsNotSaved` (a subclass) when only
+            ``results.json`` could not be written, with the results it would have held.
 
     Examples:
         >>> from aligniform.config import TrainConfig
@@ -53,11 +54,10 @@ def run(
         results["train_seconds"] = time.perf_counter() - started
         path = trainer.out / "results.json"
         try:
-            with writing(path):
-                fault_point("results", path)
-                write_json(path, results)
-        except RunFolderError as error:
-            raise ResultsNotSaved(str(error), results) from None
+            fault_point("results", path)
+            write_json(path, results)
+        except OSError as error:
+            raise ResultsNotSaved(error, path, results) from None
     return results
 
 

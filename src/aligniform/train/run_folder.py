@@ -1,20 +1,21 @@
-"""The run folder: which files make a run, who may write them, how they are written, what ``--resume`` may change.
+"""The run folder: which files make a run, who may write them, how they are written, what ``resume`` may change.
 
 A run folder holds someone's hours of training, so it is created, continued or
 replaced only on purpose (:func:`check_folder`), by one process at a time
-(:class:`RunLock`), with files that are replaced whole (:func:`write_text_atomic`)
-and operating-system errors reported as one fixable line (:func:`writing`).
-``--resume`` may change only the options in :data:`RESUMABLE_OPTIONS`
-(:func:`resume_changes`); every change is recorded in the run's history
-(:func:`history_event`, ``history.yaml``). The contract is written out in
-``docs/runs.md``.
+(:class:`~aligniform.train.lifecycle.RunLock`), with files that are replaced whole (:func:`write_text_atomic`)
+and a failed write raised as a :class:`RunFolderWriteError` naming the file and
+how to go on (:func:`writing`; the command line puts the operating system's
+error into advice). ``resume`` may change only the options in
+:data:`RESUMABLE_OPTIONS` (:func:`resume_changes`); every change is recorded in
+the run's history (:func:`history_event`, ``history.yaml``). Opening, resuming
+and writing a run's files in order is :class:`aligniform.train.lifecycle.RunFolder`.
+The contract is written out in ``docs/runs.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import os
 import re
 import shutil
@@ -25,17 +26,11 @@ from typing import IO, Any
 
 import yaml
 
-from .._faults import fault_point
 from .._io import write_atomic
 from ..config import TrainConfig
 from .checkpoint import CheckpointError, load_checkpoint
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the folder is then not protected against a second process
-    fcntl = None  # type: ignore[assignment]
-
-#: The files (and folder) whose presence means a folder holds a run, in the order ``--overwrite`` removes them.
+#: The files (and folder) whose presence means a folder holds a run, in the order ``overwrite`` removes them.
 RUN_FILES = (
     "checkpoint.pt",
     "best.pt",
@@ -49,7 +44,7 @@ RUN_FILES = (
 #: The lock file (its content names the holder: pid, host, start time).
 LOCK_FILE = ".aligniform.lock"
 
-#: Options ``--resume`` may change: none of them changes what the finished epochs trained. ``epochs`` may only
+#: Options ``resume`` may change: none of them changes what the finished epochs trained. ``epochs`` may only
 #: grow (never below the epochs done); ``out`` changes when the folder was moved.
 RESUMABLE_OPTIONS = ("epochs", "progress", "device", "data_dir", "download", "out")
 
@@ -57,14 +52,41 @@ _TEMPORARY = re.compile(r"^\.(" + "|".join(re.escape(name) for name in RUN_FILES
 
 
 class RunFolderError(ValueError):
-    """A run folder cannot be used as asked (it holds a run, is locked, cannot be written); the message says why."""
+    """A run folder cannot be used as asked (it holds a run, is locked, is no folder); the message says why."""
 
 
-class ResultsNotSaved(RunFolderError):
+#: How to go on after a failed write, once its cause is fixed (options named by field, see aligniform.errors).
+RESUME_HINT = "rerun the same command with `resume` (the last finished epoch is kept)"
+
+
+class RunFolderWriteError(OSError):
+    """A file of the run folder could not be written.
+
+    The operating system's error (``errno``, ``strerror``) stays as it was, ``filename`` names the file, and
+    :attr:`hint` says how to go on once the cause is fixed; turning the ``errno`` into advice (free some space,
+    make the folder writable) is the front end's part (``aligniform.cli.errors.describe_os_error``).
+
+    Examples:
+        >>> import errno
+        >>> str(RunFolderWriteError(OSError(errno.ENOSPC, "No space left on device"), "runs/a/checkpoint.pt"))
+        'cannot write runs/a/checkpoint.pt: No space left on device; fix that, then rerun the same command with \
+`resume` (the last finished epoch is kept)'
+    """
+
+    def __init__(self, error: OSError, path: str | Path, hint: str = RESUME_HINT) -> None:
+        where = error.filename if isinstance(error.filename, str) and error.filename else str(path)
+        super().__init__(error.errno, error.strerror or str(error) or type(error).__name__, where)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}; fix that, then {self.hint}"
+
+
+class ResultsNotSaved(RunFolderWriteError):
     """The run was evaluated but ``results.json`` could not be written; ``results`` holds what was computed."""
 
-    def __init__(self, message: str, results: dict[str, Any]) -> None:
-        super().__init__(message)
+    def __init__(self, error: OSError, path: str | Path, results: dict[str, Any], hint: str = RESUME_HINT) -> None:
+        super().__init__(error, path, hint)
         self.results = results
 
 
@@ -83,17 +105,17 @@ def check_out(out: str | Path) -> Path:
         >>> check_out("")
         Traceback (most recent call last):
         ...
-        aligniform.train.run_folder.RunFolderError: --out is empty: give the run's folder, e.g. --out runs/a
+        aligniform.train.run_folder.RunFolderError: `out` is empty: give the run's folder, e.g. `out` runs/a
     """
     if not str(out).strip():
-        raise RunFolderError("--out is empty: give the run's folder, e.g. --out runs/a")
+        raise RunFolderError("`out` is empty: give the run's folder, e.g. `out` runs/a")
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise RunFolderError(f"--out {path} is a file, not a folder; choose another --out")
+        raise RunFolderError(f"`out` {path} is a file, not a folder; choose another `out`")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise RunFolderError(f"--out {path} lies under the file {parent}; choose another --out")
+                raise RunFolderError(f"`out` {path} lies under the file {parent}; choose another `out`")
             break
     return path
 
@@ -120,22 +142,22 @@ def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False)
     """
     folder = check_out(out)
     if resume and overwrite:
-        raise RunFolderError("--resume continues the run in --out and --overwrite replaces it: give only one")
+        raise RunFolderError("`resume` continues the run in `out` and `overwrite` replaces it: give only one")
     found = existing_run_files(folder)
     if found and not (resume or overwrite):
         raise RunFolderError(
-            f"{folder} already holds a run ({', '.join(found)}); continue it with --resume, replace it with "
-            f"--overwrite, or choose another --out"
+            f"{folder} already holds a run ({', '.join(found)}); continue it with `resume`, replace it with "
+            f"`overwrite`, or choose another `out`"
         )
     if resume and not (folder / "checkpoint.pt").is_file() and not (folder / "config.yaml").is_file():
         raise CheckpointError(
             f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
-            f"start it without --resume"
+            f"start it without `resume`"
         )
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunFolderError(
-            f"cannot write in {existing} (permission denied); make it writable or choose another --out"
+            f"cannot write in {existing} (permission denied); make it writable or choose another `out`"
         )
     return folder
 
@@ -158,7 +180,7 @@ def stored_run(out: str | Path) -> tuple[TrainConfig, int]:
         return TrainConfig.from_yaml(folder / "config.yaml"), 0
     raise CheckpointError(
         f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
-        f"start it without --resume"
+        f"start it without `resume`"
     )
 
 
@@ -179,7 +201,7 @@ def check_resume(config: TrainConfig) -> dict[str, dict[str, Any]]:
 
 
 def resume_changes(saved: TrainConfig, requested: TrainConfig, epochs_done: int) -> dict[str, dict[str, Any]]:
-    """The options ``requested`` changes in a run trained with ``saved``, if ``--resume`` may change them all.
+    """The options ``requested`` changes in a run trained with ``saved``, if ``resume`` may change them all.
 
     Returns:
         ``{option: {"old": value, "new": value}}`` for each changed option of :data:`RESUMABLE_OPTIONS`.
@@ -195,8 +217,8 @@ def resume_changes(saved: TrainConfig, requested: TrainConfig, epochs_done: int)
         >>> resume_changes(TrainConfig(lr=0.1), TrainConfig(lr=5.0), epochs_done=1)
         Traceback (most recent call last):
         ...
-        aligniform.train.run_folder.RunFolderError: --resume cannot change lr: the run used 0.1, this command asks \
-for 5.0; drop that option to continue the run, or start a new one (another --out, or --overwrite)
+        aligniform.train.run_folder.RunFolderError: `resume` cannot change lr: the run used 0.1, this command asks \
+for 5.0; drop that option to continue the run, or start a new one (another `out`, or `overwrite`)
     """
     changes = {}
     for name in TrainConfig.option_names():
@@ -205,13 +227,13 @@ for 5.0; drop that option to continue the run, or start a new one (another --out
             continue
         if name not in RESUMABLE_OPTIONS:
             raise RunFolderError(
-                f"--resume cannot change {name}: the run used {old!r}, this command asks for {new!r}; drop that "
-                f"option to continue the run, or start a new one (another --out, or --overwrite)"
+                f"`resume` cannot change {name}: the run used {old!r}, this command asks for {new!r}; drop that "
+                f"option to continue the run, or start a new one (another `out`, or `overwrite`)"
             )
         if name == "epochs" and new < epochs_done:
             raise RunFolderError(
-                f"--resume cannot set epochs to {new}: the run has already trained {epochs_done} epochs "
-                f"(it used {old}); give --epochs {epochs_done} or more"
+                f"`resume` cannot set epochs to {new}: the run has already trained {epochs_done} epochs "
+                f"(it used {old}); give `epochs` {epochs_done} or more"
             )
         changes[name] = {"old": old, "new": new}
     return changes
@@ -220,39 +242,15 @@ for 5.0; drop that option to continue the run, or start a new one (another --out
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def os_error_message(error: OSError, path: str | Path) -> str:
-    """One line naming the file an operating-system error hit and what to do about it.
-
-    Examples:
-        >>> import errno
-        >>> os_error_message(OSError(errno.ENOSPC, "No space left on device"), "runs/a/checkpoint.pt")
-        'cannot write runs/a/checkpoint.pt: No space left on device; free some space on that disk, then rerun the \
-same command with --resume (the last finished epoch is kept)'
-    """
-    where = error.filename if isinstance(error.filename, str) and error.filename else str(path)
-    reason = error.strerror or str(error) or type(error).__name__
-    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        fix = (
-            "free some space on that disk, then rerun the same command with --resume (the last finished epoch is kept)"
-        )
-    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        fix = "make the folder writable (or choose another --out), then rerun with --resume"
-    elif error.errno == errno.ENOTDIR:
-        fix = "a part of that path is a file; choose another --out"
-    elif error.errno == errno.EISDIR:
-        fix = "a folder has that name; move it away or choose another --out"
-    else:
-        fix = "fix that, then rerun the same command with --resume"
-    return f"cannot write {where}: {reason}; {fix}"
-
-
 @contextlib.contextmanager
-def writing(path: str | Path) -> Iterator[None]:
-    """Turn an :class:`OSError` raised inside into a :class:`RunFolderError` saying which file and what to do."""
+def writing(path: str | Path, hint: str = RESUME_HINT) -> Iterator[None]:
+    """Raise an :class:`OSError` from inside as a :class:`RunFolderWriteError` naming the file and ``hint``."""
     try:
         yield
+    except RunFolderWriteError:
+        raise
     except OSError as error:
-        raise RunFolderError(os_error_message(error, path)) from None
+        raise RunFolderWriteError(error, path, hint) from None
 
 
 def write_text_atomic(path: str | Path, text: str, point: str | None = None) -> None:
@@ -274,7 +272,7 @@ def write_text_atomic(path: str | Path, text: str, point: str | None = None) -> 
 
 
 def remove_run_files(out: str | Path) -> list[str]:
-    """Remove the run in ``out`` (its :data:`RUN_FILES`; nothing else), for ``--overwrite``; return what went."""
+    """Remove the run in ``out`` (its :data:`RUN_FILES`; nothing else), for ``overwrite``; return what went."""
     folder, removed = Path(out), []
     for name in RUN_FILES:
         path = folder / name
@@ -313,7 +311,7 @@ def history_event(event: str, epochs_done: int, changes: dict[str, dict[str, Any
         "event": event,
         "epochs_done": epochs_done,
         "from_epoch": epochs_done + 1,
-        "time": _now(),
+        "time": timestamp(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "changes": changes or {},
@@ -325,91 +323,6 @@ def write_history(out: str | Path, history: list[dict[str, Any]]) -> None:
     write_text_atomic(Path(out) / "history.yaml", yaml.safe_dump(history, sort_keys=False), point="history")
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """The local time now, ISO 8601 with the UTC offset, to the second (the history's and the lock's times)."""
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------- lock
-
-
-class RunLock:
-    """An exclusive lock on a run folder: one process writes a run at a time.
-
-    The lock is ``fcntl.flock`` on :data:`LOCK_FILE` in the folder; the
-    operating system releases it when the process ends, however it ends
-    (a SIGKILL included), so a stale lock never blocks a later run. The file
-    names its holder (pid, host, start time) while it is held. Locks are
-    advisory: they keep aligniform processes apart, not other programs.
-
-    Examples:
-        >>> import tempfile
-        >>> folder = tempfile.mkdtemp()
-        >>> with RunLock(folder):
-        ...     RunLock(folder).acquire()
-        Traceback (most recent call last):
-        ...
-        aligniform.train.run_folder.RunFolderError: run folder ... is in use by another aligniform process (pid ...
-    """
-
-    def __init__(self, folder: str | Path) -> None:
-        self.path = Path(folder) / LOCK_FILE
-        self._file: IO[bytes] | None = None
-
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._file is not None
-
-    def acquire(self) -> RunLock:
-        """Take the lock (creating the folder's lock file if needed); return self.
-
-        Raises:
-            RunFolderError: another process holds it (the message names it), or the file cannot be written.
-        """
-        if self._file is not None:
-            return self
-        with writing(self.path):
-            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        stream = os.fdopen(handle, "r+b")  # a file object: closed (and so unlocked) if it is garbage-collected
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    holder = stream.read(500).decode("utf-8", "replace").strip() or "unknown pid"
-                    raise RunFolderError(
-                        f"run folder {self.path.parent} is in use by another aligniform process ({holder}); "
-                        f"wait for it to finish (or stop it), or choose another --out"
-                    ) from None
-                except OSError as error:
-                    raise RunFolderError(
-                        f"cannot lock {self.path}: {error.strerror}; the file system of --out does not support "
-                        f"locks, choose a folder on a local disk"
-                    ) from None
-            with writing(self.path):
-                fault_point("lock", self.path)
-                stream.seek(0)
-                stream.truncate()
-                stream.write(f"pid {os.getpid()} on host {socket.gethostname()}, started {_now()}\n".encode())
-                stream.flush()
-        except BaseException:
-            stream.close()
-            raise
-        self._file = stream
-        return self
-
-    def release(self) -> None:
-        """Let go of the lock (a no-op when not held)."""
-        if self._file is None:
-            return
-        with contextlib.suppress(OSError):  # the note is cleared so a stale one never names a dead process
-            self._file.seek(0)
-            self._file.truncate()
-        self._file.close()
-        self._file = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._faults import fault_point
-from .._io import read_jsonl
+from .._io import json_line, read_jsonl
 from .run_folder import RunFolderError, write_text_atomic
 
 
@@ -36,14 +36,9 @@ class RunLog:
 
     def rewrite(self, records: Sequence[dict[str, Any]]) -> bool:
         """Make ``metrics.jsonl`` hold exactly ``records`` (atomically); return whether it held anything else."""
-        text = "".join(metrics_line(record) for record in records)
-        try:
-            if self.path.read_text(encoding="utf-8") == text:
-                return False
-        except (OSError, UnicodeDecodeError):
-            if not records and not self.path.exists():
-                return False
-        write_text_atomic(self.path, text, point="metrics")
+        if not metrics_differ(self.path, records):
+            return False
+        write_text_atomic(self.path, "".join(metrics_line(record) for record in records), point="metrics")
         return True
 
     def write(self, record: dict[str, Any]) -> None:
@@ -62,7 +57,7 @@ class RunLog:
                 try:
                     stream.truncate(size)
                 except OSError:
-                    pass  # the next --resume rewrites the file from the checkpoint
+                    pass  # the next resume rewrites the file from the checkpoint
                 raise
         if self.writer is not None:
             for key, value in record.items():
@@ -83,10 +78,25 @@ def metrics_line(record: dict[str, Any]) -> str:
         >>> metrics_line({"epoch": 1, "loss": float("nan")})
         '{"epoch": 1, "loss": null}\n'
     """
-    finite = {
-        key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in record.items()
-    }
-    return json.dumps(finite, allow_nan=False) + "\n"
+    return json_line(record)
+
+
+def metrics_differ(path: str | Path, records: Sequence[dict[str, Any]]) -> bool:
+    """Whether the ``metrics.jsonl`` at ``path`` holds anything but ``records`` (a line lost or torn by a crash).
+
+    A missing or unreadable file differs unless there are no records and no file.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.jsonl"
+        >>> metrics_differ(path, []), metrics_differ(path, [{"epoch": 1}])
+        (False, True)
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8") != "".join(metrics_line(record) for record in records)
+    except (OSError, UnicodeDecodeError):
+        return bool(records) or path.exists()
 
 
 def recover_metrics(path: str | Path, epochs_done: int) -> list[dict[str, Any]]:

@@ -39,3 +39,30 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     if warmup_steps <= 0:
         return 1.0
     return min(1.0, step / warmup_steps)
+
+
+def set_warmup(optimizer: torch.optim.Optimizer, scheduled: Sequence[float], factor: float, enabled: bool) -> None:
+    """Set each parameter group's lr to its ``scheduled`` value times the warm-up ``factor`` (no-op unless ``enabled``).
+
+    Examples:
+        >>> optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
+        >>> set_warmup(optimizer, [0.4], 0.25, enabled=True)
+        >>> optimizer.param_groups[0]["lr"]
+        0.1
+    """
+    if enabled:
+        for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
+            group["lr"] = lr * factor
+
+
+def follow_schedule(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """Set the learning rate the schedule gives at the scheduler's (restored) epoch.
+
+    A cosine schedule depends on ``epochs``; when ``resume`` extends the run, the rest of it follows the new
+    schedule. (For an unchanged schedule this recomputes the very value the last step set.) A step schedule
+    multiplies the lr it finds, so it is left as restored.
+    """
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        epoch = scheduler.last_epoch
+        for group, rule, base in zip(optimizer.param_groups, scheduler.lr_lambdas, scheduler.base_lrs, strict=True):
+            group["lr"] = base * rule(epoch)

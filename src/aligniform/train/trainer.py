@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -22,7 +21,6 @@ from ..distributed import (
     all_gather_with_grad,
     average_gradients,
     barrier,
-    broadcast_object,
     convert_sync_batchnorm,
     global_loss,
     init_distributed,
@@ -34,31 +32,11 @@ from ..evaluate import embed_view_pairs, extract_features, knn_accuracy, recompu
 from ..metrics import alignment, uniformity
 from ..models import resolve_eval_layer
 from ..objective import Objective
-from .checkpoint import (
-    CheckpointError,
-    ModelInfo,
-    load_checkpoint,
-    read_model_info,
-    rng_state,
-    save_atomic,
-    set_rng_state,
-)
+from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, rng_state, set_rng_state
 from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
+from .lifecycle import RunFolder, check_processes, prepare_on_main
 from .moco import FeatureQueue, MomentumEncoder
-from .run_folder import (
-    RunFolderError,
-    RunLock,
-    check_folder,
-    history_event,
-    remove_run_files,
-    remove_stale_temporaries,
-    resume_changes,
-    write_history,
-    write_text_atomic,
-    writing,
-)
-from .run_log import RunLog, metrics_line, recover_metrics
-from .schedule import build_scheduler, warmup_factor
+from .schedule import build_scheduler, follow_schedule, set_warmup, warmup_factor
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
@@ -129,8 +107,7 @@ class Trainer:
         self.best_epoch = 0  # the epoch best.pt holds (0: none yet)
         self.metrics: list[dict] = []  # every epoch's record, also kept in the checkpoint
         self.history: list[dict] = []  # starts and resumes with the options they changed
-        self.log: RunLog | None = None
-        self.lock: RunLock | None = None
+        self.folder = RunFolder(config)  # opened (and locked) by fit() on rank 0 only
 
     # ------------------------------------------------------------------ setup
 
@@ -206,7 +183,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a checkpoint's state (see :meth:`state_dict`)."""
-        self._check_processes(state)
+        check_processes(state, self.context.world_size)
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as error:
@@ -227,49 +204,25 @@ class Trainer:
             self.metrics = list(state["metrics"])
         self.history = list(state.get("history", []))
         set_rng_state(state["rng"][self.context.rank])
-        self._follow_schedule()
-
-    def _check_processes(self, state: dict) -> None:
-        if len(state["rng"]) != self.context.world_size:
-            raise ValueError(
-                f"the checkpoint was written by {len(state['rng'])} process(es); resume it with the same number "
-                f"of processes (now {self.context.world_size}) so every random stream continues exactly"
-            )
-
-    def _follow_schedule(self) -> None:
-        """Set the learning rate the schedule gives at the restored epoch.
-
-        A cosine schedule depends on ``epochs``; when ``--resume`` extends the
-        run, the rest of it follows the new schedule. (For an unchanged
-        schedule this recomputes the very value the last step set.)
-        """
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
-            epoch = self.scheduler.last_epoch
-            for group, rule, base in zip(
-                self.optimizer.param_groups, self.scheduler.lr_lambdas, self.scheduler.base_lrs, strict=True
-            ):
-                group["lr"] = base * rule(epoch)
+        follow_schedule(self.optimizer, self.scheduler)  # a resume may have changed `epochs`
 
     # ------------------------------------------------------------------ training
 
     def fit(self, resume: bool = False, overwrite: bool = False) -> None:
         """Train for ``config.epochs`` epochs in the run folder ``config.out``.
 
-        A folder that holds a run is used only on purpose: ``resume`` continues
-        it from its checkpoint (changing only the options
-        :data:`~aligniform.train.run_folder.RESUMABLE_OPTIONS`, each recorded
-        in the run's history), ``overwrite`` replaces it. Every check runs
-        before anything is written, so a refused call leaves the folder as it
-        was. The folder is then locked against other processes until
-        :meth:`close` (or the end of the process).
+        Rank 0 opens the folder first (:meth:`aligniform.train.lifecycle.RunFolder.open`): a folder holding a
+        run is continued only with ``resume`` (which may change only the options
+        :data:`~aligniform.train.run_folder.RESUMABLE_OPTIONS`), replaced only with ``overwrite``, and every
+        check runs before anything is written. The folder stays locked until :meth:`close`.
 
         Raises:
-            RunFolderError: the folder cannot be used as asked, is locked by another process, or a write failed
-                (the message names the file and what to do).
+            RunFolderError: the folder cannot be used as asked or is locked by another process.
+            RunFolderWriteError: a write failed (an :class:`OSError` naming the file and how to go on).
             CheckpointError: ``resume`` and the checkpoint is missing or unreadable.
         """
-        restored = self._on_main_first(lambda: self._open_folder(resume, overwrite))
-        if restored is None and resume and not self.context.is_main and self._resumes_checkpoint:
+        restored, main_restored = prepare_on_main(self.context, lambda: self._open_folder(resume, overwrite))
+        if restored is None and resume and not self.context.is_main and main_restored:
             # On the CPU: RNG states must stay CPU byte tensors; load_state_dict copies the rest to the device.
             restored = load_checkpoint(self.out / "checkpoint.pt", map_location="cpu")
         if restored is not None:
@@ -278,18 +231,11 @@ class Trainer:
             while self.epoch < self.config.epochs:
                 self._train_epoch()
         finally:
-            if self.log is not None:
-                self.log.close()
-                self.log = None
+            self.folder.close_log()
 
     def close(self) -> None:
         """Release the run folder's lock (:func:`aligniform.train.run` calls this after writing the results)."""
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        self.folder.close()
 
     def __enter__(self) -> Trainer:
         return self
@@ -297,125 +243,11 @@ class Trainer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _on_main_first(self, prepare):
-        """Run ``prepare`` on rank 0 only; under torchrun the other ranks learn whether it failed (and stop too)."""
-        outcome, error = None, None
-        if self.context.is_main:
-            try:
-                outcome = prepare()
-            except Exception as caught:  # re-raised below, after the other ranks were told
-                error = caught
-        if self.context.is_distributed:
-            message, self._resumes_checkpoint = broadcast_object(
-                (None if error is None else str(error), outcome is not None)
-            )
-            if error is None and message is not None:
-                raise RunFolderError(f"rank 0 could not prepare the run folder: {message}")
-        if error is not None:
-            raise error
-        return outcome
-
-    _resumes_checkpoint = False
-
     def _open_folder(self, resume: bool, overwrite: bool) -> dict | None:
-        """Check, lock and prepare the run folder; return the checkpoint state to continue from (None: epoch 0)."""
-        out = check_folder(self.config.out, resume, overwrite)
-        checkpoint = out / "checkpoint.pt"
-        state, changes = self._resume_state(out) if resume else (None, {})
-        seen = _identity(checkpoint)
-        # Everything is checked: from here on the folder is written.
-        with writing(out):
-            out.mkdir(parents=True, exist_ok=True)
-        self.lock = (self.lock or RunLock(out)).acquire()  # a second fit() keeps the lock it holds
-        try:
-            check_folder(out, resume, overwrite)  # another process may have written it before we got the lock
-            if resume and _identity(checkpoint) != seen:
-                state, changes = self._resume_state(out)
-            with writing(out):
-                remove_stale_temporaries(out)
-                replaced = remove_run_files(out) if overwrite else []
-            self._start_record(out, state, changes, replaced)
-        except BaseException:
-            self.lock.release()
-            self.lock = None
-            raise
+        """Open the run folder (rank 0); start this run's record from it. Return the state to continue from."""
+        state = self.folder.open(resume, overwrite, self.model_info, self.context.world_size)
+        self.metrics, self.history = self.folder.metrics, self.folder.history
         return state
-
-    def _resume_state(self, out: Path) -> tuple[dict | None, dict]:
-        """The checkpoint to continue from (None when no epoch finished) and the options this call changes.
-
-        Raises:
-            RunFolderError: an option may not change on resume, or the checkpoint is of another model.
-        """
-        checkpoint = out / "checkpoint.pt"
-        if not checkpoint.is_file():  # started, but no epoch finished: config.yaml is all there is
-            return None, resume_changes(TrainConfig.from_yaml(out / "config.yaml"), self.config, 0)
-        state = load_checkpoint(checkpoint, map_location="cpu")
-        try:
-            saved = TrainConfig.from_dict(state["config"])
-        except (KeyError, ConfigError) as error:
-            raise CheckpointError(f"checkpoint {checkpoint} holds no usable configuration ({error})") from None
-        changes = resume_changes(saved, self.config, int(state["epoch"]))
-        self._check_processes(state)
-        if "model_info" in state:
-            stored, built = read_model_info(state), self.model_info
-            differing = [
-                f"{name} {getattr(stored, name)!r} -> {getattr(built, name)!r}"
-                for name in (field.name for field in fields(ModelInfo))
-                if getattr(stored, name) != getattr(built, name)
-            ]
-            if differing:
-                raise RunFolderError(
-                    f"checkpoint {checkpoint} holds another model than this command builds ({', '.join(differing)}); "
-                    f"resume with the data the run was trained on"
-                )
-        return state, changes
-
-    def _start_record(self, out: Path, state: dict | None, changes: dict, replaced: list[str]) -> None:
-        """Write the run's config and history and bring the files behind the checkpoint up to it (rank 0, locked).
-
-        config.yaml comes first: a folder with anything of a run in it can then be resumed.
-        """
-        metrics = out / "metrics.jsonl"
-        if state is None:
-            self.metrics, self.history = [], [history_event("start", 0, changes)]
-            if replaced:
-                self.history[0]["replaced"] = replaced
-            repairs: list[str] = []
-        else:
-            done = int(state["epoch"])
-            if "metrics" in state:
-                self.metrics = list(state["metrics"])
-            else:  # a checkpoint written before the metrics were kept in it
-                with writing(metrics):
-                    self.metrics = recover_metrics(metrics, done)
-            event = history_event("resume", done, changes)
-            repairs = [
-                name
-                for name, stale in (
-                    ("metrics.jsonl", _metrics_stale(metrics, self.metrics)),
-                    ("best.pt", _best_stale(out, state)),
-                )
-                if stale
-            ]
-            if repairs:
-                event["repaired"] = repairs
-            self.history = [*state.get("history", []), event]
-            # The resume and what it changed belong to the run from now on, even before an epoch ends.
-            state.update(config=self.config.to_dict(), metrics=self.metrics, history=self.history)
-            with writing(out / "checkpoint.pt"):
-                save_atomic(state, out / "checkpoint.pt")
-        with writing(out / "config.yaml"):
-            write_text_atomic(out / "config.yaml", self.config.to_yaml(), point="config")
-        with writing(out / "history.yaml"):
-            write_history(out, self.history)
-        with writing(out / "tensorboard"):
-            self.log = RunLog(out)
-        with writing(metrics):
-            self.log.rewrite(self.metrics)
-        if "best.pt" in repairs:
-            with writing(out / "best.pt"):
-                save_atomic(state, out / "best.pt")
 
     def _train_epoch(self) -> None:
         epoch = self.epoch + 1
@@ -437,13 +269,16 @@ class Trainer:
             batch = indices[step * self.local_batch_size : (step + 1) * self.local_batch_size]
             images = self.train_images[batch.to(self.train_images.device)]
             labels = self.data.train.labels[batch].to(self.device) if self.objective.uses_labels else None
-            self._warm_up(scheduled, warmup_factor((epoch - 1) * steps + step + 1, self.config.warmup_epochs * steps))
+            # The factor comes from the global step, derived from the epoch, so a resumed run continues its warm-up.
+            warmup = warmup_factor((epoch - 1) * steps + step + 1, self.config.warmup_epochs * steps)
+            set_warmup(self.optimizer, scheduled, warmup, self.config.warmup_epochs > 0)
             terms = self._train_step(images.to(self.device, non_blocking=True), epoch, step + 1, labels)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
         lr = self.optimizer.param_groups[0]["lr"]
-        self._warm_up(scheduled, 1.0)  # the schedule steps from its own value (a step schedule multiplies the lr)
+        # The schedule steps from its own value (a step schedule multiplies the lr).
+        set_warmup(self.optimizer, scheduled, 1.0, self.config.warmup_epochs > 0)
         self.scheduler.step()
         self.epoch = epoch
         record = {"epoch": epoch, **{k: v / steps for k, v in totals.items()}, "lr": lr}
@@ -451,15 +286,6 @@ class Trainer:
         record.update(self.validate())
         record["seconds"] = time.perf_counter() - started
         self._end_epoch(record)
-
-    def _warm_up(self, scheduled: list[float], factor: float) -> None:
-        """Set each group's lr to its scheduled value times the warm-up ``factor`` (no-op without warm-up).
-
-        The factor comes from the global step, derived from the epoch, so a resumed run continues its warm-up.
-        """
-        if self.config.warmup_epochs > 0:
-            for group, lr in zip(self.optimizer.param_groups, scheduled, strict=True):
-                group["lr"] = lr * factor
 
     def _train_step(
         self, images: torch.Tensor, epoch: int, step: int, labels: torch.Tensor | None = None
@@ -530,7 +356,7 @@ class Trainer:
         )
         return (
             f"the loss became NaN/inf at epoch {epoch}, step {step} ({terms}); {kept}. "
-            f"Try a lower --lr, fp32 precision, or a different objective weighting."
+            f"Try a lower `lr`, fp32 precision, or a different objective weighting."
         )
 
     def _end_epoch(self, record: dict) -> None:
@@ -540,16 +366,7 @@ class Trainer:
             if improved:
                 self.best_knn, self.best_epoch = record["knn_acc"], record["epoch"]
             self.metrics.append(record)
-            state = self.state_dict(rng_states)
-            # The checkpoint, which holds every epoch's metrics, is written first: best.pt and metrics.jsonl are
-            # never ahead of it, and --resume brings them up to it whatever moment a crash hit.
-            with writing(self.out / "checkpoint.pt"):
-                save_atomic(state, self.out / "checkpoint.pt")
-            if improved:
-                with writing(self.out / "best.pt"):
-                    save_atomic(state, self.out / "best.pt")
-            with writing(self.log.path):
-                self.log.write(record)
+            self.folder.write_epoch(self.state_dict(rng_states), record, improved)
             if self.config.progress:
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch",))
                 tqdm.write(f"epoch {record['epoch']}/{self.config.epochs}: {shown}")
@@ -581,32 +398,3 @@ class Trainer:
             "val_uniformity": uniformity(val["output"], max_pairs=500_000),  # the images, as the final evaluation
             "knn_acc": knn,
         }
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    """Which file ``path`` is (inode, size, modification time): None when missing."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def _metrics_stale(path: Path, records: list[dict]) -> bool:
-    """Whether metrics.jsonl differs from the checkpoint's records (a line lost or torn by a crash)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return bool(records) or path.exists()
-    return text != "".join(metrics_line(record) for record in records)
-
-
-def _best_stale(out: Path, state: dict) -> bool:
-    """Whether best.pt lags the checkpoint: it is written just after it, so a crash can leave the previous one."""
-    best_epoch = state.get("best_epoch")
-    if not best_epoch or best_epoch != state["epoch"]:
-        return False
-    try:
-        return load_checkpoint(out / "best.pt")["epoch"] != best_epoch
-    except CheckpointError:
-        return True
