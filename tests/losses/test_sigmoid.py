@@ -86,13 +86,14 @@ def test_extreme_logits_stay_finite_in_float32():
 
 def test_module_learns_the_papers_parameters():
     module = SigmoidLoss(learnable=True)
-    assert module.log_scale.item() == pytest.approx(math.log(10))
-    assert module.bias.item() == -10.0
+    # learnable=True is learn() on both: the scale stored as its log (the paper's t'), the bias as itself.
+    assert module.learned["scale"].parameter.item() == pytest.approx(math.log(10))
+    assert module.learned["bias"].parameter.item() == -10.0
     x, y = positive_pairs(8, 4, dtype=torch.float32)
     value = module(x, y)
     assert value.item() == pytest.approx(sigmoid_loss(x, y).item(), rel=1e-6)
     value.backward()
-    assert module.log_scale.grad is not None and module.bias.grad is not None
+    assert module.learned["scale"].parameter.grad is not None and module.learned["bias"].parameter.grad is not None
     assert repr(module) == "SigmoidLoss(scale=10, bias=-10)"
     fixed = SigmoidLoss(scale=torch.nn.Parameter(torch.tensor(3.0)), bias=1.0)
     assert [name for name, _ in fixed.named_parameters()] == ["scale"]

@@ -16,6 +16,8 @@ anchor's positive logit and a reduction over its candidates. The candidates:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .._numerics import upcast
@@ -59,6 +61,16 @@ def check_scale(value: float | torch.Tensor, name: str) -> float | torch.Tensor:
         check_positive(float(value.detach()), name)
         return value.reshape(())
     return check_positive(value, name)
+
+
+def scale_argument(name: str) -> Callable[[float | torch.Tensor], float | torch.Tensor]:
+    """A module's check of a scale argument: a number is checked, a tensor (an ``nn.Parameter``) kept as given."""
+
+    def check(value: float | torch.Tensor) -> float | torch.Tensor:
+        checked = check_scale(value, name)
+        return value if isinstance(value, torch.Tensor) else checked
+
+    return check
 
 
 def scale_value(value: float | torch.Tensor) -> float:

@@ -7,14 +7,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .._numerics import full_precision
 from .._validation import _real_number
 from . import _pairwise
-from ._pairs import check_scale, positive_pairs, scale_value
+from ._pairs import check_scale, positive_pairs, scale_argument, scale_value
 from ._shard import Shard, batch_size
+from .base import Learn, Loss
 
 # softplus(u) = u exactly (to rounding) above these: log1p(e^-u) is below half an ulp of u.
 _SOFTPLUS_THRESHOLD = {torch.float32: 20.0, torch.float64: 40.0}
@@ -167,49 +167,50 @@ def sigmoid_loss(
     return (total if shard is None else shard.sum(total)) / batch_size(x, shard)
 
 
-class SigmoidLoss(nn.Module):
+class SigmoidLoss(Loss):
     """Module form of :func:`sigmoid_loss`.
 
     ``scale`` and ``bias`` may be ``nn.Parameter`` s (0-dim): they are then
-    registered and learnt. ``learnable=True`` creates them the paper's way: a
-    parameter ``log_scale`` (initialised at log ``scale``; the scale is its exp)
-    and a parameter ``bias``.
+    registered and learnt; the way to learn them is ``scale=learn(10)``,
+    ``bias=learn(-10)`` (:func:`~aligniform.losses.learn`, the scale stored as its log, the paper's
+    parametrisation). ``learnable=True`` is a thin alias that learns both from their given values.
 
     Examples:
         >>> import torch, torch.nn.functional as F
         >>> from aligniform import SigmoidLoss
         >>> loss_fn = SigmoidLoss(learnable=True)
         >>> sorted(name for name, _ in loss_fn.named_parameters())
-        ['bias', 'log_scale']
+        ['learned.bias.parameter', 'learned.scale.parameter']
         >>> x, y = F.normalize(torch.randn(2, 32, 16), dim=-1)
         >>> loss_fn(x, y).backward()
     """
 
+    term = "sigmoid"
+    moco_form = False
+
     def __init__(
         self,
-        scale: float | torch.Tensor = 10.0,
-        bias: float | torch.Tensor = -10.0,
+        scale: float | torch.Tensor | Learn = 10.0,
+        bias: float | torch.Tensor | Learn = -10.0,
+        *,
         learnable: bool = False,
         normalize: bool = False,
     ) -> None:
         super().__init__()
-        checked_scale, checked_bias = check_scale(scale, "scale"), check_bias(bias)
-        self.log_scale: torch.Tensor | None = None
-        self.scale: float | torch.Tensor
-        self.bias: float | torch.Tensor
-        if learnable:
-            self.log_scale = nn.Parameter(torch.tensor(math.log(scale_value(checked_scale))))
-            self.bias = nn.Parameter(torch.tensor(float(bias.detach() if isinstance(bias, torch.Tensor) else bias)))
-            self.scale = scale_value(checked_scale)
-        else:
-            self.scale = scale if isinstance(scale, torch.Tensor) else checked_scale
-            self.bias = bias if isinstance(bias, torch.Tensor) else checked_bias
+        if learnable:  # a thin alias: both arguments learnt, as the paper does
+            scale = scale if isinstance(scale, Learn) else Learn(scale_value(check_scale(scale, "scale")))
+            bias = bias if isinstance(bias, Learn) else Learn(scale_value(check_bias(bias)))
+        self.scale = self.argument("scale", scale, scale_argument("scale"))
+        self.bias = self.argument("bias", bias, _keep_bias)
         self.normalize = normalize
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, shard: Shard | None = None) -> torch.Tensor:
-        scale = self.log_scale.exp() if self.log_scale is not None else self.scale
-        return sigmoid_loss(x, y, scale, self.bias, self.normalize, shard)
+        return sigmoid_loss(x, y, self.value("scale"), self.value("bias"), self.normalize, shard)
 
     def extra_repr(self) -> str:
-        scale = float(self.log_scale.detach().exp()) if self.log_scale is not None else scale_value(self.scale)
-        return f"scale={scale:g}, bias={scale_value(self.bias):g}"
+        return f"scale={scale_value(self.scale):g}, bias={scale_value(self.bias):g}"
+
+
+def _keep_bias(value: float | torch.Tensor) -> float | torch.Tensor:
+    checked = check_bias(value)
+    return value if isinstance(value, torch.Tensor) else checked

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision, upcast
 from .._validation import check_features, check_queue
-from ._pairs import check_scale, scale_value
+from ._pairs import check_scale, scale_argument, scale_value
 from ._pairwise import _as_columns, _as_rows, pair_count, pairwise_logsumexp, tiled_logsumexp
 from ._shard import Shard, balanced_pairs_logsumexp, batch_size, checked_inputs
+from .base import Loss
 
 
 @full_precision
@@ -104,7 +104,7 @@ def two_view_uniform_loss(
     return (first + uniform_loss(y, t, queue, intra_batch, normalize, shard=shard)) / 2
 
 
-class UniformLoss(nn.Module):
+class UniformLoss(Loss):
     """Module form of :func:`uniform_loss`.
 
     Called with one view it returns that view's loss; called with two views it
@@ -117,10 +117,13 @@ class UniformLoss(nn.Module):
         >>> loss = UniformLoss(t=2)(x, y)
     """
 
+    term = "uniform"
+    takes_queue = True
+    moco_keys = False  # MoCo: uniformity of the queries only (the keys carry no gradient), the authors' form
+
     def __init__(self, t: float | torch.Tensor = 2.0, intra_batch: bool = True, normalize: bool = False) -> None:
         super().__init__()
-        checked = check_scale(t, "t")
-        self.t = t if isinstance(t, torch.Tensor) else checked
+        self.t = self.argument("t", t, scale_argument("t"))
         self.intra_batch = intra_batch
         self.normalize = normalize
 
@@ -132,8 +135,8 @@ class UniformLoss(nn.Module):
         shard: Shard | None = None,
     ) -> torch.Tensor:
         if y is None:
-            return uniform_loss(x, self.t, queue, self.intra_batch, self.normalize, shard=shard)
-        return two_view_uniform_loss(x, y, self.t, queue, self.intra_batch, self.normalize, shard)
+            return uniform_loss(x, self.value("t"), queue, self.intra_batch, self.normalize, shard=shard)
+        return two_view_uniform_loss(x, y, self.value("t"), queue, self.intra_batch, self.normalize, shard)
 
     def extra_repr(self) -> str:
         return f"t={scale_value(self.t):g}, intra_batch={self.intra_batch}"
