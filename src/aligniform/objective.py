@@ -302,6 +302,16 @@ class Objective(nn.Module):
         """Whether any term is supervised (needs the batch's class labels)."""
         return any(cast(Term, term).kind.takes_labels for term in self.terms)
 
+    @property
+    def unit_features(self) -> bool:
+        """Whether every term expects L2-normalised features (``False`` with e.g. ``barlow_twins``).
+
+        Examples:
+            >>> Objective.parse("align + uniform").unit_features, Objective.parse("barlow_twins").unit_features
+            (True, False)
+        """
+        return all(cast(Term, term).kind.unit_features for term in self.terms)
+
     def forward(
         self,
         x: torch.Tensor,

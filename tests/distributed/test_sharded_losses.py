@@ -40,6 +40,7 @@ from aligniform.distributed import (
 from aligniform.losses import nt_xent_loss, supervised_contrastive_loss
 from aligniform.losses._pairwise import _as_columns, _as_rows
 from aligniform.losses._shard import balanced_pairs_logsumexp
+from aligniform.objective import REQUIRED, TERMS
 from tests.support.distributed import Normalize, launch, rows_of
 
 DIM, QUEUE_SIZE, INPUT_DIM = 5, 6, 7
@@ -94,6 +95,20 @@ CASES = {
     "objective_moco": (Objective.parse("contrastive(tau=0.2) + uniform(t=2) + simple(lam=0.1)"), True, {"moco": True}),
     "unshardable": (_unshardable, False, {}),
 }
+
+
+def _registered_cases():
+    """Every registered loss module (a new loss is tested here without an edit), required arguments at 0.3."""
+    cases = {}
+    for name, kind in TERMS.items():
+        if kind.takes_labels:  # needs per-row labels: tests/losses/test_supcon.py and the labels fallback below
+            continue
+        arguments = {parameter: 0.3 if default is REQUIRED else default for parameter, default in kind.params.items()}
+        cases[f"term_{name}"] = (kind.module(**arguments), False, {})
+    return cases
+
+
+CASES.update(_registered_cases())
 
 
 def _learnable_objective():

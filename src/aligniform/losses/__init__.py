@@ -20,6 +20,7 @@ from .decoupled import DecoupledContrastiveLoss, decoupled_contrastive_loss
 from .debiased import DebiasedContrastiveLoss, debiased_contrastive_loss
 from .sigmoid import SigmoidLoss, sigmoid_loss
 from .logistic import AroraLogisticLoss, arora_logistic_loss
+from .barlow_twins import BarlowTwinsLoss, barlow_twins_loss
 # isort: on
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "AlignLoss",
     "AroraLogisticLoss",
     "AsymptoticContrastiveLoss",
+    "BarlowTwinsLoss",
     "ContrastiveLoss",
     "DebiasedContrastiveLoss",
     "DecoupledContrastiveLoss",
@@ -44,6 +46,7 @@ __all__ = [
     "align_loss",
     "arora_logistic_loss",
     "asymptotic_contrastive_loss",
+    "barlow_twins_loss",
     "contrastive_loss",
     "debiased_contrastive_loss",
     "decoupled_contrastive_loss",
