@@ -38,8 +38,7 @@ from aligniform.distributed import (
     wrap_ddp,
 )
 from aligniform.losses import nt_xent_loss, supervised_contrastive_loss
-from aligniform.losses._pairwise import _as_columns, _as_rows
-from aligniform.losses._shard import balanced_pairs_logsumexp
+from aligniform.losses.engine import as_columns, as_rows, balanced_pairs_logsumexp
 from aligniform.objective import REQUIRED, TERMS
 from tests.support.distributed import Normalize, launch, rows_of
 
@@ -299,7 +298,7 @@ def test_one_rank_shard_is_the_plain_loss(name, no_torchrun):
 def test_balanced_pairs_visit_every_pair_once_and_split_the_work(counts):
     """Simulated rank by rank: the ranks' visits are exactly the unordered pairs, each once, evenly split."""
     points = F.normalize(torch.randn(sum(counts), DIM, dtype=torch.float64), dim=1).requires_grad_()
-    rows, columns = _as_rows(points, 2.0), _as_columns(points)
+    rows, columns = as_rows(points, 2.0), as_columns(points)
     logits = rows @ columns.T
     pairs = torch.ones_like(logits, dtype=torch.bool).triu(1)
     expected_total = torch.logsumexp(logits[pairs], 0)

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import aligniform as af
-from aligniform.losses import NTXentLoss, _hard, _pairwise, nt_xent_loss
+from aligniform.losses import NTXentLoss, nt_xent_loss
+from aligniform.losses.engine import logsumexp as tiles
 from tests.losses import plain
 from tests.support import reference as ref
 from tests.support.sphere import positive_pairs, sphere
@@ -182,13 +183,13 @@ def test_tiles_that_do_not_divide_n_give_the_same_losses_and_gradients(numerics,
         return values, grads
 
     whole_values, whole_grads = run()
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 12)  # tiles of 3 × 4, 3 × 5 ... against 23 rows
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 4)
-    monkeypatch.setattr(_hard, "BLOCK_ELEMENTS", 100)  # 2 or 3 full rows per block
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 12)  # tiles of 3 × 4, 3 × 5 ... against 23 rows
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 4)
+    # The hard-negative blocks follow the same tiling policy: one full row (of 23 or more) per block here.
     if numerics == "shifted":
-        monkeypatch.setattr(_pairwise, "UNSHIFTED_LIMIT", {})
+        monkeypatch.setattr(tiles, "UNSHIFTED_LIMIT", {})
     if numerics == "recompute":
-        monkeypatch.setattr(_pairwise, "SAVED_ELEMENTS", 0)
+        monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
     tiled_values, tiled_grads = run()
     for name in whole_values:
         torch.testing.assert_close(tiled_values[name], whole_values[name], rtol=1e-12, atol=1e-12, msg=name)

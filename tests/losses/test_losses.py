@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aligniform as af
-from aligniform.losses import _pairwise as pairwise
+from aligniform.losses.engine import logsumexp as pairwise
 from tests.support import reference as ref
 from tests.support.sphere import positive_pairs, sphere
 

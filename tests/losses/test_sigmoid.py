@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import aligniform as af
-from aligniform.losses import SigmoidLoss, _pairwise, sigmoid_loss
-from aligniform.losses.sigmoid import tiled_softplus_sum
+from aligniform.losses import SigmoidLoss, sigmoid_loss
+from aligniform.losses.engine import logsumexp as tiles
+from aligniform.losses.engine import tiled_softplus_sum
 from tests.support import reference as ref
 from tests.support.sphere import positive_pairs
 
@@ -45,8 +46,8 @@ def test_tiles_that_do_not_divide_n(monkeypatch):
     leaves = [t.clone().requires_grad_() for t in (x, y, scale, bias)]
     expected = sigmoid_loss(*leaves)
     expected.backward()
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 5)
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 35)
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     tiled = [t.clone().requires_grad_() for t in (x, y, scale, bias)]
     value = sigmoid_loss(*tiled)
     value.backward()
@@ -56,8 +57,8 @@ def test_tiles_that_do_not_divide_n(monkeypatch):
 
 
 def test_gradcheck_in_features_scale_and_bias(monkeypatch):
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 4)
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 12)
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 4)
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 12)
     x, y = positive_pairs(7, 4, seed=3)
     inputs = [x, y, torch.tensor(math.log(10.0), dtype=torch.float64), torch.tensor(-3.0, dtype=torch.float64)]
     inputs = tuple(t.clone().requires_grad_() for t in inputs)

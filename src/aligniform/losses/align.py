@@ -6,8 +6,8 @@ import torch
 
 from .._numerics import full_precision, upcast
 from .._validation import check_feature_pair, check_positive
-from ._shard import Shard, checked_inputs, mean_terms
 from .base import Loss
+from .global_batch import Shard, checked_inputs, mean_terms
 
 
 @full_precision

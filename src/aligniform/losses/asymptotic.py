@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._numerics import full_precision
-from ._pairs import (
+from .base import Loss
+from .candidates import (
     check_scale,
     negatives_per_anchor,
     positive_pairs,
@@ -16,8 +17,7 @@ from ._pairs import (
     scale_value,
     softmax_terms,
 )
-from ._shard import Shard, batch_size, mean_terms
-from .base import Loss
+from .global_batch import Shard, batch_size, mean_terms
 
 
 @full_precision

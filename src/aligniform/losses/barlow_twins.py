@@ -6,8 +6,8 @@ import torch
 
 from .._numerics import full_precision, upcast
 from .._validation import check_feature_pair, check_positive
-from ._shard import Shard, batch_size, checked_inputs
 from .base import Loss
+from .global_batch import Shard, batch_size, checked_inputs
 
 # BatchNorm1d's default: the paper standardises each dimension with a BatchNorm1d(affine=False).
 EPS = 1e-5

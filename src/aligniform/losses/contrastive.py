@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from .._numerics import full_precision
-from ._pairs import check_scale, positive_pairs, resolve_batch_negatives, scale_argument, scale_value, softmax_terms
-from ._pairwise import tiled_logsumexp
-from ._shard import Shard, balanced_pairs_logsumexp, mean_terms
 from .base import Loss
+from .candidates import check_scale, positive_pairs, resolve_batch_negatives, scale_argument, scale_value, softmax_terms
+from .engine import balanced_pairs_logsumexp, tiled_logsumexp
+from .global_batch import Shard, mean_terms
 
 
 @full_precision

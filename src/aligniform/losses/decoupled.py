@@ -6,10 +6,10 @@ import torch
 
 from .._numerics import full_precision
 from .._validation import check_positive
-from ._pairs import check_scale, positive_pairs, scale_argument, scale_value
-from ._shard import Shard, batch_size, mean_terms
-from ._views import other_views_logsumexp
 from .base import Loss
+from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .global_batch import Shard, batch_size, mean_terms
+from .other_views import other_views_logsumexp
 
 
 @full_precision

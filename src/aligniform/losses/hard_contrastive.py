@@ -6,8 +6,8 @@ import torch
 
 from .._numerics import full_precision
 from .._validation import check_fraction
-from ._hard import hardest_logsumexp, kept_negatives
-from ._pairs import (
+from .base import Loss
+from .candidates import (
     check_scale,
     directions,
     negatives_per_anchor,
@@ -17,8 +17,8 @@ from ._pairs import (
     scale_value,
     softmax_terms,
 )
-from ._shard import Shard, batch_size, mean_terms
-from .base import Loss
+from .engine import hardest_logsumexp, kept_negatives
+from .global_batch import Shard, batch_size, mean_terms
 
 
 @full_precision

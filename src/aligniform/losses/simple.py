@@ -6,10 +6,10 @@ import torch
 
 from .._numerics import full_precision
 from .._validation import check_fraction, check_positive
-from ._hard import hardest_logsumexp, kept_negatives
-from ._pairs import directions, negatives_per_anchor, positive_pairs, resolve_batch_negatives
-from ._shard import Shard, batch_size, mean_terms
 from .base import Loss
+from .candidates import directions, negatives_per_anchor, positive_pairs, resolve_batch_negatives
+from .engine import hardest_logsumexp, kept_negatives
+from .global_batch import Shard, batch_size, mean_terms
 
 
 @full_precision

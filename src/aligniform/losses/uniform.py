@@ -8,10 +8,10 @@ import torch
 
 from .._numerics import full_precision, upcast
 from .._validation import check_features, check_queue
-from ._pairs import check_scale, scale_argument, scale_value
-from ._pairwise import _as_columns, _as_rows, pair_count, pairwise_logsumexp, tiled_logsumexp
-from ._shard import Shard, balanced_pairs_logsumexp, batch_size, checked_inputs
 from .base import Loss
+from .candidates import check_scale, scale_argument, scale_value
+from .engine import as_columns, as_rows, balanced_pairs_logsumexp, pair_count, pairwise_logsumexp, tiled_logsumexp
+from .global_batch import Shard, batch_size, checked_inputs
 
 
 @full_precision
@@ -76,13 +76,13 @@ def _sharded_pair_logsumexp(
     x: torch.Tensor, t: float | torch.Tensor, queue: torch.Tensor | None, intra_batch: bool, shard: Shard
 ) -> torch.Tensor:
     """:func:`pairwise_logsumexp` of the global batch: this rank's share of the pairs, combined over ranks."""
-    rows = _as_rows(x, t)
+    rows = as_rows(x, t)
     parts = []
     if intra_batch:
-        row, _ = balanced_pairs_logsumexp(rows, _as_columns(shard.gather(x)), shard.counts, shard, clamp_max=0.0)
+        row, _ = balanced_pairs_logsumexp(rows, as_columns(shard.gather(x)), shard.counts, shard, clamp_max=0.0)
         parts.append(row[torch.isfinite(row)])  # a block's last point may have no pair here
     if queue is not None:
-        queue_rows, _ = tiled_logsumexp(rows, _as_columns(queue.detach()), clamp_max=0.0)
+        queue_rows, _ = tiled_logsumexp(rows, as_columns(queue.detach()), clamp_max=0.0)
         assert queue_rows is not None
         parts.append(queue_rows)
     values = torch.cat(parts)

@@ -22,8 +22,8 @@ import torch
 
 from .._numerics import upcast
 from .._validation import check_feature_pair, check_positive, check_queue
-from ._pairwise import Mask, tiled_logsumexp
-from ._shard import Shard, checked_inputs
+from .engine import Mask, combine_logsumexp, tiled_logsumexp
+from .global_batch import Shard, checked_inputs
 
 
 def positive_pairs(
@@ -143,11 +143,3 @@ def softmax_terms(
             part.append(chunk)
     lse = torch.cat([combine_logsumexp(part) for part in parts])
     return lse - positive.repeat(len(parts))
-
-
-def combine_logsumexp(parts: list[torch.Tensor]) -> torch.Tensor:
-    """Elementwise log-sum-exp of a few partial log-sum-exps."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = torch.logaddexp(total, part)
-    return total
