@@ -96,15 +96,32 @@ def test_gradcheck_in_x_y_and_the_learnt_parameters():
     assert torch.autograd.gradcheck(loss, inputs)
 
 
-def test_clamp_bounds_the_value_and_stops_the_gradient():
+def test_clamp_bounds_the_value_and_keeps_the_gradient():
     objective = Objective.parse("contrastive(tau=learn(0.07, min=0.01))").double()
     (parameter,) = objective.parameters()
     with torch.no_grad():
         parameter.fill_(math.log(1 / 0.001))  # tau = 0.001, below the bound
     assert objective.learned_values() == {"contrastive_tau": 0.01}
+    assert parameter.item() == pytest.approx(math.log(1 / 0.01))  # clamped as CLIP clamps its logit scale
     x, y = _pairs()
     objective(x, y).backward()
-    assert parameter.grad == 0
+    assert parameter.grad != 0  # at the bound the temperature still learns (issue 19)
+
+
+def test_a_temperature_driven_to_its_bound_recovers():
+    """Adam, 200 steps on identical pairs (tau runs to its bound), then 300 on unrelated pairs: tau must rise."""
+    objective = Objective.parse("contrastive(tau=learn(0.1, min=0.05))").double()
+    optimiser = torch.optim.Adam(objective.parameters(), lr=0.05)
+    generator = torch.Generator().manual_seed(0)
+    x = F.normalize(torch.randn(32, 8, generator=generator, dtype=torch.float64), dim=1)
+    y = F.normalize(torch.randn(32, 8, generator=generator, dtype=torch.float64), dim=1)
+    for step in range(500):
+        optimiser.zero_grad()
+        objective(x, x if step < 200 else y).backward()
+        optimiser.step()
+        if step == 199:
+            assert objective.learned_values()["contrastive_tau"] == pytest.approx(0.05)
+    assert objective.learned_values()["contrastive_tau"] > 0.2
 
 
 @pytest.mark.parametrize(

@@ -79,8 +79,11 @@ class LearnedValue(nn.Module):
     """The trainable parameter behind a :class:`Learn` argument; calling it gives the argument's current value.
 
     ``parameter`` holds ``log(1/tau)`` for a temperature (CLIP's ``logit_scale``),
-    ``log(value)`` for another scale, and the value itself for a bias; the value
-    is clamped to ``[min, max]`` (no gradient beyond the bounds).
+    ``log(value)`` for another scale, and the value itself for a bias. ``min``/``max``
+    clamp the parameter itself before each use, as CLIP clamps its logit scale after each
+    step: the value stays within the bounds and the gradient still flows there, so an
+    optimiser that carried the parameter to a bound can bring it back (clamping the value
+    instead would zero its gradient beyond the bound and freeze it for good).
 
     Examples:
         >>> value = LearnedValue("tau", Learn(0.07))
@@ -103,12 +106,24 @@ class LearnedValue(nn.Module):
         stored = {"inverse": lambda v: -math.log(v), "log": math.log}.get(self.kind, float)(spec.init)
         self.parameter = nn.Parameter(torch.tensor(float(stored)))
 
+    def _parameter_bounds(self) -> tuple[float | None, float | None]:
+        """The value's ``[min, max]`` as bounds on the stored parameter (a bound <= 0 on a scale bounds nothing)."""
+        low, high = self.spec.min, self.spec.max
+        if self.kind == "raw":
+            return low, high
+        log = {b: math.log(b) if b is not None and b > 0 else None for b in (low, high)}
+        if self.kind == "log":
+            return log[low], log[high]
+        # parameter = log(1/value): an upper bound on the value is a lower bound on the parameter.
+        return (None if log[high] is None else -log[high]), (None if log[low] is None else -log[low])
+
     def forward(self) -> torch.Tensor:
+        low, high = self._parameter_bounds()
+        if low is not None or high is not None:
+            with torch.no_grad():
+                self.parameter.clamp_(low, high)
         # A bias is a copy of its parameter, not the Parameter itself (a loss may store what it is handed).
-        value = {"inverse": lambda p: torch.exp(-p), "log": torch.exp}.get(self.kind, torch.clone)(self.parameter)
-        if self.spec.min is not None or self.spec.max is not None:
-            value = value.clamp(self.spec.min, self.spec.max)
-        return value
+        return {"inverse": lambda p: torch.exp(-p), "log": torch.exp}.get(self.kind, torch.clone)(self.parameter)
 
 
 class Loss(nn.Module):
