@@ -77,16 +77,22 @@ def _sharded_pair_logsumexp(
 ) -> torch.Tensor:
     """:func:`pairwise_logsumexp` of the global batch: this rank's share of the pairs, combined over ranks."""
     rows = as_rows(x, t)
+    # Exactly 0, but it keeps this rank's rows and the gathered batch in the graph whatever its share of the pairs
+    # (none, with one row): every rank's backward then runs the gather's and shard.logsumexp's collectives, which
+    # the other ranks wait in (issue 19).
+    in_graph = rows.sum() * 0
     parts = []
     if intra_batch:
-        row, _ = balanced_pairs_logsumexp(rows, as_columns(shard.gather(x)), shard.counts, shard, clamp_max=0.0)
+        columns = as_columns(shard.gather(x))
+        in_graph = in_graph + columns.sum() * 0
+        row, _ = balanced_pairs_logsumexp(rows, columns, shard.counts, shard, clamp_max=0.0)
         parts.append(row[torch.isfinite(row)])  # a block's last point may have no pair here
     if queue is not None:
         queue_rows, _ = tiled_logsumexp(rows, as_columns(queue.detach()), clamp_max=0.0)
         assert queue_rows is not None
         parts.append(queue_rows)
     values = torch.cat(parts)
-    local = torch.logsumexp(values, 0) if values.numel() else values.new_full((), -math.inf)
+    local = torch.logsumexp(values, 0) + in_graph if values.numel() else in_graph - math.inf
     return shard.logsumexp(local)
 
 
