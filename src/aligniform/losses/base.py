@@ -111,11 +111,11 @@ class LearnedValue(nn.Module):
         low, high = self.spec.min, self.spec.max
         if self.kind == "raw":
             return low, high
-        log = {b: math.log(b) if b is not None and b > 0 else None for b in (low, high)}
+        log_low, log_high = (math.log(b) if b is not None and b > 0 else None for b in (low, high))
         if self.kind == "log":
-            return log[low], log[high]
+            return log_low, log_high
         # parameter = log(1/value): an upper bound on the value is a lower bound on the parameter.
-        return (None if log[high] is None else -log[high]), (None if log[low] is None else -log[low])
+        return (None if log_high is None else -log_high), (None if log_low is None else -log_low)
 
     def forward(self) -> torch.Tensor:
         low, high = self._parameter_bounds()
