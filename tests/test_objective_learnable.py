@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from aligniform import Objective, contrastive_loss, uniform_loss
+from aligniform import ContrastiveLoss, Objective, contrastive_loss, uniform_loss
+from aligniform.losses import learn
 from aligniform.objective import Learn
 
 
@@ -40,9 +41,28 @@ def test_learn_round_trips_and_starts_at_its_value(spec):
 def test_temperature_is_stored_as_clip_logit_scale():
     objective = Objective.parse("contrastive(tau=learn(0.07)) + uniform(t=learn(2))")
     stored = dict(objective.named_parameters())
-    assert set(stored) == {"terms.0.learned.tau.parameter", "terms.1.learned.t.parameter"}
-    assert stored["terms.0.learned.tau.parameter"].item() == pytest.approx(math.log(1 / 0.07))
-    assert stored["terms.1.learned.t.parameter"].item() == pytest.approx(math.log(2))
+    # The loss module holds its learnt arguments (the same as ContrastiveLoss(tau=learn(0.07)) in Python).
+    assert set(stored) == {"terms.0.loss.learned.tau.parameter", "terms.1.loss.learned.t.parameter"}
+    assert stored["terms.0.loss.learned.tau.parameter"].item() == pytest.approx(math.log(1 / 0.07))
+    assert stored["terms.1.loss.learned.t.parameter"].item() == pytest.approx(math.log(2))
+
+
+def test_checkpoints_with_the_old_parameter_names_still_load():
+    objective = Objective.parse("contrastive(tau=learn(0.07)) + uniform(t=learn(2))")
+    old = {
+        "terms.0.learned.tau.parameter": torch.tensor(math.log(1 / 0.2)),
+        "terms.1.learned.t.parameter": torch.tensor(0.0),
+    }
+    objective.load_state_dict(old)
+    assert objective.learned_values() == {"contrastive_tau": 0.2, "uniform_t": 1.0}
+
+
+def test_the_module_learns_the_same_way_as_the_spec():
+    x, y = _pairs()
+    module = ContrastiveLoss(tau=learn(0.3, min=0.01)).double()
+    objective = Objective.parse("contrastive(tau=learn(0.3, min=0.01))").double()
+    torch.testing.assert_close(module(x, y), objective(x, y), rtol=0, atol=0)
+    assert [name for name, _ in module.named_parameters()] == ["learned.tau.parameter"]
 
 
 def test_learnt_value_equals_the_fixed_loss_and_gets_the_gradient():
@@ -76,15 +96,32 @@ def test_gradcheck_in_x_y_and_the_learnt_parameters():
     assert torch.autograd.gradcheck(loss, inputs)
 
 
-def test_clamp_bounds_the_value_and_stops_the_gradient():
+def test_clamp_bounds_the_value_and_keeps_the_gradient():
     objective = Objective.parse("contrastive(tau=learn(0.07, min=0.01))").double()
     (parameter,) = objective.parameters()
     with torch.no_grad():
         parameter.fill_(math.log(1 / 0.001))  # tau = 0.001, below the bound
     assert objective.learned_values() == {"contrastive_tau": 0.01}
+    assert parameter.item() == pytest.approx(math.log(1 / 0.01))  # clamped as CLIP clamps its logit scale
     x, y = _pairs()
     objective(x, y).backward()
-    assert parameter.grad == 0
+    assert parameter.grad != 0  # at the bound the temperature still learns (issue 19)
+
+
+def test_a_temperature_driven_to_its_bound_recovers():
+    """Adam, 200 steps on identical pairs (tau runs to its bound), then 300 on unrelated pairs: tau must rise."""
+    objective = Objective.parse("contrastive(tau=learn(0.1, min=0.05))").double()
+    optimiser = torch.optim.Adam(objective.parameters(), lr=0.05)
+    generator = torch.Generator().manual_seed(0)
+    x = F.normalize(torch.randn(32, 8, generator=generator, dtype=torch.float64), dim=1)
+    y = F.normalize(torch.randn(32, 8, generator=generator, dtype=torch.float64), dim=1)
+    for step in range(500):
+        optimiser.zero_grad()
+        objective(x, x if step < 200 else y).backward()
+        optimiser.step()
+        if step == 199:
+            assert objective.learned_values()["contrastive_tau"] == pytest.approx(0.05)
+    assert objective.learned_values()["contrastive_tau"] > 0.2
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from ._validation import (
     check_positive_int,
     check_same_shape,
 )
-from .losses._pairwise import pair_count, pairwise_logsumexp
+from .losses.engine import pair_count, pairwise_logsumexp
 
 CHUNK_ROWS = 65536
 

@@ -2,140 +2,68 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from .distributed import Shard, accepts_shard
-from .losses import (
-    AlignLoss,
-    AsymptoticContrastiveLoss,
-    ContrastiveLoss,
-    DebiasedContrastiveLoss,
-    DecoupledContrastiveLoss,
-    HardContrastiveLoss,
-    NTXentLoss,
-    SigmoidLoss,
-    SimpleLoss,
-    SupervisedContrastiveLoss,
-    UniformLoss,
-)
+from .losses import LEARNABLE, REGISTRY, Learn, LearnedValue, Loss, learn
+from .losses.base import format_value as _format_value
+
+__all__ = ["LEARNABLE", "TERMS", "Learn", "LearnedValue", "Objective", "Term", "TermKind", "learn"]
 
 REQUIRED = object()
 
 
 @dataclass(frozen=True)
 class TermKind:
-    """A loss usable in a spec: its module, its parameters (in order) and their defaults."""
+    """A loss usable in a spec: its module, its parameters (in order) and their defaults, its capabilities."""
 
-    module: type[nn.Module]
+    module: type[Loss]
     params: dict = field(default_factory=dict)
-    takes_queue: bool = True
-    directional: bool = False  # has a one-directional (MoCo) form: queries against [own key, queue]
-    takes_labels: bool = False  # needs the samples' class labels (supervised)
-    moco_form: bool = True  # has a meaning with MoCo's queries and keys
+
+    @classmethod
+    def of(cls, module: type[Loss]) -> TermKind:
+        """Read from the module: every positional ``__init__`` parameter but ``normalize``, with its default."""
+        params = {
+            name: REQUIRED if parameter.default is inspect.Parameter.empty else parameter.default
+            for name, parameter in list(inspect.signature(module.__init__).parameters.items())[1:]
+            if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name != "normalize"
+        }
+        return cls(module, params)
+
+    def __getattr__(self, name: str) -> Any:
+        # The capabilities (takes_queue, directional, takes_labels, moco_form, ...) are the module's class attributes.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.module, name)
 
     def signature(self, name: str) -> str:
         shown = [p if d is REQUIRED else f"{p}={_format_value(d)}" for p, d in self.params.items()]
         return f"{name}({', '.join(shown)})"
 
 
-TERMS: dict[str, TermKind] = {
-    "align": TermKind(AlignLoss, {"alpha": 2.0}, takes_queue=False),
-    "uniform": TermKind(UniformLoss, {"t": 2.0, "intra_batch": True}),
-    "contrastive": TermKind(ContrastiveLoss, {"tau": 0.1}, directional=True),
-    "hard_contrastive": TermKind(HardContrastiveLoss, {"tau": REQUIRED, "alpha": REQUIRED}, directional=True),
-    "simple": TermKind(SimpleLoss, {"lam": REQUIRED, "hard_alpha": None}, directional=True),
-    "asymptotic_contrastive": TermKind(AsymptoticContrastiveLoss, {"tau": REQUIRED}, takes_queue=False),
-    "nt_xent": TermKind(NTXentLoss, {"tau": 0.1}, takes_queue=False, moco_form=False),
-    "supervised_contrastive": TermKind(
-        SupervisedContrastiveLoss, {"tau": 0.1}, takes_queue=False, takes_labels=True, moco_form=False
-    ),
-    "decoupled_contrastive": TermKind(
-        DecoupledContrastiveLoss, {"tau": 0.1, "weighted": False, "sigma": 0.5}, takes_queue=False, moco_form=False
-    ),
-    "debiased_contrastive": TermKind(
-        DebiasedContrastiveLoss, {"tau": 0.5, "tau_plus": 0.1, "beta": 0.0}, takes_queue=False, moco_form=False
-    ),
-    "sigmoid": TermKind(SigmoidLoss, {"scale": 10.0, "bias": -10.0}, takes_queue=False, moco_form=False),
-}
+class _Terms(Mapping[str, TermKind]):
+    """Every registered loss (:data:`aligniform.losses.REGISTRY`) as a :class:`TermKind`, read when asked."""
+
+    def __getitem__(self, name: str) -> TermKind:
+        return TermKind.of(REGISTRY[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(REGISTRY))
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
 
 
-# Arguments that may be learnt, ``name=learn(init)``, and how each is stored as a parameter: a temperature
-# as CLIP's logit scale log(1/tau), another positive scale as its log, a bias as itself.
-LEARNABLE = {"tau": "inverse", "t": "log", "scale": "log", "bias": "raw"}
-
-
-@dataclass(frozen=True)
-class Learn:
-    """A learnable argument of a term: ``learn(init)``, optionally clamped, ``learn(0.07, min=0.01)``.
-
-    ``min``/``max`` bound the argument's value (not the stored parameter): CLIP's
-    clamp of the logit scale at 100 is ``tau=learn(0.07, min=0.01)``.
-
-    Examples:
-        >>> str(Learn(0.07, min=0.01))
-        'learn(0.07, min=0.01)'
-    """
-
-    init: float
-    min: float | None = None
-    max: float | None = None
-
-    def __str__(self) -> str:
-        bounds = [f"{name}={_format_value(value)}" for name, value in (("min", self.min), ("max", self.max)) if value]
-        return f"learn({', '.join([_format_value(self.init), *bounds])})"
-
-
-class LearnedValue(nn.Module):
-    """The trainable parameter behind a :class:`Learn` argument; calling it gives the argument's current value.
-
-    ``parameter`` holds ``log(1/tau)`` for a temperature (CLIP's ``logit_scale``),
-    ``log(value)`` for another scale, and the value itself for a bias; the value
-    is clamped to ``[min, max]`` (no gradient beyond the bounds).
-
-    Examples:
-        >>> value = LearnedValue("tau", Learn(0.07))
-        >>> round(value.parameter.item(), 4), round(value().item(), 4)   # log(1/0.07), 0.07
-        (2.6593, 0.07)
-    """
-
-    def __init__(self, name: str, spec: Learn) -> None:
-        super().__init__()
-        self.kind, self.spec = LEARNABLE[name], spec
-        if self.kind != "raw" and not spec.init > 0:
-            raise ValueError(f"{name}=learn(...) must start at a positive value, got {_format_value(spec.init)}")
-        if spec.min is not None and spec.max is not None and not spec.min < spec.max:
-            raise ValueError(f"{name}=learn(...): min must be below max, got {spec}")
-        if (spec.min is not None and spec.init < spec.min) or (spec.max is not None and spec.init > spec.max):
-            raise ValueError(f"{name}=learn(...): the initial value must lie within min and max, got {spec}")
-        # Evaluated lazily: a bias may start at a negative value (SigLIP's -10), whose log does not exist.
-        stored = {"inverse": lambda v: -math.log(v), "log": math.log}.get(self.kind, float)(spec.init)
-        self.parameter = nn.Parameter(torch.tensor(float(stored)))
-
-    def forward(self) -> torch.Tensor:
-        # A bias is a copy of its parameter, not the Parameter itself (setting that on a loss would register it).
-        value = {"inverse": lambda p: torch.exp(-p), "log": torch.exp}.get(self.kind, torch.clone)(self.parameter)
-        if self.spec.min is not None or self.spec.max is not None:
-            value = value.clamp(self.spec.min, self.spec.max)
-        return value
-
-
-def _format_value(value: float | bool | None | Learn) -> str:
-    if isinstance(value, Learn):
-        return str(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
+TERMS: Mapping[str, TermKind] = _Terms()
 
 
 def _parse_learn(text: str, where: str) -> Learn:
@@ -207,7 +135,11 @@ def _format_argument(value: object) -> str:
 
 
 class Term(nn.Module):
-    """One weighted loss of an :class:`Objective`."""
+    """One weighted loss of an :class:`Objective`: the loss module, built once with its arguments.
+
+    A learnt argument, ``learn(...)``, is the module's own parameter (:meth:`aligniform.losses.Loss.argument`),
+    so the term hands the module nothing at call time.
+    """
 
     def __init__(self, name: str, weight: float = 1.0, **arguments: float | bool | None | Learn) -> None:
         super().__init__()
@@ -225,14 +157,18 @@ class Term(nn.Module):
             _check_argument_type(name, parameter, value, kind)
         if isinstance(weight, bool) or not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
             raise ValueError(f"the weight of {name} must be a positive number, got {weight!r}")
-        initial = {p: v.init if isinstance(v, Learn) else v for p, v in values.items()}
         try:
-            self.loss = kind.module(**initial)
-            self.learned = nn.ModuleDict({p: LearnedValue(p, v) for p, v in values.items() if isinstance(v, Learn)})
+            self.loss = kind.module(**values)
         except ValueError as error:
             raise ValueError(f"in objective term {name}: {error}") from None
         self.name, self.weight, self.values, self.kind = name, float(weight), values, kind
         self.shardable = accepts_shard(self.loss)
+        self._register_load_state_dict_pre_hook(_learned_keys_of_old_checkpoints)
+
+    @property
+    def learned(self) -> nn.ModuleDict:
+        """The term's learnt arguments, by name (the loss module holds them)."""
+        return self.loss.learned
 
     def forward(
         self,
@@ -246,44 +182,24 @@ class Term(nn.Module):
         """The term's unweighted loss; with a ``shard``, x, y (and labels) are this rank's rows.
 
         A loss without a sharded form gets the gathered global batch instead (every rank computes all of it).
-        Learnable arguments are handed to the loss as their current values (with gradient) for this call.
         """
         if shard is not None and not self.shardable:
             x, y = shard.gather(x), shard.gather(y)
             labels = None if labels is None else shard.gather(labels)
             shard = None
-        if not self.learned:
-            return self._loss(x, y, queue, moco, labels, shard)
-        for parameter, learned in self.learned.items():
-            setattr(self.loss, parameter, learned())
-        try:
-            return self._loss(x, y, queue, moco, labels, shard)
-        finally:  # the loss module keeps plain numbers between calls (no graph held, copyable)
-            for parameter in self.learned:
-                setattr(self.loss, parameter, self.values[parameter].init)
-
-    def _loss(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        queue: torch.Tensor | None,
-        moco: bool,
-        labels: torch.Tensor | None,
-        shard: Shard | None,
-    ) -> torch.Tensor:
         sharded = {} if shard is None else {"shard": shard}
-        if moco and not self.kind.moco_form:
+        kind = self.kind
+        if moco and not kind.moco_form:
             raise ValueError(f"{self.name} has no MoCo form (queries against momentum keys); train it without `moco`")
-        if self.kind.takes_labels:
+        if kind.takes_labels:
             if labels is None:
                 raise ValueError(f"{self.name} is supervised: it needs the batch's labels, objective(x, y, labels=...)")
             return self.loss(x, y, labels, **sharded)
-        if moco and self.name == "uniform":
-            # The keys carry no gradient: queries only (the authors' MoCo form).
+        if moco and not kind.moco_keys:
             return self.loss(x, queue=queue, **sharded)
-        if moco and self.kind.directional:
+        if moco and kind.directional:
             return self.loss(x, y, queue=queue, symmetric=False, **sharded)
-        if self.kind.takes_queue:
+        if kind.takes_queue:
             return self.loss(x, y, queue=queue, **sharded)
         return self.loss(x, y, **sharded)
 
@@ -292,6 +208,12 @@ class Term(nn.Module):
         shown = [f"{p}={_format_value(v)}" for p, v in self.values.items() if p == first or v != self.kind.params[p]]
         text = f"{self.name}({', '.join(shown)})"
         return text if self.weight == 1 else f"{_format_value(self.weight)}*{text}"
+
+
+def _learned_keys_of_old_checkpoints(state_dict: dict, prefix: str, *_: object) -> None:
+    """Checkpoints written before the loss modules held their learnt arguments kept them under the term."""
+    for key in [key for key in state_dict if key.startswith(f"{prefix}learned.")]:
+        state_dict[f"{prefix}loss.{key[len(prefix) :]}"] = state_dict.pop(key)
 
 
 _TERM = re.compile(
@@ -379,6 +301,16 @@ class Objective(nn.Module):
     def uses_labels(self) -> bool:
         """Whether any term is supervised (needs the batch's class labels)."""
         return any(cast(Term, term).kind.takes_labels for term in self.terms)
+
+    @property
+    def unit_features(self) -> bool:
+        """Whether every term expects L2-normalised features (``False`` with e.g. ``barlow_twins``).
+
+        Examples:
+            >>> Objective.parse("align + uniform").unit_features, Objective.parse("barlow_twins").unit_features
+            (True, False)
+        """
+        return all(cast(Term, term).kind.unit_features for term in self.terms)
 
     def forward(
         self,

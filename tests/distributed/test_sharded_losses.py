@@ -38,13 +38,14 @@ from aligniform.distributed import (
     wrap_ddp,
 )
 from aligniform.losses import nt_xent_loss, supervised_contrastive_loss
-from aligniform.losses._pairwise import _as_columns, _as_rows
-from aligniform.losses._shard import balanced_pairs_logsumexp
+from aligniform.losses.engine import as_columns, as_rows, balanced_pairs_logsumexp
+from aligniform.objective import REQUIRED, TERMS
 from tests.support.distributed import Normalize, launch, rows_of
 
 DIM, QUEUE_SIZE, INPUT_DIM = 5, 6, 7
 LOSS_TOLERANCE, GRAD_TOLERANCE = 1e-12, 1e-9
-SHARDS = {2: [(3, 5), (4, 4)], 3: [(2, 3, 4), (1, 4, 2)]}
+# One row per rank (1+1, 1+1+1) included: a rank with no pair of its own must still join every collective (issue 19).
+SHARDS = {2: [(3, 5), (4, 4), (1, 1)], 3: [(2, 3, 4), (1, 4, 2), (1, 1, 1)]}
 
 
 def _one_view_uniform(x, y, shard=None):
@@ -94,6 +95,20 @@ CASES = {
     "objective_moco": (Objective.parse("contrastive(tau=0.2) + uniform(t=2) + simple(lam=0.1)"), True, {"moco": True}),
     "unshardable": (_unshardable, False, {}),
 }
+
+
+def _registered_cases():
+    """Every registered loss module (a new loss is tested here without an edit), required arguments at 0.3."""
+    cases = {}
+    for name, kind in TERMS.items():
+        if kind.takes_labels:  # needs per-row labels: tests/losses/test_supcon.py and the labels fallback below
+            continue
+        arguments = {parameter: 0.3 if default is REQUIRED else default for parameter, default in kind.params.items()}
+        cases[f"term_{name}"] = (kind.module(**arguments), False, {})
+    return cases
+
+
+CASES.update(_registered_cases())
 
 
 def _learnable_objective():
@@ -284,7 +299,7 @@ def test_one_rank_shard_is_the_plain_loss(name, no_torchrun):
 def test_balanced_pairs_visit_every_pair_once_and_split_the_work(counts):
     """Simulated rank by rank: the ranks' visits are exactly the unordered pairs, each once, evenly split."""
     points = F.normalize(torch.randn(sum(counts), DIM, dtype=torch.float64), dim=1).requires_grad_()
-    rows, columns = _as_rows(points, 2.0), _as_columns(points)
+    rows, columns = as_rows(points, 2.0), as_columns(points)
     logits = rows @ columns.T
     pairs = torch.ones_like(logits, dtype=torch.bool).triu(1)
     expected_total = torch.logsumexp(logits[pairs], 0)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import aligniform as af
-from aligniform.losses import DebiasedContrastiveLoss, _pairwise, debiased_contrastive_loss, nt_xent_loss
+from aligniform.losses import DebiasedContrastiveLoss, debiased_contrastive_loss, nt_xent_loss
+from aligniform.losses.engine import logsumexp as tiles
 from tests.support import reference as ref
 from tests.support.sphere import positive_pairs, sphere
 
@@ -59,10 +60,10 @@ def test_tiles_that_do_not_divide_n(beta, keep_tiles, monkeypatch):
     whole = [t.clone().requires_grad_() for t in (x, y)]
     expected = debiased_contrastive_loss(*whole, 0.2, 0.1, beta)
     expected.backward()
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 5)
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 35)
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     if not keep_tiles:
-        monkeypatch.setattr(_pairwise, "SAVED_ELEMENTS", 0)
+        monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
     tiled = [t.clone().requires_grad_() for t in (x, y)]
     value = debiased_contrastive_loss(*tiled, 0.2, 0.1, beta)
     value.backward()

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import aligniform as af
-from aligniform.losses import DecoupledContrastiveLoss, _pairwise, decoupled_contrastive_loss, nt_xent_loss
+from aligniform.losses import DecoupledContrastiveLoss, decoupled_contrastive_loss, nt_xent_loss
+from aligniform.losses.engine import logsumexp as tiles
 from tests.support import reference as ref
 from tests.support.sphere import positive_pairs, sphere
 
@@ -69,10 +70,10 @@ def test_tiles_that_do_not_divide_n(tau, keep_tiles, monkeypatch):
     whole = [t.clone().requires_grad_() for t in (x, y)]
     expected = decoupled_contrastive_loss(*whole, tau, weighted=True)
     expected.backward()
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 5)
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 35)
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     if not keep_tiles:
-        monkeypatch.setattr(_pairwise, "SAVED_ELEMENTS", 0)
+        monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
     tiled = [t.clone().requires_grad_() for t in (x, y)]
     value = decoupled_contrastive_loss(*tiled, tau, weighted=True)
     value.backward()

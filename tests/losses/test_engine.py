@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 
-from aligniform.losses import _hard, _pairwise
-from aligniform.losses._hard import hardest_logsumexp, hardest_negatives_mask, kept_negatives
-from aligniform.losses._pairwise import tiled_logsumexp
+from aligniform.losses.engine import hardest_logsumexp, hardest_negatives_mask, kept_negatives, tiled_logsumexp
+from aligniform.losses.engine import logsumexp as tiles
 from tests.losses.plain import exact_kept
 
 
@@ -33,7 +32,7 @@ def _finite_weighted_sum(values, weights):
 def path(request, monkeypatch):
     """Run a test through both numerical paths: unshifted exp (with kept tiles) and per-tile maxima."""
     if request.param == "shifted":
-        monkeypatch.setattr(_pairwise, "UNSHIFTED_LIMIT", {})
+        monkeypatch.setattr(tiles, "UNSHIFTED_LIMIT", {})
     return request.param
 
 
@@ -43,7 +42,7 @@ def path(request, monkeypatch):
 @pytest.mark.parametrize("keep_tiles", [True, False])
 def test_tiled_logsumexp_equals_dense_rows_and_columns(mask, offset, blocks, keep_tiles, path, monkeypatch):
     if not keep_tiles:
-        monkeypatch.setattr(_pairwise, "SAVED_ELEMENTS", 0)
+        monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
     generator = torch.Generator().manual_seed(offset + 7)
     rows = torch.randn(11, 5, generator=generator, dtype=torch.float64).requires_grad_()
     columns = torch.randn(9, 5, generator=generator, dtype=torch.float64).requires_grad_()
@@ -162,7 +161,7 @@ def test_hardest_logsumexp_equals_dense_mask(reduction, offset, alpha, block_row
 
 
 def test_hardest_blocks_default_size_splits_large_rows(monkeypatch):
-    monkeypatch.setattr(_hard, "BLOCK_ELEMENTS", 50)  # 2 rows of 23 candidates per block
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 50)  # 2 rows of 23 candidates per block (one tiling policy)
     rows, columns = torch.randn(9, 3, dtype=torch.float64), torch.randn(23, 3, dtype=torch.float64)
     whole = hardest_logsumexp(rows, columns, 4, 0, "logsumexp", block_rows=9)
     torch.testing.assert_close(hardest_logsumexp(rows, columns, 4, 0), whole)

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import aligniform as af
-from aligniform.losses import SigmoidLoss, _pairwise, sigmoid_loss
-from aligniform.losses.sigmoid import tiled_softplus_sum
+from aligniform.losses import SigmoidLoss, sigmoid_loss
+from aligniform.losses.engine import logsumexp as tiles
+from aligniform.losses.engine import tiled_softplus_sum
 from tests.support import reference as ref
 from tests.support.sphere import positive_pairs
 
@@ -45,8 +46,8 @@ def test_tiles_that_do_not_divide_n(monkeypatch):
     leaves = [t.clone().requires_grad_() for t in (x, y, scale, bias)]
     expected = sigmoid_loss(*leaves)
     expected.backward()
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 5)
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 35)
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     tiled = [t.clone().requires_grad_() for t in (x, y, scale, bias)]
     value = sigmoid_loss(*tiled)
     value.backward()
@@ -56,8 +57,8 @@ def test_tiles_that_do_not_divide_n(monkeypatch):
 
 
 def test_gradcheck_in_features_scale_and_bias(monkeypatch):
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 4)
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 12)
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 4)
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 12)
     x, y = positive_pairs(7, 4, seed=3)
     inputs = [x, y, torch.tensor(math.log(10.0), dtype=torch.float64), torch.tensor(-3.0, dtype=torch.float64)]
     inputs = tuple(t.clone().requires_grad_() for t in inputs)
@@ -86,13 +87,14 @@ def test_extreme_logits_stay_finite_in_float32():
 
 def test_module_learns_the_papers_parameters():
     module = SigmoidLoss(learnable=True)
-    assert module.log_scale.item() == pytest.approx(math.log(10))
-    assert module.bias.item() == -10.0
+    # learnable=True is learn() on both: the scale stored as its log (the paper's t'), the bias as itself.
+    assert module.learned["scale"].parameter.item() == pytest.approx(math.log(10))
+    assert module.learned["bias"].parameter.item() == -10.0
     x, y = positive_pairs(8, 4, dtype=torch.float32)
     value = module(x, y)
     assert value.item() == pytest.approx(sigmoid_loss(x, y).item(), rel=1e-6)
     value.backward()
-    assert module.log_scale.grad is not None and module.bias.grad is not None
+    assert module.learned["scale"].parameter.grad is not None and module.learned["bias"].parameter.grad is not None
     assert repr(module) == "SigmoidLoss(scale=10, bias=-10)"
     fixed = SigmoidLoss(scale=torch.nn.Parameter(torch.tensor(3.0)), bias=1.0)
     assert [name for name, _ in fixed.named_parameters()] == ["scale"]

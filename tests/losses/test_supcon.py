@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import aligniform as af
-from aligniform.losses import SupervisedContrastiveLoss, _pairwise, nt_xent_loss, supervised_contrastive_loss
+from aligniform.losses import SupervisedContrastiveLoss, nt_xent_loss, supervised_contrastive_loss
+from aligniform.losses.engine import logsumexp as tiles
 from tests.support import reference as ref
 from tests.support.sphere import positive_pairs, sphere
 
@@ -58,10 +59,10 @@ def test_tiles_that_do_not_divide_n(tau, keep_tiles, monkeypatch):
     whole = [t.clone().requires_grad_() for t in (x, y)]
     expected = supervised_contrastive_loss(*whole, labels, tau)
     expected.backward()
-    monkeypatch.setattr(_pairwise, "BLOCK_COLUMNS", 5)
-    monkeypatch.setattr(_pairwise, "BLOCK_ELEMENTS", 35)
+    monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
+    monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     if not keep_tiles:
-        monkeypatch.setattr(_pairwise, "SAVED_ELEMENTS", 0)
+        monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
     tiled = [t.clone().requires_grad_() for t in (x, y)]
     value = supervised_contrastive_loss(*tiled, labels, tau)
     value.backward()

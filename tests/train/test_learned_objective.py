@@ -47,7 +47,7 @@ def test_learnt_temperature_is_logged_checkpointed_and_resumed_exactly(tmp_path)
     assert train(resumed, *LEARNT, "--resume", epochs=2) == 0
     assert _taus(resumed) == taus
     final = load_checkpoint(resumed / "checkpoint.pt")
-    assert torch.equal(final["objective"]["terms.0.learned.tau.parameter"], parameter)
+    assert torch.equal(final["objective"]["terms.0.loss.learned.tau.parameter"], parameter)
     assert all(torch.equal(final["model"][k], state["model"][k]) for k in state["model"])
 
 

@@ -10,9 +10,9 @@ the same parameter update as one process running the whole batch. Without
 needs no ``if distributed:`` branches.
 
 Modules: ``context`` (joining the job), ``gather`` (the global batch, with
-gradient), ``sharded_loss`` (:class:`Shard` and :func:`global_loss`: each rank
+gradient), ``shard`` (:class:`Shard` and :func:`global_loss`: each rank
 computes only its own rows of the loss), ``collectives`` (mean, broadcast,
-barrier, gradient averaging), ``sharding`` (per-rank samples and seeds),
+barrier, gradient averaging), ``data_shards`` (per-rank samples and seeds),
 ``batchnorm`` (synchronised BatchNorm, on CPU too) and ``ddp`` (the DDP
 wrapper). Typical use in a training step::
 
@@ -35,10 +35,10 @@ See ``docs/distributed.md`` for the derivation of the gather's gradient and the
 from .batchnorm import GlobalBatchNorm, convert_sync_batchnorm, convert_to_global_batchnorm, replace_batchnorm
 from .collectives import average_gradients, barrier, broadcast_object, reduce_mean
 from .context import DistributedContext, cleanup_distributed, init_distributed, is_multi_process
+from .data_shards import seed_worker, shard_indices
 from .ddp import unwrap_model, wrap_ddp
 from .gather import all_gather_with_grad, all_reduce_sum, gather_pairs
-from .sharded_loss import Shard, accepts_shard, global_loss
-from .sharding import seed_worker, shard_indices
+from .shard import Shard, accepts_shard, global_loss
 
 __all__ = [
     "DistributedContext",

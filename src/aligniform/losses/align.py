@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision, upcast
 from .._validation import check_feature_pair, check_positive
-from ._shard import Shard, checked_inputs, mean_terms
+from .base import Loss
+from .global_batch import Shard, checked_inputs, mean_terms
 
 
 @full_precision
@@ -51,7 +51,7 @@ def align_loss(
     return mean_terms(squared.clamp_min(torch.finfo(squared.dtype).eps ** 2).pow(alpha / 2), shard)
 
 
-class AlignLoss(nn.Module):
+class AlignLoss(Loss):
     """Module form of :func:`align_loss`.
 
     Examples:
@@ -61,6 +61,8 @@ class AlignLoss(nn.Module):
         >>> AlignLoss(alpha=2)(x, y).shape
         torch.Size([])
     """
+
+    term = "align"
 
     def __init__(self, alpha: float = 2.0, normalize: bool = False):
         super().__init__()

@@ -5,18 +5,19 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision
-from ._pairs import (
+from .base import Loss
+from .candidates import (
     check_scale,
     negatives_per_anchor,
     positive_pairs,
     resolve_batch_negatives,
+    scale_argument,
     scale_value,
     softmax_terms,
 )
-from ._shard import Shard, batch_size, mean_terms
+from .global_batch import Shard, batch_size, mean_terms
 
 
 @full_precision
@@ -72,7 +73,7 @@ def asymptotic_contrastive_loss(
     return mean_terms(terms, shard) - math.log(negatives)
 
 
-class AsymptoticContrastiveLoss(nn.Module):
+class AsymptoticContrastiveLoss(Loss):
     """Module form of :func:`asymptotic_contrastive_loss`.
 
     Examples:
@@ -82,10 +83,11 @@ class AsymptoticContrastiveLoss(nn.Module):
         >>> loss = AsymptoticContrastiveLoss(tau=0.5)(x, y)
     """
 
+    term = "asymptotic_contrastive"
+
     def __init__(self, tau: float | torch.Tensor, normalize: bool = False) -> None:
         super().__init__()
-        checked = check_scale(tau, "tau")
-        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.tau = self.argument("tau", tau, scale_argument("tau"))
         self.normalize = normalize
 
     def forward(
@@ -97,7 +99,9 @@ class AsymptoticContrastiveLoss(nn.Module):
         batch_negatives: bool | None = None,
         shard: Shard | None = None,
     ) -> torch.Tensor:
-        return asymptotic_contrastive_loss(x, y, self.tau, self.normalize, queue, symmetric, batch_negatives, shard)
+        return asymptotic_contrastive_loss(
+            x, y, self.value("tau"), self.normalize, queue, symmetric, batch_negatives, shard
+        )
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}"

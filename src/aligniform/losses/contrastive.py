@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision
-from ._pairs import check_scale, positive_pairs, resolve_batch_negatives, scale_value, softmax_terms
-from ._pairwise import tiled_logsumexp
-from ._shard import Shard, balanced_pairs_logsumexp, mean_terms
+from .base import Loss
+from .candidates import check_scale, positive_pairs, resolve_batch_negatives, scale_argument, scale_value, softmax_terms
+from .engine import balanced_pairs_logsumexp, tiled_logsumexp
+from .global_batch import Shard, mean_terms
 
 
 @full_precision
@@ -135,7 +135,7 @@ def _sharded_nt_xent(x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor
     return shard.mean(lse - positive.repeat(2))
 
 
-class ContrastiveLoss(nn.Module):
+class ContrastiveLoss(Loss):
     """Module form of :func:`contrastive_loss`.
 
     ``tau`` may be an ``nn.Parameter`` (0-dim): it is then registered and learnt.
@@ -147,10 +147,13 @@ class ContrastiveLoss(nn.Module):
         >>> loss = ContrastiveLoss(tau=0.2)(x, y)
     """
 
+    term = "contrastive"
+    takes_queue = True
+    directional = True
+
     def __init__(self, tau: float | torch.Tensor = 0.1, normalize: bool = False) -> None:
         super().__init__()
-        checked = check_scale(tau, "tau")
-        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.tau = self.argument("tau", tau, scale_argument("tau"))
         self.normalize = normalize
 
     def forward(
@@ -162,13 +165,13 @@ class ContrastiveLoss(nn.Module):
         batch_negatives: bool | None = None,
         shard: Shard | None = None,
     ) -> torch.Tensor:
-        return contrastive_loss(x, y, self.tau, queue, self.normalize, symmetric, batch_negatives, shard)
+        return contrastive_loss(x, y, self.value("tau"), queue, self.normalize, symmetric, batch_negatives, shard)
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}"
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(Loss):
     """Module form of :func:`nt_xent_loss`.
 
     Examples:
@@ -178,14 +181,16 @@ class NTXentLoss(nn.Module):
         >>> loss = NTXentLoss(tau=0.2)(x, y)
     """
 
+    term = "nt_xent"
+    moco_form = False
+
     def __init__(self, tau: float | torch.Tensor = 0.1, normalize: bool = False) -> None:
         super().__init__()
-        checked = check_scale(tau, "tau")
-        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.tau = self.argument("tau", tau, scale_argument("tau"))
         self.normalize = normalize
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, shard: Shard | None = None) -> torch.Tensor:
-        return nt_xent_loss(x, y, self.tau, self.normalize, shard)
+        return nt_xent_loss(x, y, self.value("tau"), self.normalize, shard)
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}"

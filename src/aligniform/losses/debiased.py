@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision
 from .._validation import _real_number
-from ._pairs import check_scale, positive_pairs, scale_value
-from ._shard import Shard, batch_size, mean_terms
-from ._views import other_views_logsumexp
+from .base import Loss
+from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .global_batch import Shard, batch_size, mean_terms
+from .other_views import other_views_logsumexp
 
 
 def _check_class_prior(value: object) -> float:
@@ -111,7 +111,7 @@ def debiased_contrastive_loss(
     return mean_terms(torch.logaddexp(positive, log_g) - positive, shard)
 
 
-class DebiasedContrastiveLoss(nn.Module):
+class DebiasedContrastiveLoss(Loss):
     """Module form of :func:`debiased_contrastive_loss`.
 
     Examples:
@@ -121,19 +121,23 @@ class DebiasedContrastiveLoss(nn.Module):
         >>> loss = DebiasedContrastiveLoss(tau=0.5, tau_plus=0.1, beta=1.0)(x, y)
     """
 
+    term = "debiased_contrastive"
+    moco_form = False
+
     def __init__(
         self, tau: float | torch.Tensor = 0.5, tau_plus: float = 0.1, beta: float = 0.0, normalize: bool = False
     ) -> None:
         super().__init__()
-        checked = check_scale(tau, "tau")
-        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.tau = self.argument("tau", tau, scale_argument("tau"))
         self.tau_plus, self.beta = _check_class_prior(tau_plus), _check_beta(beta)
         self.normalize = normalize
 
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None, shard: Shard | None = None
     ) -> torch.Tensor:
-        return debiased_contrastive_loss(x, y, self.tau, self.tau_plus, self.beta, queue, self.normalize, shard)
+        return debiased_contrastive_loss(
+            x, y, self.value("tau"), self.tau_plus, self.beta, queue, self.normalize, shard
+        )
 
     def extra_repr(self) -> str:
         text = f"tau={scale_value(self.tau):g}, tau_plus={self.tau_plus:g}"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision
 from .._validation import check_positive
-from ._pairs import check_scale, positive_pairs, scale_value
-from ._shard import Shard, batch_size, mean_terms
-from ._views import other_views_logsumexp
+from .base import Loss
+from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .global_batch import Shard, batch_size, mean_terms
+from .other_views import other_views_logsumexp
 
 
 @full_precision
@@ -86,7 +86,7 @@ def decoupled_contrastive_loss(
     return mean_terms(lse - (similarity / tau).repeat(2), shard)
 
 
-class DecoupledContrastiveLoss(nn.Module):
+class DecoupledContrastiveLoss(Loss):
     """Module form of :func:`decoupled_contrastive_loss`.
 
     Examples:
@@ -96,12 +96,14 @@ class DecoupledContrastiveLoss(nn.Module):
         >>> loss = DecoupledContrastiveLoss(tau=0.1, weighted=True)(x, y)
     """
 
+    term = "decoupled_contrastive"
+    moco_form = False
+
     def __init__(
         self, tau: float | torch.Tensor = 0.1, weighted: bool = False, sigma: float = 0.5, normalize: bool = False
     ) -> None:
         super().__init__()
-        checked = check_scale(tau, "tau")
-        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.tau = self.argument("tau", tau, scale_argument("tau"))
         if not isinstance(weighted, bool):
             raise ValueError(f"weighted must be true or false, got {weighted!r}")
         self.weighted, self.sigma = weighted, check_positive(sigma, "sigma")
@@ -110,7 +112,9 @@ class DecoupledContrastiveLoss(nn.Module):
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, queue: torch.Tensor | None = None, shard: Shard | None = None
     ) -> torch.Tensor:
-        return decoupled_contrastive_loss(x, y, self.tau, self.weighted, self.sigma, queue, self.normalize, shard)
+        return decoupled_contrastive_loss(
+            x, y, self.value("tau"), self.weighted, self.sigma, queue, self.normalize, shard
+        )
 
     def extra_repr(self) -> str:
         text = f"tau={scale_value(self.tau):g}"

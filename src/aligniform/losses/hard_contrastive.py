@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision
 from .._validation import check_fraction
-from ._hard import hardest_logsumexp, kept_negatives
-from ._pairs import (
+from .base import Loss
+from .candidates import (
     check_scale,
     directions,
     negatives_per_anchor,
     positive_pairs,
     resolve_batch_negatives,
+    scale_argument,
     scale_value,
     softmax_terms,
 )
-from ._shard import Shard, batch_size, mean_terms
+from .engine import hardest_logsumexp, kept_negatives
+from .global_batch import Shard, batch_size, mean_terms
 
 
 @full_precision
@@ -83,7 +84,7 @@ def hard_contrastive_loss(
     return mean_terms(torch.cat(terms), shard)
 
 
-class HardContrastiveLoss(nn.Module):
+class HardContrastiveLoss(Loss):
     """Module form of :func:`hard_contrastive_loss`.
 
     Examples:
@@ -93,10 +94,13 @@ class HardContrastiveLoss(nn.Module):
         >>> loss = HardContrastiveLoss(tau=0.5, alpha=0.1)(x, y)
     """
 
+    term = "hard_contrastive"
+    takes_queue = True
+    directional = True
+
     def __init__(self, tau: float | torch.Tensor, alpha: float, normalize: bool = False) -> None:
         super().__init__()
-        checked = check_scale(tau, "tau")
-        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.tau = self.argument("tau", tau, scale_argument("tau"))
         self.alpha = check_fraction(alpha, "alpha")
         self.normalize = normalize
 
@@ -110,7 +114,7 @@ class HardContrastiveLoss(nn.Module):
         shard: Shard | None = None,
     ) -> torch.Tensor:
         return hard_contrastive_loss(
-            x, y, self.tau, self.alpha, queue, self.normalize, symmetric, batch_negatives, shard
+            x, y, self.value("tau"), self.alpha, queue, self.normalize, symmetric, batch_negatives, shard
         )
 
     def extra_repr(self) -> str:

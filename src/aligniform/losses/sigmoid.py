@@ -3,93 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.autograd.function import once_differentiable
 
 from .._numerics import full_precision
 from .._validation import _real_number
-from . import _pairwise
-from ._pairs import check_scale, positive_pairs, scale_value
-from ._shard import Shard, batch_size
-
-# softplus(u) = u exactly (to rounding) above these: log1p(e^-u) is below half an ulp of u.
-_SOFTPLUS_THRESHOLD = {torch.float32: 20.0, torch.float64: 40.0}
-
-
-def _tiles(n_rows: int, n_columns: int) -> list[tuple[int, int, int, int]]:
-    columns = max(1, min(n_columns, _pairwise.BLOCK_COLUMNS))
-    rows = max(1, _pairwise.BLOCK_ELEMENTS // columns)
-    return [
-        (r0, min(r0 + rows, n_rows), c0, min(c0 + columns, n_columns))
-        for r0 in range(0, n_rows, rows)
-        for c0 in range(0, n_columns, columns)
-    ]
-
-
-def _signed_logits(
-    rows: torch.Tensor, columns: torch.Tensor, tile: tuple[int, int, int, int], offset: int
-) -> torch.Tensor:
-    """−z_ij·l_ij for the tile: the logit for a negative pair, minus it for a positive one (j = i + offset)."""
-    r0, r1, c0, c1 = tile
-    logits = rows[r0:r1] @ columns[c0:c1].T
-    logits.diagonal(r0 + offset - c0).neg_()
-    return logits
-
-
-def tiled_softplus_sum(rows: torch.Tensor, columns: torch.Tensor, offset: int = 0) -> torch.Tensor:
-    """Σ_ij softplus(−z_ij r_iᵀc_j), z_ij = +1 for j = i + offset and −1 otherwise, in O(N × block) memory.
-
-    The sum of −log σ(z_ij l_ij) over a (rows × columns) block of pair logits
-    l_ij = r_iᵀc_j, one tile at a time; backward recomputes each tile
-    (d/dl_ij = −z_ij σ(−z_ij l_ij)) and accumulates two GEMMs per tile.
-    ``offset`` places the positive pairs as in :func:`~aligniform.losses._pairwise.tiled_logsumexp`:
-    the global index of row 0 minus that of column 0.
-
-    Examples:
-        >>> import torch, torch.nn.functional as F
-        >>> r, c = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-        >>> signs = 2 * torch.eye(5, dtype=torch.float64) - 1
-        >>> torch.allclose(tiled_softplus_sum(r, c), F.softplus(-signs * (r @ c.T)).sum())
-        True
-    """
-    total: torch.Tensor = _TiledSoftplusSum.apply(rows, columns, int(offset))
-    return total
-
-
-class _TiledSoftplusSum(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, rows: torch.Tensor, columns: torch.Tensor, offset: int) -> torch.Tensor:
-        threshold = _SOFTPLUS_THRESHOLD.get(rows.dtype, 20.0)
-        total = rows.new_zeros(())
-        with torch.no_grad():
-            for tile in _tiles(rows.shape[0], columns.shape[0]):
-                total += F.softplus(_signed_logits(rows, columns, tile, offset), threshold=threshold).sum()
-        ctx.save_for_backward(rows, columns)
-        ctx.offset = offset
-        return total
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        rows, columns = ctx.saved_tensors
-        need_rows, need_columns = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_rows = torch.zeros_like(rows) if need_rows else None
-        grad_columns = torch.zeros_like(columns) if need_columns else None
-        for tile in _tiles(rows.shape[0], columns.shape[0]):
-            r0, r1, c0, c1 = tile
-            # d softplus(m)/dm = σ(m); m = −z·l, so d/dl = −z σ(m): σ(m) off the positives, −σ(m) on them.
-            weights = _signed_logits(rows, columns, tile, ctx.offset).sigmoid_()
-            weights.diagonal(r0 + ctx.offset - c0).neg_()
-            weights.mul_(grad)
-            if grad_rows is not None:
-                grad_rows[r0:r1].addmm_(weights, columns[c0:c1])
-            if grad_columns is not None:
-                grad_columns[c0:c1].addmm_(weights.T, rows[r0:r1])
-        return grad_rows, grad_columns, None
+from .base import Learn, Loss
+from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .engine import tiled_softplus_sum
+from .global_batch import Shard, batch_size
 
 
 def check_bias(value: float | torch.Tensor) -> float | torch.Tensor:
@@ -167,49 +89,50 @@ def sigmoid_loss(
     return (total if shard is None else shard.sum(total)) / batch_size(x, shard)
 
 
-class SigmoidLoss(nn.Module):
+class SigmoidLoss(Loss):
     """Module form of :func:`sigmoid_loss`.
 
     ``scale`` and ``bias`` may be ``nn.Parameter`` s (0-dim): they are then
-    registered and learnt. ``learnable=True`` creates them the paper's way: a
-    parameter ``log_scale`` (initialised at log ``scale``; the scale is its exp)
-    and a parameter ``bias``.
+    registered and learnt; the way to learn them is ``scale=learn(10)``,
+    ``bias=learn(-10)`` (:func:`~aligniform.losses.learn`, the scale stored as its log, the paper's
+    parametrisation). ``learnable=True`` is a thin alias that learns both from their given values.
 
     Examples:
         >>> import torch, torch.nn.functional as F
         >>> from aligniform import SigmoidLoss
         >>> loss_fn = SigmoidLoss(learnable=True)
         >>> sorted(name for name, _ in loss_fn.named_parameters())
-        ['bias', 'log_scale']
+        ['learned.bias.parameter', 'learned.scale.parameter']
         >>> x, y = F.normalize(torch.randn(2, 32, 16), dim=-1)
         >>> loss_fn(x, y).backward()
     """
 
+    term = "sigmoid"
+    moco_form = False
+
     def __init__(
         self,
-        scale: float | torch.Tensor = 10.0,
-        bias: float | torch.Tensor = -10.0,
+        scale: float | torch.Tensor | Learn = 10.0,
+        bias: float | torch.Tensor | Learn = -10.0,
+        *,
         learnable: bool = False,
         normalize: bool = False,
     ) -> None:
         super().__init__()
-        checked_scale, checked_bias = check_scale(scale, "scale"), check_bias(bias)
-        self.log_scale: torch.Tensor | None = None
-        self.scale: float | torch.Tensor
-        self.bias: float | torch.Tensor
-        if learnable:
-            self.log_scale = nn.Parameter(torch.tensor(math.log(scale_value(checked_scale))))
-            self.bias = nn.Parameter(torch.tensor(float(bias.detach() if isinstance(bias, torch.Tensor) else bias)))
-            self.scale = scale_value(checked_scale)
-        else:
-            self.scale = scale if isinstance(scale, torch.Tensor) else checked_scale
-            self.bias = bias if isinstance(bias, torch.Tensor) else checked_bias
+        if learnable:  # a thin alias: both arguments learnt, as the paper does
+            scale = scale if isinstance(scale, Learn) else Learn(scale_value(check_scale(scale, "scale")))
+            bias = bias if isinstance(bias, Learn) else Learn(scale_value(check_bias(bias)))
+        self.scale = self.argument("scale", scale, scale_argument("scale"))
+        self.bias = self.argument("bias", bias, _keep_bias)
         self.normalize = normalize
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, shard: Shard | None = None) -> torch.Tensor:
-        scale = self.log_scale.exp() if self.log_scale is not None else self.scale
-        return sigmoid_loss(x, y, scale, self.bias, self.normalize, shard)
+        return sigmoid_loss(x, y, self.value("scale"), self.value("bias"), self.normalize, shard)
 
     def extra_repr(self) -> str:
-        scale = float(self.log_scale.detach().exp()) if self.log_scale is not None else scale_value(self.scale)
-        return f"scale={scale:g}, bias={scale_value(self.bias):g}"
+        return f"scale={scale_value(self.scale):g}, bias={scale_value(self.bias):g}"
+
+
+def _keep_bias(value: float | torch.Tensor) -> float | torch.Tensor:
+    checked = check_bias(value)
+    return value if isinstance(value, torch.Tensor) else checked

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision
 from .._validation import check_fraction, check_positive
-from ._hard import hardest_logsumexp, kept_negatives
-from ._pairs import directions, negatives_per_anchor, positive_pairs, resolve_batch_negatives
-from ._shard import Shard, batch_size, mean_terms
+from .base import Loss
+from .candidates import directions, negatives_per_anchor, positive_pairs, resolve_batch_negatives
+from .engine import hardest_logsumexp, kept_negatives
+from .global_batch import Shard, batch_size, mean_terms
 
 
 @full_precision
@@ -83,7 +83,7 @@ def simple_loss(
     return mean_terms(torch.cat(terms), shard)
 
 
-class SimpleLoss(nn.Module):
+class SimpleLoss(Loss):
     """Module form of :func:`simple_loss`.
 
     Examples:
@@ -92,6 +92,10 @@ class SimpleLoss(nn.Module):
         >>> x, y = F.normalize(torch.randn(2, 64, 16), dim=-1)
         >>> loss = SimpleLoss(lam=0.01)(x, y)
     """
+
+    term = "simple"
+    takes_queue = True
+    directional = True
 
     def __init__(self, lam: float, hard_alpha: float | None = None, normalize: bool = False) -> None:
         super().__init__()

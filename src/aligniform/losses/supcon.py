@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision
 from .._validation import ArrayLike, as_tensor, check_labels
-from ._pairs import check_scale, positive_pairs, scale_value
-from ._shard import Shard, checked_inputs, mean_terms
-from ._views import other_views_logsumexp
+from .base import Loss
+from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .global_batch import Shard, checked_inputs, mean_terms
+from .other_views import other_views_logsumexp
 
 
 def _labels_on(labels: ArrayLike, n: int, name: str, device: torch.device) -> torch.Tensor:
@@ -108,7 +108,7 @@ def supervised_contrastive_loss(
     return mean_terms(lse - positive_sum / (positive_count * tau), shard)
 
 
-class SupervisedContrastiveLoss(nn.Module):
+class SupervisedContrastiveLoss(Loss):
     """Module form of :func:`supervised_contrastive_loss`; called as ``loss(x, y, labels)``.
 
     ``tau`` may be an ``nn.Parameter`` (0-dim): it is then registered and learnt.
@@ -120,10 +120,13 @@ class SupervisedContrastiveLoss(nn.Module):
         >>> loss = SupervisedContrastiveLoss(tau=0.1)(x, y, torch.randint(0, 4, (32,)))
     """
 
+    term = "supervised_contrastive"
+    takes_labels = True
+    moco_form = False
+
     def __init__(self, tau: float | torch.Tensor = 0.1, normalize: bool = False) -> None:
         super().__init__()
-        checked = check_scale(tau, "tau")
-        self.tau = tau if isinstance(tau, torch.Tensor) else checked
+        self.tau = self.argument("tau", tau, scale_argument("tau"))
         self.normalize = normalize
 
     def forward(
@@ -135,7 +138,7 @@ class SupervisedContrastiveLoss(nn.Module):
         queue_labels: ArrayLike | None = None,
         shard: Shard | None = None,
     ) -> torch.Tensor:
-        return supervised_contrastive_loss(x, y, labels, self.tau, queue, queue_labels, self.normalize, shard)
+        return supervised_contrastive_loss(x, y, labels, self.value("tau"), queue, queue_labels, self.normalize, shard)
 
     def extra_repr(self) -> str:
         return f"tau={scale_value(self.tau):g}"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from .._numerics import full_precision, upcast
 from .._validation import check_features, check_queue
-from ._pairs import check_scale, scale_value
-from ._pairwise import _as_columns, _as_rows, pair_count, pairwise_logsumexp, tiled_logsumexp
-from ._shard import Shard, balanced_pairs_logsumexp, batch_size, checked_inputs
+from .base import Loss
+from .candidates import check_scale, scale_argument, scale_value
+from .engine import as_columns, as_rows, balanced_pairs_logsumexp, pair_count, pairwise_logsumexp, tiled_logsumexp
+from .global_batch import Shard, batch_size, checked_inputs
 
 
 @full_precision
@@ -76,17 +76,23 @@ def _sharded_pair_logsumexp(
     x: torch.Tensor, t: float | torch.Tensor, queue: torch.Tensor | None, intra_batch: bool, shard: Shard
 ) -> torch.Tensor:
     """:func:`pairwise_logsumexp` of the global batch: this rank's share of the pairs, combined over ranks."""
-    rows = _as_rows(x, t)
+    rows = as_rows(x, t)
+    # Exactly 0, but it keeps this rank's rows and the gathered batch in the graph whatever its share of the pairs
+    # (none, with one row): every rank's backward then runs the gather's and shard.logsumexp's collectives, which
+    # the other ranks wait in (issue 19).
+    in_graph = rows.sum() * 0
     parts = []
     if intra_batch:
-        row, _ = balanced_pairs_logsumexp(rows, _as_columns(shard.gather(x)), shard.counts, shard, clamp_max=0.0)
+        columns = as_columns(shard.gather(x))
+        in_graph = in_graph + columns.sum() * 0
+        row, _ = balanced_pairs_logsumexp(rows, columns, shard.counts, shard, clamp_max=0.0)
         parts.append(row[torch.isfinite(row)])  # a block's last point may have no pair here
     if queue is not None:
-        queue_rows, _ = tiled_logsumexp(rows, _as_columns(queue.detach()), clamp_max=0.0)
+        queue_rows, _ = tiled_logsumexp(rows, as_columns(queue.detach()), clamp_max=0.0)
         assert queue_rows is not None
         parts.append(queue_rows)
     values = torch.cat(parts)
-    local = torch.logsumexp(values, 0) if values.numel() else values.new_full((), -math.inf)
+    local = torch.logsumexp(values, 0) + in_graph if values.numel() else in_graph - math.inf
     return shard.logsumexp(local)
 
 
@@ -104,7 +110,7 @@ def two_view_uniform_loss(
     return (first + uniform_loss(y, t, queue, intra_batch, normalize, shard=shard)) / 2
 
 
-class UniformLoss(nn.Module):
+class UniformLoss(Loss):
     """Module form of :func:`uniform_loss`.
 
     Called with one view it returns that view's loss; called with two views it
@@ -117,10 +123,13 @@ class UniformLoss(nn.Module):
         >>> loss = UniformLoss(t=2)(x, y)
     """
 
+    term = "uniform"
+    takes_queue = True
+    moco_keys = False  # MoCo: uniformity of the queries only (the keys carry no gradient), the authors' form
+
     def __init__(self, t: float | torch.Tensor = 2.0, intra_batch: bool = True, normalize: bool = False) -> None:
         super().__init__()
-        checked = check_scale(t, "t")
-        self.t = t if isinstance(t, torch.Tensor) else checked
+        self.t = self.argument("t", t, scale_argument("t"))
         self.intra_batch = intra_batch
         self.normalize = normalize
 
@@ -132,8 +141,8 @@ class UniformLoss(nn.Module):
         shard: Shard | None = None,
     ) -> torch.Tensor:
         if y is None:
-            return uniform_loss(x, self.t, queue, self.intra_batch, self.normalize, shard=shard)
-        return two_view_uniform_loss(x, y, self.t, queue, self.intra_batch, self.normalize, shard)
+            return uniform_loss(x, self.value("t"), queue, self.intra_batch, self.normalize, shard=shard)
+        return two_view_uniform_loss(x, y, self.value("t"), queue, self.intra_batch, self.normalize, shard)
 
     def extra_repr(self) -> str:
         return f"t={scale_value(self.t):g}, intra_batch={self.intra_batch}"

@@ -54,7 +54,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..data.synthetic import mixture_positive_pairs
 from ..losses import contrastive_loss
-from ..losses._pairs import softmax_terms
+from ..losses.candidates import softmax_terms
 from ..plots import plot_theorem1, plot_theorem1_gaps, save_figure
 from ..stats import log_log_slope
 from .common import Progress, build_options, markdown_table, options_dict, torch_threads, write_outputs

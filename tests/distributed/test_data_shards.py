@@ -1,4 +1,4 @@
-"""aligniform.distributed.sharding: shard_indices is DistributedSampler's split."""
+"""aligniform.distributed.data_shards: shard_indices is DistributedSampler's split."""
 
 import pytest
 import torch

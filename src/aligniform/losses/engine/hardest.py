@@ -19,10 +19,9 @@ from typing import Any, Literal
 import torch
 from torch.autograd.function import once_differentiable
 
-Reduction = Literal["logsumexp", "sum"]
+from .logsumexp import tile_shape
 
-# Elements of one (rows × all candidates) block of logits: 2^22 float32 = 16 MiB.
-BLOCK_ELEMENTS = 1 << 22
+Reduction = Literal["logsumexp", "sum"]
 
 
 def kept_negatives(alpha: float, negatives: int) -> int:
@@ -104,7 +103,9 @@ def _block_logits(
 
 
 def _blocks(n: int, m: int, block_rows: int | None) -> range:
-    return range(0, n, max(1, int(block_rows or BLOCK_ELEMENTS // max(1, m))))
+    # Blocks of full rows (every candidate), of about BLOCK_ELEMENTS logits: the engine's tiling policy.
+    rows, _ = tile_shape(m, block_rows, block_columns=max(1, m))
+    return range(0, n, rows)
 
 
 class _HardestNegatives(torch.autograd.Function):

@@ -16,12 +16,14 @@ anchor's positive logit and a reduction over its candidates. The candidates:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .._numerics import upcast
 from .._validation import check_feature_pair, check_positive, check_queue
-from ._pairwise import Mask, tiled_logsumexp
-from ._shard import Shard, checked_inputs
+from .engine import Mask, combine_logsumexp, tiled_logsumexp
+from .global_batch import Shard, checked_inputs
 
 
 def positive_pairs(
@@ -59,6 +61,16 @@ def check_scale(value: float | torch.Tensor, name: str) -> float | torch.Tensor:
         check_positive(float(value.detach()), name)
         return value.reshape(())
     return check_positive(value, name)
+
+
+def scale_argument(name: str) -> Callable[[float | torch.Tensor], float | torch.Tensor]:
+    """A module's check of a scale argument: a number is checked, a tensor (an ``nn.Parameter``) kept as given."""
+
+    def check(value: float | torch.Tensor) -> float | torch.Tensor:
+        checked = check_scale(value, name)
+        return value if isinstance(value, torch.Tensor) else checked
+
+    return check
 
 
 def scale_value(value: float | torch.Tensor) -> float:
@@ -131,11 +143,3 @@ def softmax_terms(
             part.append(chunk)
     lse = torch.cat([combine_logsumexp(part) for part in parts])
     return lse - positive.repeat(len(parts))
-
-
-def combine_logsumexp(parts: list[torch.Tensor]) -> torch.Tensor:
-    """Elementwise log-sum-exp of a few partial log-sum-exps."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = torch.logaddexp(total, part)
-    return total

@@ -88,10 +88,18 @@ class _Tile:
     c1: int
 
 
-def _tile_shape(layout: _Layout, n_columns: int) -> tuple[int, int]:
-    columns = layout.block_columns or max(1, min(n_columns, BLOCK_COLUMNS))
-    rows = layout.block_rows or max(1, BLOCK_ELEMENTS // columns)
+def tile_shape(n_columns: int, block_rows: int | None = None, block_columns: int | None = None) -> tuple[int, int]:
+    """(rows, columns) of one tile: at most ``BLOCK_COLUMNS`` columns, about ``BLOCK_ELEMENTS`` elements in all.
+
+    The one tiling policy of every engine (log-sum-exp, hardest negatives, softplus sums).
+    """
+    columns = block_columns or max(1, min(n_columns, BLOCK_COLUMNS))
+    rows = block_rows or max(1, BLOCK_ELEMENTS // max(1, columns))
     return max(1, int(rows)), max(1, int(columns))
+
+
+def _tile_shape(layout: _Layout, n_columns: int) -> tuple[int, int]:
+    return tile_shape(n_columns, layout.block_rows, layout.block_columns)
 
 
 def _tiles(layout: _Layout, n_rows: int, n_columns: int) -> Iterator[_Tile]:
@@ -351,14 +359,14 @@ def pair_count(n: int, queue_size: int, intra_batch: bool) -> int:
     return n * queue_size + (n * (n - 1) // 2 if intra_batch else 0)
 
 
-def _as_rows(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """[2t·x, -t||x||², -t]: its product with :func:`_as_columns` of c is -t ||x - c||²."""
+def as_rows(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """[2t·x, -t||x||², -t]: its product with :func:`as_columns` of c is -t ||x - c||²."""
     ones = torch.ones_like(x[:, :1])
     return torch.cat([2 * t * x, -t * x.pow(2).sum(1, keepdim=True), -t * ones], 1)
 
 
-def _as_columns(c: torch.Tensor) -> torch.Tensor:
-    """[c, 1, ||c||²]; one GEMM against :func:`_as_rows` gives the scaled negative squared distances."""
+def as_columns(c: torch.Tensor) -> torch.Tensor:
+    """[c, 1, ||c||²]; one GEMM against :func:`as_rows` gives the scaled negative squared distances."""
     return torch.cat([c, torch.ones_like(c[:, :1]), c.pow(2).sum(1, keepdim=True)], 1)
 
 
@@ -372,7 +380,7 @@ def pairwise_logsumexp(
     """Log Σ exp(-t ||a - b||²) over the pairs of :func:`pair_count`, differentiable in x (and t).
 
     One GEMM per tile gives -t||a - b||² directly from the augmented vectors of
-    :func:`_as_rows` and :func:`_as_columns`; the batch pairs are the "upper"
+    :func:`as_rows` and :func:`as_columns`; the batch pairs are the "upper"
     tiles (each i < j once), the queue pairs a plain rectangle.
 
     Args:
@@ -385,15 +393,15 @@ def pairwise_logsumexp(
     Returns:
         A 0-dim tensor (the log of the SUM over pairs, not the mean).
     """
-    rows = _as_rows(x, t)
+    rows = as_rows(x, t)
     parts = []
     if intra_batch and x.shape[0] > 1:
-        lse, _ = tiled_logsumexp(rows, _as_columns(x), mask="upper", clamp_max=0.0, block_rows=block_rows)
+        lse, _ = tiled_logsumexp(rows, as_columns(x), mask="upper", clamp_max=0.0, block_rows=block_rows)
         assert lse is not None
         # The last row has no j > i: its -inf gets zero weight, but keep it out of the graph.
         parts.append(torch.logsumexp(lse[:-1], 0))
     if queue is not None:
-        lse, _ = tiled_logsumexp(rows, _as_columns(queue.detach()), clamp_max=0.0, block_rows=block_rows)
+        lse, _ = tiled_logsumexp(rows, as_columns(queue.detach()), clamp_max=0.0, block_rows=block_rows)
         assert lse is not None
         parts.append(torch.logsumexp(lse, 0))
     if not parts:

@@ -15,11 +15,11 @@ three blocks, each one engine call whose mask excludes exactly what must go:
 The parts combine by log-sum-exp, never by subtracting exps, so an excluded term
 is exactly absent whatever its size.
 
-Sharded (``shard=``, under ``torchrun``; see :mod:`aligniform.losses._shard`),
+Sharded (``shard=``, under ``torchrun``; see :mod:`aligniform.losses.global_batch`),
 this rank's anchors x_r, y_r meet the gathered views: x_r against Y gives x_r's
 cross part (final) and, from the same tiles' columns, every y_j's partial part,
 combined over the ranks; the same-view pairs of X (and of Y) are split evenly
-over the ranks by :func:`~aligniform.losses._shard.balanced_pairs_logsumexp`.
+over the ranks by :func:`~aligniform.losses.engine.balanced_pairs_logsumexp`.
 So each rank does 1/P of the pair work, and the result is this rank's anchors'
 log-sum-exps over the whole global batch.
 """
@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from ._pairs import combine_logsumexp
-from ._pairwise import Mask, tiled_logsumexp
-from ._shard import Shard, balanced_pairs_logsumexp
+from .engine import Mask, balanced_pairs_logsumexp, combine_logsumexp, tiled_logsumexp
+from .global_batch import Shard
 
 
 def other_views_logsumexp(

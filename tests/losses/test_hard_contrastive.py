@@ -1,0 +1,60 @@
+"""Hard-negative contrastive loss (Wang & Liu 2021): references in every candidate form."""
+
+import pytest
+import torch
+
+import aligniform as af
+from tests.losses import plain
+from tests.support import reference as ref
+from tests.support.sphere import positive_pairs, sphere
+
+SIZES = [(2, 3), (5, 4), (17, 8), (33, 16)]
+
+
+FORMS = {  # (symmetric, batch_negatives): what the docs promise
+    "symmetric": (True, None),
+    "moco": (False, None),
+    "moco_with_batch_keys": (False, True),
+    "symmetric_queue_only": (True, False),
+}
+
+
+def _expected_batch_negatives(form):
+    symmetric, batch_negatives = FORMS[form]
+    return batch_negatives if batch_negatives is not None else symmetric
+
+
+@pytest.mark.parametrize("n,d", SIZES[1:])
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 0.5, 1.0])
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+def test_hard_contrastive_matches_reference(n, d, alpha, tau):
+    x, y = positive_pairs(n, d, seed=n)
+    expected = ref.hard_contrastive(x, y, tau, alpha)
+    assert af.hard_contrastive_loss(x, y, tau, alpha).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_hard_contrastive_with_queue_and_alpha_one_equals_contrastive():
+    x, y = positive_pairs(12, 6)
+    queue = sphere(9, 6, seed=5)
+    expected = ref.hard_contrastive(x, y, 0.2, 0.25, queue)
+    assert af.hard_contrastive_loss(x, y, 0.2, 0.25, queue=queue).item() == pytest.approx(expected, rel=1e-10)
+    torch.testing.assert_close(af.hard_contrastive_loss(x, y, 0.2, 1.0), af.contrastive_loss(x, y, 0.2))
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("alpha", [0.07, 0.25, 0.5])
+def test_hard_contrastive_forms_match_loop(form, alpha):
+    symmetric, batch_negatives = FORMS[form]
+    x, y = positive_pairs(7, 5, seed=2)
+    queue = sphere(30, 5, seed=3)
+    value = af.hard_contrastive_loss(x, y, 0.3, alpha, queue, symmetric=symmetric, batch_negatives=batch_negatives)
+    expected = plain.infonce(x, y, 0.3, queue, symmetric, _expected_batch_negatives(form), alpha=alpha)
+    assert value.item() == pytest.approx(expected, rel=1e-11)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.3])
+def test_hard_contrastive_equals_dense_with_queue(alpha):
+    x, y = positive_pairs(20, 6, seed=2)
+    queue = sphere(15, 6, seed=3)
+    dense = plain.matrix_hard_contrastive(x, y, 0.2, alpha, queue)
+    torch.testing.assert_close(af.hard_contrastive_loss(x, y, 0.2, alpha, queue), dense)
