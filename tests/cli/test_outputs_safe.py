@@ -192,3 +192,35 @@ def test_a_full_disk_leaves_no_empty_figure(capsys, tmp_path, pairs, monkeypatch
     assert ".tmp" not in line
     assert sorted(path.name for path in figures.iterdir()) == []  # nothing half-written, nothing empty
     _faults.reset()
+
+
+# ----------------------------------------------------------------------------- the check itself, from Python
+
+
+def test_the_protected_names_are_the_run_folders_own():
+    from aligniform._outputs import RUN_FOLDER_FILES
+    from aligniform.train import run_folder
+
+    # Defined once in a foundation module so every writer can import it; it must follow train/'s list.
+    assert set(RUN_FOLDER_FILES) == {*run_folder.RUN_FILES, run_folder.LOCK_FILE}
+
+
+def test_check_output_path_protects_run_files_and_inputs(tmp_path, run):
+    from aligniform._outputs import check_output_path, is_run_folder_file
+    from aligniform.errors import OptionError
+
+    assert is_run_folder_file(run / "history.yaml") and not is_run_folder_file(run / "report.html")
+    other = tmp_path / "project"
+    other.mkdir()
+    assert check_output_path(other / "config.yaml", "`out`") == other / "config.yaml"  # no run there
+    with pytest.raises(OptionError, match=r"^`out` .*config\.yaml would replace config\.yaml, a file of the run"):
+        check_output_path(run / "config.yaml", "`out`")
+    (other / "alias.png").symlink_to(run / "best.pt")
+    with pytest.raises(OptionError, match="would replace best.pt"):
+        check_output_path(other, "`figures`", folder=True, files=["alias.png"])
+    data = other / "data.npz"
+    data.write_bytes(b"arrays")
+    os.link(data, other / "same.json")
+    with pytest.raises(OptionError, match=r"same\.json is .*data\.npz, a file this command reads"):
+        check_output_path(other / "same.json", "`json`", inputs=[data])
+    assert check_output_path(other / "new.json", "`json`", inputs=[data]) == other / "new.json"
