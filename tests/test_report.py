@@ -341,3 +341,66 @@ def test_report_renders_in_headless_chromium(sweep_report, tmp_path):
     assert f'data-images="{expected_images + 1}"' in body.group(0)
     assert 'data-broken="control"' in body.group(0), body.group(0)  # every report image decoded
     shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- issue 19: outputs are safe
+
+
+def _run_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("dataset: digits\n")
+    (folder / "checkpoint.pt").write_bytes(b"weights")
+    (folder / "results.json").write_text(json.dumps({"knn_acc": 0.5}))
+    return folder
+
+
+def test_write_report_refuses_a_run_file_and_an_input_before_any_work(tmp_path, monkeypatch):
+    from aligniform.errors import OptionError
+
+    run = _run_folder(tmp_path / "run")
+    (run / "loss.png").write_bytes(b"\x89PNG")
+    monkeypatch.setattr("aligniform.report.render_report", lambda *args: pytest.fail("rendered before the check"))
+    with pytest.raises(OptionError, match=r"`out` .*checkpoint\.pt would replace checkpoint\.pt, a file of the run"):
+        write_report(run, run / "checkpoint.pt")
+    with pytest.raises(OptionError, match=r"`out` .*loss\.png is .*loss\.png, a file this command reads"):
+        write_report(run, run / "loss.png")
+    assert (run / "checkpoint.pt").read_bytes() == b"weights" and (run / "loss.png").read_bytes() == b"\x89PNG"
+
+
+def test_write_report_is_atomic(tmp_path, monkeypatch):
+    import errno
+
+    run = _run_folder(tmp_path / "run")
+    out = tmp_path / "report.html"
+    out.write_text("previous")
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("aligniform._io.os.fsync", full)
+    with pytest.raises(OSError, match="No space left") as error:
+        write_report(run, out)
+    assert error.value.filename == str(out)  # the file, never the hidden temporary one
+    assert out.read_text() == "previous" and sorted(path.name for path in tmp_path.iterdir()) == ["report.html", "run"]
+
+
+def test_save_figure_writes_png_and_svg_atomically(tmp_path, monkeypatch):
+    import errno
+
+    figure = plots.new_figure(2, 2)
+    figure.add_subplot().plot([0, 1], [1, 0])
+    png, svg = plots.save_figure(figure, tmp_path / "fig.png")
+    assert png.read_bytes().startswith(b"\x89PNG") and b"<svg" in svg.read_bytes()
+    before = png.read_bytes(), svg.read_bytes()
+    written = []
+
+    def full(stream_fd):
+        written.append(stream_fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("aligniform._io.os.fsync", full)
+    with pytest.raises(OSError) as error:
+        plots.save_figure(figure, tmp_path / "fig")
+    assert error.value.filename == str(png)
+    assert (png.read_bytes(), svg.read_bytes()) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "fig.png", "fig.svg"]  # fmt: skip

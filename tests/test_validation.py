@@ -38,7 +38,7 @@ INF[0, 0] = float("inf")
         (lambda: af.uniform_loss(X, queue=X[:, :3]), r"queue must have the same feature width.*\(K, 4\)"),
         (lambda: af.contrastive_loss(X, Y, queue=X[:, :2]), r"queue must have the same feature width"),
         (lambda: af.uniform_loss(X, intra_batch=False), r"needs a queue"),
-        (lambda: af.uniform_loss(2 * X), r"x must be L2-normalised.*pass normalize=True"),
+        (lambda: af.uniform_loss(2 * X), r"x must be L2-normalised.*turn on `normalize`"),
         (lambda: af.contrastive_loss(X, 1.01 * Y), r"y must be L2-normalised"),
         (lambda: af.align_loss(X, Y, alpha="two"), r"alpha must be a positive number, got 'two'"),
         (lambda: metrics.uniformity(ONE_ROW), r"at least 2"),

@@ -82,10 +82,40 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: 
             os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
         fault_point(f"{point}.rename", path)
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise _naming(error, temporary, path) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+
+
+def _naming(error: OSError, temporary: Path, path: Path) -> OSError:
+    """``error`` naming ``path``, the file being written, where it named the hidden temporary file or no file.
+
+    The temporary file is gone by the time the error is read, so naming it (``.report.html.123.ab.tmp``)
+    would only send the user looking for a file that does not exist.
+    """
+    if error.errno is None or (error.filename is not None and os.fspath(error.filename) != os.fspath(temporary)):
+        return error
+    renamed = type(error)(error.errno, error.strerror, os.fspath(path))
+    renamed.__traceback__ = error.__traceback__
+    return renamed
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` with :func:`write_atomic` (old file or new one, never a mix); return the path.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> path = write_bytes_atomic(pathlib.Path(tempfile.mkdtemp()) / "a.txt", b"text")
+        >>> path.read_bytes()
+        b'text'
+    """
+    path = Path(path)
+    write_atomic(path, lambda stream: stream.write(data))
+    return path
 
 
 def _sync_folder(folder: Path) -> None:

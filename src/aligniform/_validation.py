@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+
+from ._outputs import check_output_path  # noqa: F401  (re-exported: the writers import it from here)
 
 _CHECKS_ENABLED = True
 
@@ -135,53 +135,6 @@ def check_positive_int(value: object, name: str) -> int:
     return integer
 
 
-def check_output_path(path: str | os.PathLike[str], name: str, *, folder: bool = False) -> Path:
-    """Return ``path`` (``~`` expanded) if a file, or with ``folder=True`` a folder, can be written there.
-
-    Checks, without creating anything, what would make writing fail after a
-    long computation: an empty path, a folder where a file is meant (or a file
-    where a folder is meant), a path under a file, and a location this process
-    may not write to. Missing folders are fine: the writer creates them.
-
-    Args:
-        path: the file or folder to be written.
-        name: the option as the error message names it: its field name in backticks (``"`out`"``, which each
-            front end spells its own way, see :mod:`aligniform.errors`), or a front end's own spelling.
-        folder: whether ``path`` is a folder to write files into.
-
-    Raises:
-        ValueError: naming ``name``, the path and what to do instead.
-
-    Examples:
-        >>> import tempfile
-        >>> check_output_path(tempfile.gettempdir(), "-o")
-        Traceback (most recent call last):
-        ...
-        ValueError: -o ... is a folder, not a file; give the path of the file to write
-    """
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise ValueError(f"{name} must be a non-empty path, got {path!r}")
-    target = Path(path).expanduser()
-    kind = "folder" if folder else "file"
-    if target.is_dir() and not folder:
-        raise ValueError(f"{name} {target} is a folder, not a file; give the path of the file to write")
-    if target.exists() and folder and not target.is_dir():
-        raise ValueError(f"{name} {target} is a file, not a folder; give a folder (it is created if missing)")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise ValueError(f"{name} {target} is not writable (permission denied or a read-only file system)")
-    ancestor = target.parent if not (folder and target.is_dir()) else target
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"{name} {target} lies under {ancestor}, which is a file, not a folder; choose another {kind}")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(
-            f"{name} {target}: cannot write in {ancestor} (permission denied or a read-only file system); "
-            f"choose a {kind} you can write to"
-        )
-    return target
-
-
 def check_fraction(value: object, name: str) -> float:
     """Return ``value`` as a float in (0, 1], or raise."""
     number = check_positive(value, name)
@@ -291,7 +244,7 @@ def check_unit_norm(x: torch.Tensor, name: str) -> None:
         raise ValueError(
             f"{name} must be L2-normalised (unit-norm rows, tolerance {tolerance:g}); the largest "
             f"deviation of a row norm from 1 is {deviation:.3g}. Normalise first with "
-            f"torch.nn.functional.normalize({name}, dim=1), or pass normalize=True"
+            f"torch.nn.functional.normalize({name}, dim=1), or turn on `normalize`"
         )
 
 

@@ -337,7 +337,7 @@ def _rows(value: ArrayLike, name: str, normalize: bool) -> torch.Tensor:
     try:
         check_unit_norm(tensor, name)
     except ValueError as error:
-        raise OptionError(f"{error} (the option `normalize`)") from None
+        raise OptionError(str(error)) from None  # its message names the option `normalize`
     return tensor
 
 

@@ -115,3 +115,60 @@ def test_every_numpy_read_in_the_package_refuses_pickle():
     for source in package.rglob("*.py"):
         for call in re.findall(r"np\.load\([^)]*\)", source.read_text()):
             assert "allow_pickle=False" in call, f"{source}: {call}"
+
+
+# ----------------------------------------------------------------------------- issue 19: read safely, name the kind
+
+
+def _header(shape):
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def test_a_renamed_npy_is_named_not_a_type_error(tmp_path):
+    np.save(tmp_path / "x.npy", np.eye(3))
+    (tmp_path / "x.npy").rename(tmp_path / "emb.npz")
+    with pytest.raises(ValueError, match=r"single \.npy array, not an \.npz archive"):
+        load_embedding_file(tmp_path / "emb.npz")
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(ValueError, match="not a zip archive"):
+        load_embedding_file(tmp_path / "text.npz")
+
+
+def test_sizes_are_checked_before_allocating(tmp_path):
+    import zipfile
+
+    from aligniform.analysis.files import ArraySizeError
+
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("x.npy", _header((10**11, 16)) + b"\0" * 16)
+    with pytest.raises(ArraySizeError, match=r"x claims shape \(100000000000, 16\) of float32"):
+        load_embedding_file(tmp_path / "huge.npz")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "x.npy").write_bytes(_header((4, 2)) + b"\0" * 31)  # one byte short: truncated
+    with pytest.raises(ArraySizeError, match="holds 31 bytes of data; the file is corrupt or truncated"):
+        load_embedding_file(folder)
+    (folder / "x.npy").write_bytes(_header((4, 2)) + b"\0" * 32)  # exactly the data claimed: read
+    assert load_embedding_file(folder).n == 4
+
+
+def test_a_path_is_named_for_what_it_is(tmp_path):
+    import os
+
+    from aligniform.analysis import load_embeddings
+    from aligniform.errors import OptionError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"")
+    with pytest.raises(OptionError, match=r"`path` .*run is a run folder, not embeddings; give its checkpoint"):
+        load_embeddings(run)
+    with pytest.raises(OptionError, match=r"folder without x\.npy \(found: run\)"):
+        load_embeddings(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OptionError, match=r"not a regular file \(a FIFO"):
+        load_embeddings(tmp_path / "fifo")

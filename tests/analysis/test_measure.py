@@ -52,7 +52,7 @@ def test_torch_tensors_are_accepted():
 def test_non_unit_norm_input_raises_unless_normalize():
     rng = np.random.default_rng(1)
     x, y = 3 * rng.normal(size=(50, 6)), 3 * rng.normal(size=(50, 6))
-    with pytest.raises(ValueError, match="normalize=True") as error:
+    with pytest.raises(ValueError, match="turn on `normalize`") as error:
         analyze_embeddings(EmbeddingSet(x, y))
     assert "`normalize`" in str(error.value)  # the option, rendered --normalize by the CLI
     result = analyze_embeddings(EmbeddingSet(x, y), normalize=True)

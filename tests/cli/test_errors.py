@@ -115,12 +115,12 @@ def test_os_error_without_a_matching_option_names_the_path_and_one_without_errno
 
 
 def test_a_library_os_error_under_an_option_names_that_option(capsys, tmp_path, run_folder, monkeypatch):
-    import aligniform.report
+    import aligniform._io
 
-    def refuse(path, *args, **kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    def refuse(source, target):  # as the rename of the atomic writer fails: it names the temporary file
+        raise PermissionError(errno.EACCES, "Permission denied", str(source), None, str(target))
 
-    monkeypatch.setattr(aligniform.report.Path, "write_text", refuse)
+    monkeypatch.setattr(aligniform._io.os, "replace", refuse)
     assert main(["report", str(run_folder), "-o", str(tmp_path / "r.html")]) == EXIT_USER_ERROR
     one_line_error(capsys, "report", f"-o/--output {tmp_path / 'r.html'}", "permission denied", "choose a location")
 

@@ -1,7 +1,11 @@
 """The reproduction summary: claim rows from the studies' outputs, verdict rules, and the in-place table update."""
 
+import errno
 import json
+import os
 import stat
+
+import pytest
 
 from aligniform.cli import main
 from aligniform.studies import summary
@@ -198,3 +202,92 @@ def test_the_documented_command_parses():
     overrides = parse_study_options(SummaryOptions, ["correlation=runs/figure5/mnist5k,runs/figure5/digits",
                                                      "update=REPRODUCTION.md"])  # fmt: skip
     assert overrides == {"correlation": ("runs/figure5/mnist5k", "runs/figure5/digits"), "update": "REPRODUCTION.md"}
+
+
+# ----------------------------------------------------------------------------- issue 19: the file to update
+
+
+def _marked(newline="\n"):
+    return newline.join(["# Reproduction", "", BEGIN, "| old |", END, "", "after", ""])
+
+
+def _summary(tmp_path, target, out="out"):
+    folder = demo(tmp_path / "demo")
+    return main(["study", "summary", "--out", str(tmp_path / out), "--set", f"demo={folder}", "--set",
+                 f"update={target}"])  # fmt: skip
+
+
+def test_a_linked_file_is_updated_through_its_link(tmp_path):
+    real = tmp_path / "docs" / "REPRODUCTION.md"
+    real.parent.mkdir()
+    real.write_text(_marked())
+    link = tmp_path / "R.md"
+    link.symlink_to(real)
+    assert _summary(tmp_path, link) == 0
+    assert link.is_symlink() and os.readlink(link) == str(real)  # still a link, to the same file
+    assert "| claim | paper | here | verdict |" in real.read_text() and "| old |" not in real.read_text()
+
+
+def test_a_hard_linked_file_is_updated_under_every_name(tmp_path):
+    first = tmp_path / "REPRODUCTION.md"
+    first.write_text(_marked())
+    second = tmp_path / "copy.md"
+    os.link(first, second)
+    assert _summary(tmp_path, first) == 0
+    assert first.stat().st_ino == second.stat().st_ino and first.stat().st_nlink == 2
+    assert second.read_text() == first.read_text() and "| old |" not in second.read_text()
+
+
+def test_crlf_endings_are_kept(tmp_path):
+    target = tmp_path / "REPRODUCTION.md"
+    target.write_bytes(_marked("\r\n").encode())
+    assert _summary(tmp_path, target) == 0
+    data = target.read_bytes()
+    assert b"| claim |" in data and data.count(b"\n") == data.count(b"\r\n")
+    assert data.startswith(b"# Reproduction\r\n\r\n") and data.endswith(b"\r\n\r\nafter\r\n")
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EACCES])
+def test_an_immutable_file_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, code):
+    target = tmp_path / "REPRODUCTION.md"
+    target.write_text(_marked())
+    opened = os.open
+
+    def refuse(path, flags, *args):  # as chattr +i (or +a) makes the kernel answer, even to root
+        if os.fspath(path) == str(target) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return opened(path, flags, *args)
+
+    monkeypatch.setattr("aligniform.studies.update_file.os.open", refuse)
+    assert _summary(tmp_path, target) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "Traceback" not in error and ".tmp" not in error
+    assert f"{target} cannot be written" in error and "immutable" in error
+    assert target.read_text() == _marked() and not (tmp_path / "out").exists()
+
+
+def test_a_failed_write_names_the_file_not_a_temporary_one(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "REPRODUCTION.md"
+    target.write_text(_marked())
+
+    replace = os.replace
+
+    def refuse(source, destination):  # the rename over the file fails (EPERM): named by the file
+        if os.fspath(destination) != str(target):
+            return replace(source, destination)
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(source), None, str(destination))
+
+    monkeypatch.setattr("aligniform._io.os.replace", refuse)
+    assert _summary(tmp_path, target) == 2
+    error = capsys.readouterr().err.strip()
+    assert str(target) in error and ".tmp" not in error and "Traceback" not in error
+    assert target.read_text() == _marked() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "REPRODUCTION.md", "demo", "out"]  # fmt: skip
+
+
+def test_the_summary_never_writes_over_the_file_it_updates(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "summary.md"
+    target.write_text(_marked())
+    assert _summary(tmp_path, target) == 2
+    assert "a file this command reads" in capsys.readouterr().err and target.read_text() == _marked()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from .embeddings import EmbeddingSet
 
-__all__ = ["EMBEDDING_ARRAYS", "PickledArrayError", "load_embedding_file"]
+__all__ = ["EMBEDDING_ARRAYS", "ArraySizeError", "PickledArrayError", "load_embedding_file"]
 
 EMBEDDING_ARRAYS: tuple[str, ...] = ("x", "y", "labels")
 """Array names an embedding file may hold: ``x`` (required), ``y`` and ``labels`` (optional)."""
@@ -58,11 +59,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             f"or the folder holding x.npy, y.npy (and labels.npy)"
         )
     try:
+        _check_npz(path)
         with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):  # np.load gave a plain array: not an .npz
-                raise ValueError("it is a single array, not an .npz archive")
             arrays = {name: _array(archive, name, path) for name in archive.files}
-    except PickledArrayError:
+    except (PickledArrayError, ArraySizeError):
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise ValueError(
@@ -100,13 +100,72 @@ def _read_npy_folder(folder: Path) -> dict[str, np.ndarray]:
 
 def _read_npy(file: Path) -> np.ndarray:
     try:
+        with file.open("rb") as stream:
+            _check_array_size(stream, file.stat().st_size, file, file.stem)
         return np.load(file, allow_pickle=False)
+    except ArraySizeError:
+        raise
     except ValueError as error:
         if _needs_pickle(error):
             raise PickledArrayError(_pickle_message(file, file.stem)) from None
         raise ValueError(f"{file} cannot be read as a .npy array ({error}); write it with numpy.save") from None
     except (OSError, EOFError) as error:
         raise ValueError(f"{file} cannot be read as a .npy array ({error}); write it with numpy.save") from None
+
+
+class ArraySizeError(ValueError):
+    """An array's header claims more data than its file holds (corrupt or truncated): refused before allocating."""
+
+
+# The first bytes of a .npy file and of a zip archive (an .npz).
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+def _check_npz(path: Path) -> None:
+    """Raise unless ``path`` is a zip archive whose arrays hold the data their headers claim.
+
+    Checked before ``np.load`` reads anything: a renamed ``.npy`` would come back as a bare array, and a
+    header claiming a shape of 1e11 rows would make numpy try to allocate it.
+    """
+    with path.open("rb") as stream:
+        start = stream.read(len(_NPY_MAGIC))
+    if start.startswith(_NPY_MAGIC):
+        raise ValueError("it is a single .npy array, not an .npz archive: was it renamed")
+    if not start.startswith(_ZIP_MAGIC):
+        raise ValueError("it is not a zip archive, as an .npz is")
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if member.filename.endswith(".npy"):
+                with archive.open(member) as stream:
+                    _check_array_size(stream, member.file_size, path, member.filename[: -len(".npy")])
+
+
+def _check_array_size(stream: IO[bytes], size: int, path: Path, name: str) -> None:
+    """Raise :class:`ArraySizeError` when the ``.npy`` header read from ``stream`` claims more than ``size`` bytes.
+
+    ``size`` is the length of the whole ``.npy`` data (the file, or the archive member uncompressed). Headers
+    numpy cannot parse are left to ``np.load``, which reports them.
+    """
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            return
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return
+    if dtype.hasobject:  # pickled objects: refused by name when loaded
+        return
+    claimed = math.prod(shape) * dtype.itemsize
+    available = size - stream.tell()
+    if claimed > available:
+        raise ArraySizeError(
+            f"embedding file {path}: array {name} claims shape {tuple(shape)} of {dtype} ({claimed:,} bytes) but "
+            f"the file holds {max(available, 0):,} bytes of data; the file is corrupt or truncated, write it again"
+        )
 
 
 class PickledArrayError(ValueError):

@@ -14,7 +14,7 @@ from .embeddings import EmbeddingSet
 from .files import load_embedding_file
 from .sentences import embeddings_from_sentence_model
 
-__all__ = ["is_embedding_file", "load_embeddings"]
+__all__ = ["check_path_kind", "is_embedding_file", "load_embeddings"]
 
 
 def load_embeddings(
@@ -66,6 +66,8 @@ def load_embeddings(
                 "`sentence_model` needs `pairs`, a .tsv file (two text columns per line: a positive pair)"
             )
         return embeddings_from_sentence_model(sentence_model, pairs)
+    if path is not None:
+        check_path_kind(Path(path).expanduser())
     if path is not None and is_embedding_file(Path(path)):
         return load_embedding_file(path)
     if path is not None:
@@ -83,3 +85,40 @@ def is_embedding_file(path: Path) -> bool:
         (True, False)
     """
     return path.suffix in (".npz", ".npy") or (path.is_dir() and (path / "x.npy").is_file())
+
+
+def check_path_kind(path: Path) -> None:
+    """Raise unless ``path`` is a regular file or a folder holding ``x.npy``, naming what it is instead.
+
+    Without this a run folder, a folder of other files or a FIFO would be read as a checkpoint and reported
+    as "checkpoint ... does not exist", which sends the user the wrong way (and a FIFO would block).
+
+    Raises:
+        OptionError: ``path`` is a run folder, a folder without ``x.npy``, or not a regular file.
+
+    Examples:
+        >>> import tempfile
+        >>> check_path_kind(Path(tempfile.mkdtemp()))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        aligniform.errors.OptionError: `path` ... is a folder without x.npy (found: nothing); give a folder ...
+    """
+    if path.is_dir():
+        if (path / "x.npy").is_file():
+            return
+        checkpoints = [name for name in ("checkpoint.pt", "best.pt") if (path / name).is_file()]
+        if checkpoints:
+            raise OptionError(
+                f"`path` {path} is a run folder, not embeddings; give its checkpoint ({path / checkpoints[0]}) "
+                "to embed the test set with the run's encoder"
+            )
+        found = ", ".join(sorted(child.name for child in path.iterdir())[:5]) or "nothing"
+        raise OptionError(
+            f"`path` {path} is a folder without x.npy (found: {found}); give a folder holding x.npy (and "
+            "optionally y.npy, labels.npy), an .npz file or a checkpoint file"
+        )
+    if path.exists() and not path.is_file():
+        raise OptionError(
+            f"`path` {path} is not a regular file (a FIFO, socket or device); give an .npz, a folder of .npy "
+            "files or a checkpoint file"
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UserError, os_error_reason, path_argument
@@ -51,14 +52,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     """Load the embeddings from the one source given, measure them, print the result (and draw it)."""
-    from .._validation import check_output_path
+    from .._outputs import check_output_path
     from ..analysis import analyze_embeddings, format_analysis
     from ..analysis.figures import planned_figures
 
     # Checked before the work: the analysis is printed before the figures are drawn, so a failure to
-    # write them (a full disk) loses nothing.
+    # write them (a full disk) loses nothing; and no figure may replace an input or a run's file.
     if args.figures is not None:
-        check_output_path(args.figures, "--figures", folder=True)
+        check_output_path(args.figures, "--figures", folder=True, inputs=input_files(args), files=FIGURE_FILES)
     if args.max_pairs is not None and args.max_pairs <= 0:
         raise UserError(f"--max-pairs must be a positive integer, got {args.max_pairs}")
     embeddings = load_embeddings(args)
@@ -71,6 +72,21 @@ def handle(args: argparse.Namespace) -> int:
         if not args.json:
             print("figures: " + ", ".join(result["figures"]))
     return 0
+
+
+#: Every file ``--figures`` may write (which ones depends on the embeddings, known only once they are read).
+FIGURE_FILES = tuple(f"{name}.{suffix}" for name in ("alignment_histogram", "hypersphere") for suffix in ("png", "svg"))
+
+
+def input_files(args: argparse.Namespace) -> list[Path]:
+    """The files this command reads: the embedding file or the arrays of a folder, a checkpoint, the pairs."""
+    files = []
+    for given in (args.checkpoint, args.npz, args.npy_dir, args.pairs):
+        if given is None:
+            continue
+        path = Path(given).expanduser()
+        files += [path / f"{name}.npy" for name in ("x", "y", "labels")] if path.is_dir() else [path]
+    return files
 
 
 def draw_figures(args: argparse.Namespace, embeddings: EmbeddingSet) -> None:

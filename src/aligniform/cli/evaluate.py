@@ -29,13 +29,14 @@ def handle(args: argparse.Namespace) -> int:
     results have been printed already.
     """
     from .._io import write_json
-    from .._validation import check_output_path
+    from .._outputs import check_output_path
     from ..analysis.format import format_results
     from ..train.restore import evaluate_checkpoint
 
-    checkpoint = Path(args.checkpoint)
+    checkpoint = check_checkpoint_file(Path(args.checkpoint))
     if args.json is not None:
-        check_output_path(args.json, "--json")
+        # Never the checkpoint itself, nor any other file of a run folder.
+        check_output_path(args.json, "--json", inputs=[checkpoint])
     elif checkpoint.parent.is_dir() and not os.access(checkpoint.parent, os.W_OK | os.X_OK):
         raise UserError(
             f"cannot write the results into the run folder {checkpoint.parent} (permission denied or a read-only "
@@ -60,3 +61,20 @@ def handle(args: argparse.Namespace) -> int:
         ) from None
     print(f"written to {out}")
     return 0
+
+
+def check_checkpoint_file(checkpoint: Path) -> Path:
+    """``checkpoint`` if it is a regular file; a folder, a FIFO or a device is named for what it is.
+
+    Checked here because a loader told "no such checkpoint" about a folder that exists sends the user the
+    wrong way, and reading a FIFO would block until something writes to it.
+    """
+    if checkpoint.is_dir():
+        found = [name for name in ("checkpoint.pt", "best.pt") if (checkpoint / name).is_file()]
+        hint = f"give {checkpoint / found[0]}" if found else "give the checkpoint file (checkpoint.pt or best.pt)"
+        raise UserError(f"CHECKPOINT {checkpoint} is a folder, not a checkpoint file; {hint}")
+    if checkpoint.exists() and not checkpoint.is_file():
+        raise UserError(
+            f"CHECKPOINT {checkpoint} is not a regular file (a FIFO, socket or device); give a checkpoint file"
+        )
+    return checkpoint

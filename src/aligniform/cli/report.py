@@ -18,10 +18,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Write the report and print its path (alone, so scripts can use it)."""
-    from .._validation import check_output_path
+    """Write the report and print its path (alone, so scripts can use it).
+
+    :func:`~aligniform.report.write_report` checks ``-o`` before any work (its `out` is this command's
+    ``-o/--output``); an error while writing names the file and leaves an existing one as it was.
+    """
     from ..report import write_report
 
-    output = check_output_path(args.output, "-o/--output")
-    print(write_report(args.run_dirs, output, title=args.title))
+    args.handler_spellings = {"out": "-o/--output"}
+    print(write_report(args.run_dirs, args.output, title=args.title))
     return 0

@@ -43,14 +43,23 @@ def output_stem(out: str | Path) -> Path:
 
 
 def save_figure(figure: Figure, out: str | Path) -> tuple[Path, Path]:
-    """Save ``figure`` as ``<stem>.png`` and ``<stem>.svg`` (creating folders); return both paths."""
+    """Save ``figure`` as ``<stem>.png`` and ``<stem>.svg`` (creating folders); return both paths.
+
+    Both files are rendered in memory first and then written atomically (:func:`aligniform._io.write_atomic`):
+    a failure (a full disk) leaves an existing file as it was, never an empty or partial one, and the error
+    names the file.
+    """
+    from .._io import write_bytes_atomic
+
     stem = output_stem(out)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     png = stem.with_name(stem.name + ".png")
     svg = stem.with_name(stem.name + ".svg")
-    figure.savefig(png, format="png", dpi=SAVE_DPI)
+    png_data = png_bytes(figure, dpi=SAVE_DPI)
+    buffer = io.BytesIO()
     # No date in the SVG so that re-running a script gives byte-identical files.
-    figure.savefig(svg, format="svg", metadata={"Date": None})
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    write_bytes_atomic(png, png_data)
+    write_bytes_atomic(svg, buffer.getvalue())
     return png, svg
 
 

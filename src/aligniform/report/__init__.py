@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._validation import check_output_path
-from ._folders import RUN_FILES, RunFolder, SweepFolder, load_folders
+from .._io import write_bytes_atomic
+from .._outputs import check_output_path
+from ._folders import RUN_FILES, RunFolder, SweepFolder, load_folders, report_inputs
 from ._sections import document, header, results_section, run_section, sweep_section, trajectories_section
 
 __all__ = ["RUN_FILES", "RunFolder", "SweepFolder", "render_report", "write_report"]
@@ -60,25 +61,26 @@ def write_report(
         ValueError: a path is not a folder, or is neither a run folder (holding
             one of config.yaml, metrics.jsonl, results.json) nor a sweep folder
             (holding sweep.csv); or no path is given; or ``out`` cannot be
-            written (a folder, under a file, not writable), checked before any work.
+            written (a folder, under a file, not writable) or would replace a
+            file a run folder owns or one the report reads, checked before any work.
+        OSError: writing failed (a full disk); an existing ``out`` is then left as it was, and the
+            error names ``out``.
 
     Examples:
         >>> write_report(["runs/sweep_tau"], "sweep.html", title="Temperature sweep")  # doctest: +SKIP
         PosixPath('sweep.html')
     """
-    out = check_output_path(out, "out")  # before the figures are rendered, not after
-    document = render_report(run_dirs, title)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
-    return out
+    paths = _paths(run_dirs)
+    # Before the figures are rendered, not after: a wrong `out` costs no work and no file.
+    out = check_output_path(out, "`out`", inputs=report_inputs(paths))
+    document = render_report(paths, title)
+    # Atomic: a full disk leaves the previous report whole, not a fragment of the new one.
+    return write_bytes_atomic(out, document.encode("utf-8"))
 
 
 def render_report(run_dirs: Sequence[str | Path] | str | Path, title: str = "aligniform report") -> str:
     """The HTML text of :func:`write_report`, without writing a file."""
-    paths = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
-    if not paths:
-        raise ValueError("write_report needs at least one run or sweep folder")
-    runs, sweeps = load_folders([Path(path).expanduser() for path in paths])
+    runs, sweeps = load_folders(_paths(run_dirs))
     all_runs = runs + [run for sweep in sweeps for run in sweep.runs]
     parts = [
         header(title, len(all_runs), len(sweeps)),
@@ -88,3 +90,10 @@ def render_report(run_dirs: Sequence[str | Path] | str | Path, title: str = "ali
         *(run_section(run) for run in all_runs),
     ]
     return document(title, "\n".join(parts))
+
+
+def _paths(run_dirs: Sequence[str | Path] | str | Path) -> list[Path]:
+    paths = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    if not paths:
+        raise ValueError("write_report needs at least one run or sweep folder")
+    return [Path(path).expanduser() for path in paths]

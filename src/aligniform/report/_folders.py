@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RUN_FILES", "RunFolder", "SweepFolder", "load_folders"]
+__all__ = ["RUN_FILES", "RunFolder", "SweepFolder", "load_folders", "report_inputs"]
 
 #: Files a run folder is expected to hold (any one of them makes a folder a run folder).
 RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json")
@@ -54,6 +54,26 @@ def load_folders(paths: list[Path]) -> tuple[list[RunFolder], list[SweepFolder]]
             )
     _assign_names_and_anchors(runs + [run for sweep in sweeps for run in sweep.runs], sweeps)
     return runs, sweeps
+
+
+def report_inputs(paths: list[Path]) -> list[Path]:
+    """The files a report of these folders reads, which its output must never replace.
+
+    A run folder's :data:`RUN_FILES` and PNG figures; a sweep folder's ``sweep.csv`` and PNGs, and those of
+    its run sub-folders. Paths that are not folders are left to :func:`load_folders` to report.
+    """
+    inputs: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            continue
+        folders = [path]
+        if (path / "sweep.csv").is_file():
+            inputs.append(path / "sweep.csv")
+            folders += sorted(child for child in path.iterdir() if child.is_dir() and is_run_folder(child))
+        for folder in folders:
+            inputs += [folder / name for name in RUN_FILES if (folder / name).is_file()]
+            inputs += sorted(folder.glob("*.png"))
+    return inputs
 
 
 def is_run_folder(path: Path) -> bool:

@@ -16,7 +16,6 @@ that file (written atomically; the file and its markers are checked before anyth
 from __future__ import annotations
 
 import json
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -442,7 +441,9 @@ def replace_between_markers(text: str, table: str, name: str) -> str:
         )
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+    newline = "\r\n" if rest.startswith("\r\n") else "\n"  # the file's own line ending (CRLF stays CRLF)
+    table = newline.join(table.split("\n"))
+    return f"{head}{BEGIN}{newline}{table}{newline}{END}{tail}"
 
 
 def run_summary_study(out: str | Path, options: SummaryOptions | None = None, **overrides: Any) -> dict:
@@ -459,30 +460,25 @@ def run_summary_study(out: str | Path, options: SummaryOptions | None = None, **
         >>> {row["verdict"] for row in results["rows"]} <= {"reproduced", "partly", "not reproduced"}  # doctest: +SKIP
         True
     """
-    from .._io import write_atomic
+    from .._outputs import check_output_path
+    from .update_file import check_update_target, read_update_text, write_update
 
     options = build_options(SummaryOptions, options, overrides)
     progress = Progress(STUDY, options.progress)
     rows = summary_rows(options)
     table = summary_table(rows)
-    updated_text = None
-    if options.update:
-        target = Path(options.update)
-        if not target.is_file():
-            raise SummaryInputError(f"update={target}: no such file; give the markdown file whose table to replace")
-        if not target.stat().st_mode & stat.S_IWUSR:  # the mode, not os.access: root may write anything
-            raise SummaryInputError(
-                f"update={target} is read-only; make it writable (chmod u+w {target}) to let the summary replace "
-                "its table, or leave update out"
-            )
-        updated_text = replace_between_markers(target.read_text(encoding="utf-8"), table, str(target))
+    updated_text, target = None, None
+    if options.update:  # checked before anything is written: links followed, endings kept (update_file)
+        target = check_update_target(options.update)
+        updated_text = replace_between_markers(read_update_text(target), table, options.update)
+        # summary.md must not be the file to update: one write would undo the other.
+        check_output_path(out, "`out`", folder=True, inputs=[target], files=[f"{STUDY}.json", f"{STUDY}.md"])
     print(table, flush=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"options": options_dict(options), "rows": rows, "updated": options.update or None}
     write_outputs(out, STUDY, results, "# Reproduction summary\n\n" + table + "\n")
-    if updated_text is not None:
-        encoded = updated_text.encode("utf-8")
-        write_atomic(options.update, lambda handle: handle.write(encoded))
+    if updated_text is not None and target is not None:
+        write_update(target, updated_text)
         progress(f"replaced the summary table in {options.update}")
     return results
