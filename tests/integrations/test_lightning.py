@@ -149,8 +149,12 @@ def test_trainer_validate_measures(tmp_path):
     lightning.seed_everything(0, verbose=False)
     module = TinyEncoder()
     trainer = lightning.Trainer(
-        accelerator="cpu", devices=1, callbacks=[monitor], logger=CSVLogger(tmp_path, name="run"),
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[monitor],
+        logger=CSVLogger(tmp_path, name="run"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")

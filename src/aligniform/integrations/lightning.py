@@ -149,7 +149,11 @@ class HypersphereMonitor(Callback):
         values = trainer.strategy.broadcast(values, src=0)
         assert values is not None  # rank 0 measured and broadcast them
         self.history.append(
-            {"epoch": trainer.current_epoch, "step": step, **{self.prefix + key: value for key, value in values.items()}}
+            {
+                "epoch": trainer.current_epoch,
+                "step": step,
+                **{self.prefix + key: value for key, value in values.items()},
+            }
         )
         if fitting:
             self._latest = (step, values)
