@@ -70,7 +70,6 @@ def test_objective_loss_is_the_objective_on_the_pair_embeddings(model):
     with torch.no_grad():
         x, y = (F.normalize(model(feature)["sentence_embedding"], dim=1) for feature in features)
     from aligniform import contrastive_loss
-
     from aligniform.losses import uniform_loss
 
     uniform = (float(uniform_loss(x, t=2)) + float(uniform_loss(y, t=2))) / 2

@@ -133,7 +133,7 @@ def preserved_training_state(model: nn.Module, seed: int = 0) -> Iterator[None]:
         (True, True)
     """
     modes = [(module, module.training) for module in model.modules()]
-    # torch's own fork_rng restores the CPU and CUDA generators; numpy's and Python's it does not know, so those by hand.
+    # torch's fork_rng restores the CPU and CUDA generators; numpy's and Python's it does not know: those by hand.
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     numpy_state = np.random.get_state()
     python_state = random.getstate()
