@@ -55,14 +55,11 @@ def held_out():
 def make_trainer(tmp_path, callbacks=None, **overrides):
     transformers.set_seed(0)
     model = TinyEncoder()
-    options = {"report_to": "none", **overrides}
+    options = {"report_to": "none", "max_steps": 6, "eval_strategy": "steps", "eval_steps": 3, **overrides}
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path),
-        max_steps=6,
         per_device_train_batch_size=8,
         learning_rate=0.1,
-        eval_strategy="steps",
-        eval_steps=3,
         logging_steps=3,
         save_strategy="no",
         use_cpu=True,
@@ -140,3 +137,16 @@ def test_passed_as_a_callback_it_logs_into_the_state(tmp_path):
     trainer = make_trainer(tmp_path, callbacks=[callback])
     trainer.train()
     assert [entry["step"] for entry in trainer.state.log_history if "h/alignment" in entry] == [3, 6]
+
+
+def test_an_epoch_end_evaluation_reuses_the_measurement_of_its_step(tmp_path):
+    trainer = make_trainer(tmp_path, eval_strategy="epoch", max_steps=8)  # 4 steps per epoch
+    callback = HypersphereCallback(held_out(), views=noisy_views, every_n_steps=4).attach(trainer)
+    trainer.train()
+    assert [entry["step"] for entry in callback.history] == [4, 8]  # measured once per step
+    history = trainer.state.log_history
+    training = [entry for entry in history if "hypersphere/alignment" in entry]
+    evaluated = [entry for entry in history if "eval_hypersphere/alignment" in entry]
+    assert [entry["step"] for entry in training] == [entry["step"] for entry in evaluated] == [4, 8]
+    assert evaluated[-1]["eval_hypersphere/uniformity"] == training[-1]["hypersphere/uniformity"]
+    assert trainer.evaluate()["eval_hypersphere/uniformity"] == training[-1]["hypersphere/uniformity"]

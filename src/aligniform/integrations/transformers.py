@@ -90,6 +90,7 @@ class HypersphereCallback(TrainerCallback):
         self.options = MeasureOptions(normalize, t, alpha, max_pairs, seed)
         self.history: list[dict[str, float]] = []
         self.trainer: Trainer | None = None
+        self._latest: tuple[int, dict[str, float]] | None = None  # (step, values) of the last training-time measurement
 
     def attach(self, trainer: Trainer) -> HypersphereCallback:
         """Add this callback to ``trainer`` and log through ``trainer.log`` (every ``report_to`` integration)."""
@@ -113,7 +114,13 @@ class HypersphereCallback(TrainerCallback):
             return
         values = self.measure(model)
         self._record(values, state)
+        self._latest = (state.global_step, values)
         self._log(values, state, control)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._latest = None  # after training, weights may change at the same step (loading the best model)
 
     def on_evaluate(
         self,
@@ -126,8 +133,12 @@ class HypersphereCallback(TrainerCallback):
     ) -> None:
         if not self.measure_on_evaluate:
             return
-        values = self.measure(model)
-        self._record(values, state)
+        if self._latest is not None and self._latest[0] == state.global_step:
+            # An evaluation at the end of an epoch (eval_strategy="epoch") comes after on_step_end: same weights.
+            values = self._latest[1]
+        else:
+            values = self.measure(model)
+            self._record(values, state)
         named = {f"{_evaluation_prefix(metrics)}_{key}": value for key, value in values.items()}
         if metrics is not None:
             metrics.update(named)  # what trainer.evaluate() returns and metric_for_best_model reads
