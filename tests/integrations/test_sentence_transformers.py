@@ -60,17 +60,23 @@ def test_evaluator_rejects_bad_inputs():
 def test_objective_loss_is_the_objective_on_the_pair_embeddings(model):
     model.eval()  # no dropout: the two forward passes below must agree
     features = [model.tokenize(FIRST[:8]), model.tokenize(SECOND[:8])]
-    loss = ObjectiveLoss(model, "contrastive(tau=0.05)")
-    value = loss(features)
+    loss = ObjectiveLoss(model, "contrastive(tau=0.05) + 0.5*uniform(t=2)")
+    components = loss(features)
+    assert set(components) == {"contrastive", "uniform"}  # weighted terms: the trainer logs each and sums them
+    value = torch.stack(list(components.values())).sum()
     value.backward()
     assert any(parameter.grad is not None for parameter in model.parameters())
     model.zero_grad()
     with torch.no_grad():
         x, y = (F.normalize(model(feature)["sentence_embedding"], dim=1) for feature in features)
     from aligniform import contrastive_loss
+    from aligniform.losses import uniform_loss
 
-    assert float(value.detach()) == pytest.approx(float(contrastive_loss(x, y, tau=0.05)), rel=1e-4)
-    assert loss.get_config_dict() == {"spec": "contrastive(tau=0.05)", "normalize": True}
+    uniform = (float(uniform_loss(x, t=2)) + float(uniform_loss(y, t=2))) / 2
+    assert float(components["contrastive"].detach()) == pytest.approx(float(contrastive_loss(x, y, tau=0.05)), rel=1e-4)
+    assert float(components["uniform"].detach()) == pytest.approx(0.5 * uniform, rel=1e-4)
+    assert loss.last_terms["uniform"] == pytest.approx(uniform, rel=1e-4)  # unweighted
+    assert loss.get_config_dict() == {"spec": "contrastive(tau=0.05) + 0.5*uniform(t=2)", "normalize": True}
     with pytest.raises(ValueError, match="two text columns"):
         loss(features[:1])
 
@@ -88,6 +94,7 @@ def test_fine_tuning_with_align_uniform_moves_the_metrics_the_expected_way(model
         per_device_train_batch_size=16,
         learning_rate=1e-4,
         lr_scheduler_type="constant",
+        logging_steps=2,
         report_to="none",
         save_strategy="no",
         use_cpu=True,
@@ -107,6 +114,11 @@ def test_fine_tuning_with_align_uniform_moves_the_metrics_the_expected_way(model
         trainer.train()
     after = evaluator(model)
     assert set(loss.last_terms) == {"align", "uniform"}
+    # The loss components reach the trainer's log beside its loss, and add up to it.
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["step"] for entry in logged] == [2, 4]
+    for entry in logged:
+        assert entry["align"] + entry["uniform"] == pytest.approx(entry["loss"], abs=2e-4)  # each rounded to 4 places
     # Minimising align + uniform on these pairs: positives closer, the embeddings more spread out.
     assert after["alignment"] < 0.8 * before["alignment"]
     assert after["uniformity"] < before["uniformity"] and after["uniformity_y"] < before["uniformity_y"]

@@ -35,6 +35,7 @@ from torch import nn
 
 from .._validation import check_positive, check_positive_int
 from ..analysis.embeddings import EmbeddingSet
+from ..errors import OptionError
 from ..metric_registry import higher_is_better, measure, metric_names
 
 __all__ = [
@@ -132,24 +133,22 @@ def preserved_training_state(model: nn.Module, seed: int = 0) -> Iterator[None]:
         (True, True)
     """
     modes = [(module, module.training) for module in model.modules()]
-    cpu_state = torch.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    # torch's fork_rng restores the CPU and CUDA generators; numpy's and Python's it does not know: those by hand.
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     numpy_state = np.random.get_state()
     python_state = random.getstate()
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes:
-            module.training = mode
-        torch.set_rng_state(cpu_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        model.eval()
+        try:
+            yield
+        finally:
+            for module, mode in modes:
+                module.training = mode
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
 
 
 def embed_pairs(
@@ -275,7 +274,7 @@ class MeasureOptions:
         if self.max_pairs is not None:
             object.__setattr__(self, "max_pairs", check_positive_int(self.max_pairs, "max_pairs"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+            raise OptionError(f"`seed` must be an integer, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
 
     def metrics(
@@ -316,22 +315,36 @@ def _split_batch(
         if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
             raise ValueError(
                 f"held-out batch {index} must be (x_view, y_view) or (x_view, y_view, labels), "
-                f"got {_describe(batch)}; pass views=... to make the two views from each batch of inputs"
+                f"got {_describe(batch)}; pass `views` to make the two views from each batch of inputs"
             )
+        _check_second_view(batch, index)
         labels = batch[2] if len(batch) == 3 else None
         return _to_device(batch[0], device), _to_device(batch[1], device), labels
     if isinstance(batch, (tuple, list)):
         if len(batch) != 2:
             raise ValueError(
-                f"with views=..., held-out batch {index} must be inputs or (inputs, labels), got {_describe(batch)}"
+                f"with `views`, held-out batch {index} must be inputs or (inputs, labels), got {_describe(batch)}"
             )
         inputs, labels = batch
     else:
         inputs, labels = batch, None
     pair = views(_to_device(inputs, device))
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise ValueError(f"views(inputs) must return two views (x_view, y_view), got {_describe(pair)}")
+        raise OptionError(f"`views`(inputs) must return two views (x_view, y_view), got {_describe(pair)}")
     return pair[0], pair[1], labels
+
+
+def _check_second_view(batch: tuple[Any, ...] | list[Any], index: int) -> None:
+    """A batch of ``(inputs, integer labels)`` read as two views would fail deep inside the model: say why here."""
+    first, second = batch[0], batch[1]
+    if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor):
+        if not second.is_floating_point() or second.shape[0] != first.shape[0] or second.dim() != first.dim():
+            raise OptionError(
+                f"held-out batch {index} looks like (inputs, labels), not two views: its second element is a "
+                f"{str(second.dtype).replace('torch.', '')} tensor of shape {tuple(second.shape)} beside inputs of "
+                f"shape {tuple(first.shape)}; pass `views`, a function inputs -> (x_view, y_view), or give batches "
+                f"(x_view, y_view) or (x_view, y_view, labels)"
+            )
 
 
 def _describe(value: Any) -> str:
@@ -362,7 +375,7 @@ def _embeddings(model: nn.Module, inputs: Any, embed: Embed | None) -> torch.Ten
         if key is None:
             raise ValueError(
                 f"the model returned a dict without any of {', '.join(_EMBEDDING_KEYS)} (keys: "
-                f"{', '.join(map(str, output))}); pass embed=lambda model, inputs: ... returning (B, d) embeddings"
+                f"{', '.join(map(str, output))}); pass `embed`, a function (model, inputs) -> (B, d) embeddings"
             )
         output = output[key]
     elif isinstance(output, (tuple, list)) and output:
@@ -371,7 +384,7 @@ def _embeddings(model: nn.Module, inputs: Any, embed: Embed | None) -> torch.Ten
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ValueError(
             f"the embeddings of a batch must be a 2-D floating-point (B, d) tensor, got {shape}; "
-            f"pass embed=lambda model, inputs: ... to pick or pool them"
+            f"pass `embed`, a function (model, inputs) -> (B, d) embeddings, to pick or pool them"
         )
     output = output.detach()
     return (output if output.dtype == torch.float64 else output.float()).cpu()

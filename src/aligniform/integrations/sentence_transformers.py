@@ -149,6 +149,14 @@ class ObjectiveLoss(nn.Module):
     contrastive family and uniformity. Labels, if the dataset has a label
     column, are ignored.
 
+    ``forward`` returns each term's weighted value as a dict (``{"align": ...,
+    "uniform": ...}``, keyed as :attr:`aligniform.Objective.last_terms`), the form
+    ``SentenceTransformerTrainer`` sums into the loss and logs term by term
+    beside ``loss`` (averaged over the logging window, ``eval_``-prefixed at
+    evaluation). A learnt argument's current value (a learnt ``tau``) is not a
+    term of the sum, so it is not among them: read it from
+    ``loss.objective.learned_values()``.
+
     Args:
         model: the ``SentenceTransformer`` being trained.
         spec: an objective spec, or an :class:`~aligniform.Objective`.
@@ -168,10 +176,12 @@ class ObjectiveLoss(nn.Module):
         self.model = model
         self.objective = spec if isinstance(spec, Objective) else Objective.parse(spec)
         self.normalize = bool(normalize)
+        self._last_values: dict[str, torch.Tensor] = {}
 
     def forward(
         self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    ) -> dict[str, torch.Tensor]:
+        """Each term's weighted value for a batch of (anchor, positive) pairs; their sum is the objective."""
         features = list(sentence_features)
         if len(features) != 2:
             raise ValueError(
@@ -181,12 +191,15 @@ class ObjectiveLoss(nn.Module):
         x, y = (self.model(feature)["sentence_embedding"] for feature in features)
         if self.normalize:
             x, y = F.normalize(x, dim=1), F.normalize(y, dim=1)
-        return self.objective(x, y)
+        # Term by term rather than objective(x, y): the trainer needs each weighted term as a tensor with its graph.
+        values = {key: term(x, y) for key, term in zip(self.objective.keys, self.objective.terms)}
+        self._last_values = {key: value.detach() for key, value in values.items()}  # floats only when read
+        return {key: term.weight * values[key] for key, term in zip(self.objective.keys, self.objective.terms)}
 
     @property
     def last_terms(self) -> dict[str, float]:
         """Each term's unweighted value at the last batch (``align``, ``uniform``, ...)."""
-        return self.objective.last_terms
+        return {key: float(value) for key, value in self._last_values.items()}
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"spec": str(self.objective), "normalize": self.normalize}

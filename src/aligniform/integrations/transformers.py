@@ -25,21 +25,28 @@ class HypersphereCallback(TrainerCallback):
     :func:`~aligniform.integrations.common.hypersphere_metrics`, named
     ``prefix + metric`` (``hypersphere/alignment``, ...):
 
-    * at an evaluation (``on_evaluate=True``) the values are added to the
-      evaluation's metrics as ``eval_hypersphere/...``, so
+    * every ``every_n_steps`` optimiser steps, a training-time measurement,
+      logged as ``hypersphere/...`` (TensorBoard and W&B show it under
+      ``train/``);
+    * at an evaluation (``on_evaluate=True``), an evaluation-time one, named
+      with the evaluation's prefix (``eval_hypersphere/...``, shown under
+      ``eval/``): added to the evaluation's metrics, so
       ``trainer.evaluate()`` returns them and ``metric_for_best_model`` can
-      name one;
-    * every measurement is logged: through ``trainer.log`` -- the trainer's
-      ``log_history`` and every ``report_to`` integration (TensorBoard,
-      W&B, ...) -- when the callback was added with :meth:`attach`; into
+      name one. When a step is due for both, the model is measured once, at
+      the evaluation;
+    * each measurement is a log record of its own, through ``trainer.log`` --
+      the trainer's ``log_history`` and every ``report_to`` integration --
+      when the callback was added with :meth:`attach`; into
       ``state.log_history`` only when it was passed as ``callbacks=[...]``
-      (a callback is not given the trainer);
+      (a callback is not given the trainer). The Trainer's own records (its
+      training loss every ``logging_steps``) are left as they are;
     * ``history`` keeps each with its epoch and step.
 
     Training is left exactly as it was: the measurement runs without
     gradients, in eval mode, with seeded random generators, and restores
     every module's mode and every generator's state afterwards. Each process
-    measures the whole held-out set (keep it small), so all agree.
+    measures the whole held-out set (keep it small), so all log the same
+    numbers.
 
     Args:
         data: held-out batches (a ``DataLoader``, a list), read in full at
@@ -83,6 +90,7 @@ class HypersphereCallback(TrainerCallback):
         self.options = MeasureOptions(normalize, t, alpha, max_pairs, seed)
         self.history: list[dict[str, float]] = []
         self.trainer: Trainer | None = None
+        self._latest: tuple[int, dict[str, float]] | None = None  # (step, values) of the last training-time measurement
 
     def attach(self, trainer: Trainer) -> HypersphereCallback:
         """Add this callback to ``trainer`` and log through ``trainer.log`` (every ``report_to`` integration)."""
@@ -98,8 +106,21 @@ class HypersphereCallback(TrainerCallback):
         model: nn.Module | None = None,
         **kwargs: Any,
     ) -> None:
-        if self.every_n_steps and state.global_step % self.every_n_steps == 0:
-            self._report(self.measure(model), state)
+        if not self.every_n_steps or state.global_step % self.every_n_steps:
+            return
+        # The Trainer's DefaultFlowCallback (always first) has decided by now whether this step evaluates; if it
+        # does, the evaluation measures these same weights, so measuring here too would log them twice.
+        if self.measure_on_evaluate and control.should_evaluate:
+            return
+        values = self.measure(model)
+        self._record(values, state)
+        self._latest = (state.global_step, values)
+        self._log(values, state, control)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._latest = None  # after training, weights may change at the same step (loading the best model)
 
     def on_evaluate(
         self,
@@ -112,10 +133,16 @@ class HypersphereCallback(TrainerCallback):
     ) -> None:
         if not self.measure_on_evaluate:
             return
-        values = self.measure(model)
+        if self._latest is not None and self._latest[0] == state.global_step:
+            # An evaluation at the end of an epoch (eval_strategy="epoch") comes after on_step_end: same weights.
+            values = self._latest[1]
+        else:
+            values = self.measure(model)
+            self._record(values, state)
+        named = {f"{_evaluation_prefix(metrics)}_{key}": value for key, value in values.items()}
         if metrics is not None:
-            metrics.update({f"eval_{key}": value for key, value in values.items()})
-        self._report(values, state)
+            metrics.update(named)  # what trainer.evaluate() returns and metric_for_best_model reads
+        self._log(named, state, control)
 
     def measure(self, model: nn.Module | None) -> dict[str, float]:
         """The values for ``model`` now, named with ``prefix`` (nothing logged)."""
@@ -124,10 +151,25 @@ class HypersphereCallback(TrainerCallback):
         values = self.options.measure(model, self.data, views=self.views, embed=self.embed)
         return {self.prefix + key: value for key, value in values.items()}
 
-    def _report(self, values: dict[str, float], state: TrainerState) -> None:
-        self.history.append({"epoch": state.epoch if state.epoch is not None else 0.0, "step": state.global_step})
-        self.history[-1].update(values)
-        if self.trainer is not None:
-            self.trainer.log(dict(values))
-        else:
+    def _record(self, values: dict[str, float], state: TrainerState) -> None:
+        entry: dict[str, float] = {"epoch": state.epoch if state.epoch is not None else 0.0, "step": state.global_step}
+        self.history.append({**entry, **values})
+
+    def _log(self, values: dict[str, float], state: TrainerState, control: TrainerControl) -> None:
+        if self.trainer is None:
             state.log_history.append({**values, "epoch": state.epoch, "step": state.global_step})
+            return
+        # trainer.log ends in the callbacks' on_log, which clears should_log: the flag DefaultFlowCallback set for
+        # the Trainer's own training-loss record of this step. Put it back so that record is still written.
+        should_log = control.should_log
+        self.trainer.log(dict(values))
+        control.should_log = should_log
+
+
+def _evaluation_prefix(metrics: dict[str, float] | None) -> str:
+    """The ``metric_key_prefix`` of an evaluation (``eval``, or what ``trainer.evaluate`` was given), from its keys."""
+    # The Trainer names every evaluation metric "<prefix>_..." and always reports "<prefix>_runtime".
+    for key in metrics or {}:
+        if key.endswith("_runtime"):
+            return key[: -len("_runtime")]
+    return "eval"
