@@ -55,6 +55,9 @@ def run_handler(args: argparse.Namespace) -> int:
     fixable = (ConfigError, DatasetError, CheckpointError, UserError, ValueError, ImportError)
     try:
         return args.handler(args)
+    except ModuleNotFoundError as error:
+        print(f"aligniform {args.command}: error: {missing_module_message(error, args.command)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except TrainingDiverged as error:
         print(f"aligniform: training stopped: {error}", file=sys.stderr)
         return EXIT_DIVERGED
@@ -70,6 +73,35 @@ def run_handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("aligniform: interrupted; resume a training run with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+#: The extra each command needs first: a module it misses that this extra provides is attributed to it (matplotlib
+#: is in both 'train' and 'plots'; `aligniform demo` wants 'train').
+_COMMAND_EXTRAS = {command: "train" for command in ("train", "evaluate", "demo", "sweep", "study", "report")}
+
+
+def missing_module_message(error: ModuleNotFoundError, command: str) -> str:
+    """The one line for a missing module: the extra that provides it and how to install it, else pip's own message.
+
+    Examples:
+        >>> missing_module_message(ModuleNotFoundError("No module named 'kornia'", name="kornia"), "train")
+        "the 'train' extra is not installed (no module named 'kornia'): pip install 'aligniform[train]'"
+        >>> missing_module_message(ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"), "analyze")
+        "the 'plots' extra is not installed (no module named 'matplotlib'): pip install 'aligniform[plots]'"
+    """
+    from .._extras import extra_for, missing_extra_message
+
+    name = error.name or ""
+    preferred = _COMMAND_EXTRAS.get(command)
+    # The command's own extra when it provides the module; else the extra the import site named (a library
+    # MissingExtraError), else the one that provides it.
+    if name and preferred and extra_for(name, prefer=preferred) == preferred:
+        extra: str | None = preferred
+    else:
+        extra = getattr(error, "extra", None) or (extra_for(name) if name else None)
+    if extra is None:  # not an optional package: a broken install, reported as Python says it
+        return str(error)
+    return missing_extra_message(extra, name or None)
 
 
 def describe_os_error(error: OSError, args: argparse.Namespace | None = None) -> str:

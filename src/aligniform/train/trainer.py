@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from .._extras import requires_extra
 from .._validation import input_checks
 from ..augment import two_views
 from ..build import build_encoder, build_optimizer, build_transforms, input_size, load_training_data
@@ -58,6 +58,9 @@ from .run_folder import (
     writing,
 )
 from .run_log import RunLog, metrics_line, recover_metrics
+
+with requires_extra("train"):
+    from tqdm.auto import tqdm
 from .schedule import build_scheduler, warmup_factor
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
