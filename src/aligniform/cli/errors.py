@@ -48,23 +48,20 @@ _OS_ERRORS: dict[int, tuple[str, str]] = {
 
 def run_handler(args: argparse.Namespace) -> int:
     """Run the parsed command's handler; print a fixable error as one line and return its exit code."""
-    from ..data import DatasetError
-    from ..sweep import SweepRunsFailed
-    from ..train import CheckpointError, TrainingDiverged
-
-    fixable = (ConfigError, DatasetError, CheckpointError, UserError, ValueError, ImportError)
     try:
         return args.handler(args)
-    except ModuleNotFoundError as error:
+    except ModuleNotFoundError as error:  # an optional package: name the extra that provides it
         print(f"aligniform {args.command}: error: {missing_module_message(error, args.command)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except TrainingDiverged as error:
+    # train/ and sweep.py need the 'train' extra, so their error classes are looked up only once a command loaded them
+    # (an error of a module can only be raised once it is imported): the core install runs `analyze` without them.
+    except _loaded("train", "TrainingDiverged") as error:
         print(f"aligniform: training stopped: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    except SweepRunsFailed as error:
+    except _loaded("sweep", "SweepRunsFailed") as error:
         print(f"aligniform {args.command}: error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    except fixable as error:
+    except (ConfigError, UserError, ValueError, ImportError) as error:  # DatasetError, CheckpointError: ValueErrors
         print(f"aligniform {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as error:
@@ -73,6 +70,12 @@ def run_handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("aligniform: interrupted; resume a training run with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """The named exception classes of ``aligniform.<module>`` if it is imported, else none (matching no error)."""
+    found = sys.modules.get(f"aligniform.{module}")
+    return tuple(getattr(found, name) for name in names) if found is not None else ()
 
 
 #: The extra each command needs first: a module it misses that this extra provides is attributed to it (matplotlib
