@@ -7,12 +7,14 @@
 #
 # Usage: tools/check_wheel.sh [EXTRA ...]   (default: core and every extra; `all` is accepted too)
 #
-# Clean venvs and one torch: torch==2.13.0 (never plain `torch`, which would pull a CUDA build) is installed once
-# into a base venv, and each checked venv sees it through a .pth line naming the base's site-packages. A checked
-# venv is otherwise empty (no --system-site-packages, not the repository's .venv), so what it can import is torch
-# with its own dependencies plus what pip installs for the wheel and the extra: the same as a fresh venv where
-# torch was installed first, without copying 900 MB seven times. pip counts the base's torch as installed, so it
-# never replaces it, and anything it installs goes into the checked venv only.
+# Clean venvs and one torch: each checked venv sees torch==2.13.0 (never plain `torch`, which would pull a CUDA
+# build) through a .pth line naming a base folder that holds torch and its own dependencies and nothing else. A
+# checked venv is otherwise empty (no --system-site-packages, not the repository's .venv), so what it can import is
+# torch with its dependencies plus what pip installs for the wheel and the extra: the same as a fresh venv where
+# torch was installed first, without installing 900 MB once per venv. pip counts the base's torch as installed, so
+# it never replaces it, and anything it installs goes into the checked venv only. The base is made of links to
+# the files of torch's dependency closure in the repository's .venv (made by `make`; seconds) when that holds
+# torch 2.13.0, else torch==2.13.0 is pip-installed into a base venv (minutes). TORCH_PYTHON names another python.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-python3}"
@@ -44,10 +46,16 @@ for needed in ("aligniform/py.typed", "aligniform/configs/mnist5k.yaml", "aligni
 print(f"wheel: {len(wheel)} files, sdist: {len(sdist)} entries; configs and py.typed in both")
 EOF
 
-step "base venv: torch==2.13.0"
-"$PY" -m venv "$work/base"
-pip_install "$work/base" torch==2.13.0
-base_site="$("$work/base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+torch_python="${TORCH_PYTHON:-$repo/.venv/bin/python}"
+base_site="$work/torch-base"
+if [ -x "$torch_python" ] && "$torch_python" "$repo/tools/check_wheel_base.py" 2.13.0 "$base_site"; then
+  step "torch base: links to torch 2.13.0 and its dependencies in $("$torch_python" -c 'import sys; print(sys.prefix)')"
+else
+  step "torch base: a venv with torch==2.13.0"
+  "$PY" -m venv "$work/base"
+  pip_install "$work/base" torch==2.13.0
+  base_site="$("$work/base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+fi
 
 mkdir "$work/elsewhere"  # the smoke test runs here: no checkout on sys.path
 cp "$repo/tools/check_wheel_smoke.py" "$work/elsewhere/"

@@ -58,7 +58,7 @@ def argument(name: str, n: int, d: int):
     values = {
         "x": x, "y": y, "z": x, "anchor": x, "positive": y, "queries": x, "keys": y, "train_z": x, "test_z": y,
         "negatives": unit_rows(n, d, 2), "labels": labels, "train_labels": labels, "test_labels": labels,
-        "class_probs": torch.full((4,), 0.25), "tau": 0.5, "alpha": 2.0, "lam": 1.0, "t": 2.0,
+        "class_probs": torch.full((4,), 0.25), "tau": 0.5, "alpha": 0.5, "lam": 1.0, "t": 2.0,
     }  # fmt: skip
     check(name in values, f"no smoke-test value for the parameter {name!r}: add one to check_wheel_smoke.py")
     return values[name]
@@ -66,8 +66,9 @@ def argument(name: str, n: int, d: int):
 
 def call_with_required(function, n: int = 64, d: int = 8):
     parameters = inspect.signature(function).parameters.values()
-    required = [p.name for p in parameters if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD]
-    return function(*(argument(name, n, d) for name in required if name != "self"))
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    required = [p.name for p in parameters if p.default is inspect.Parameter.empty and p.kind not in variadic]
+    return function(*(argument(name, n, d) for name in required))
 
 
 def check_core() -> None:
@@ -81,7 +82,7 @@ def check_core() -> None:
     for name in aligniform.losses.__all__:
         member = getattr(aligniform.losses, name)
         if inspect.isclass(member):  # the nn.Module twin: built with its required options, called like the function
-            module = call_with_required(member.__init__)
+            module = call_with_required(member)
             value = call_with_required(module.forward)
         else:
             value = call_with_required(member)
