@@ -27,12 +27,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 start=$SECONDS
 step() { printf '== %s (%ds)\n' "$1" $((SECONDS - start)); }
 # pip's output only when it fails (a quiet install still prints a warning per unreachable local index).
-pip_install() { "$1/bin/pip" install -q "$2" >"$work/pip.log" 2>&1 || { cat "$work/pip.log"; exit 1; }; }
+pip_install() { "$1/bin/pip" install -q "${@:2}" >"$work/pip.log" 2>&1 || { cat "$work/pip.log"; exit 1; }; }
 
 step "build the sdist and the wheel"
 "$PY" -m venv "$work/build"
-pip_install "$work/build" build
-"$work/build/bin/python" -m build --outdir "$work/dist" "$repo" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+# The build backend goes into this venv once (--no-isolation) instead of into two throw-away build environments.
+pip_install "$work/build" build "setuptools>=77" wheel
+"$work/build/bin/python" -m build --no-isolation --outdir "$work/dist" "$repo" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 wheel="$(ls "$work"/dist/aligniform-*.whl)"
 sdist="$(ls "$work"/dist/aligniform-*.tar.gz)"
 # The shipped configs and the type marker are package data: they must be in both.
