@@ -58,10 +58,10 @@ from .run_folder import (
     writing,
 )
 from .run_log import RunLog, metrics_line, recover_metrics
+from .schedule import build_scheduler, warmup_factor
 
 with requires_extra("train"):
     from tqdm.auto import tqdm
-from .schedule import build_scheduler, warmup_factor
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
