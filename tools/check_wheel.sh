@@ -61,6 +61,11 @@ else
 fi
 
 mkdir "$work/elsewhere"  # the smoke test runs here: no checkout on sys.path
+# The smoke test's last line ("check_wheel_smoke: EXTRA: ok"), or all it printed when it fails (the frameworks log).
+smoke() {
+  (cd "$work/elsewhere" && "$1/bin/python" check_wheel_smoke.py "$2") >"$work/smoke.log" 2>&1 || { cat "$work/smoke.log"; exit 1; }
+  tail -n 1 "$work/smoke.log"
+}
 cp "$repo/tools/check_wheel_smoke.py" "$work/elsewhere/"
 for check in "${checks[@]}"; do
   step "venv: the wheel with $([ "$check" = core ] && echo "no extras" || echo "[$check]")"
@@ -69,12 +74,12 @@ for check in "${checks[@]}"; do
   echo "$base_site" >"$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_torch_base.pth"
   if [ "$check" = core ]; then target="$wheel"; else target="$wheel[$check]"; fi
   pip_install "$venv" "$target"
-  (cd "$work/elsewhere" && "$venv/bin/python" check_wheel_smoke.py "$check")
+  smoke "$venv" "$check"
   # After the core check, the install line that a missing extra prints must itself work in that venv.
   if [ "$check" = core ]; then
     step "the missing-extra line works: pip install 'aligniform[plots]' over the installed wheel"
     pip_install "$venv" 'aligniform[plots]'
-    (cd "$work/elsewhere" && "$venv/bin/python" check_wheel_smoke.py plots)
+    smoke "$venv" plots
   fi
   rm -rf "$venv"  # keep the disk use to one venv at a time
 done
