@@ -28,8 +28,9 @@ trap 'rm -rf "$work"' EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 start=$SECONDS
 step() { printf '== %s (%ds)\n' "$1" $((SECONDS - start)); }
-# pip's output only when it fails (a quiet install still prints a warning per unreachable local index).
-pip_install() { "$1/bin/pip" install -q "${@:2}" >"$work/pip.log" 2>&1 || { cat "$work/pip.log"; exit 1; }; }
+# pip's output only when it fails (a quiet install still prints a warning per unreachable local index); no .pyc
+# compiling of every installed file (most of the CPU time for the frameworks): the smoke tests import a few.
+pip_install() { "$1/bin/pip" install -q --no-compile "${@:2}" >"$work/pip.log" 2>&1 || { cat "$work/pip.log"; exit 1; }; }
 
 step "build the sdist and the wheel"
 "$PY" -m venv "$work/build"
