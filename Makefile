@@ -7,13 +7,13 @@ BIN := $(VENV)/bin
 # The tests and the package's docstring examples, on two workers.
 PYTEST := $(BIN)/python -m pytest -n 2 tests src/aligniform --doctest-modules
 
-.PHONY: venv test test-quick lint demo bench docs
+.PHONY: venv test test-quick lint demo bench docs check-wheel
 
 $(BIN)/aligniform: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,text,docs,integrations]'
+	$(BIN)/pip install -q -e '.[dev,docs,all]'
 	touch $@
 
 venv: $(BIN)/aligniform
@@ -49,3 +49,8 @@ bench: venv
 # The documentation site (mkdocs.yml), built offline into site/ with every warning an error.
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The packaging check: sdist and wheel built, the wheel installed into clean venvs outside the repository (no
+# extras, then each extra alone) and smoke-tested in each (tools/check_wheel.sh says how; CI runs it).
+check-wheel: venv
+	TORCH_PYTHON=$(BIN)/python bash tools/check_wheel.sh

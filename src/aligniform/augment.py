@@ -30,12 +30,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._extras import requires_extra
 from ._validation import check_positive_int
+
+with requires_extra("train"):
+    import kornia.augmentation as K
 
 __all__ = [
     "AUGMENTATIONS",

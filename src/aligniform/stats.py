@@ -12,7 +12,11 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as _scipy_stats
+
+from ._extras import requires_extra
+
+with requires_extra("plots"):
+    from scipy import stats as _scipy_stats
 
 #: Fewest points a rank correlation is computed on (with 2, every correlation is ±1).
 MIN_POINTS = 3

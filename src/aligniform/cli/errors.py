@@ -70,20 +70,20 @@ def run_handler(args: argparse.Namespace) -> int:
         >>> print(err.getvalue().strip())
         aligniform demo: error: --epochs must be at least 1
     """
-    from ..data import DatasetError
-    from ..sweep import SweepRunsFailed
-    from ..train import CheckpointError, TrainingDiverged
-
-    fixable = (ConfigError, DatasetError, CheckpointError, UserError, ValueError, ImportError)
     try:
         return args.handler(args)
-    except TrainingDiverged as error:
+    except ModuleNotFoundError as error:  # an optional package: name the extra that provides it
+        print(f"aligniform {args.command}: error: {missing_module_message(error, args.command)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    # train/ and sweep.py need the 'train' extra, so their error classes are looked up only once a command loaded them
+    # (an error of a module can only be raised once it is imported): the core install runs `analyze` without them.
+    except _loaded("train", "TrainingDiverged") as error:
         print(f"aligniform: training stopped: {spell_options(error, args)}", file=sys.stderr)
         return EXIT_DIVERGED
-    except SweepRunsFailed as error:
+    except _loaded("sweep", "SweepRunsFailed") as error:
         print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
         return EXIT_DIVERGED
-    except fixable as error:
+    except (ConfigError, UserError, ValueError, ImportError) as error:  # DatasetError, CheckpointError: ValueErrors
         print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as error:
@@ -121,6 +121,41 @@ def spell_options(error: BaseException | str, args: argparse.Namespace) -> str:
         return first(name) or parser_names.get(name) or None
 
     return render_options(str(error), spell)
+
+
+def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """The named exception classes of ``aligniform.<module>`` if it is imported, else none (matching no error)."""
+    found = sys.modules.get(f"aligniform.{module}")
+    return tuple(getattr(found, name) for name in names) if found is not None else ()
+
+
+#: The extra each command needs first: a module it misses that this extra provides is attributed to it (matplotlib
+#: is in both 'train' and 'plots'; `aligniform demo` wants 'train').
+_COMMAND_EXTRAS = {command: "train" for command in ("train", "evaluate", "demo", "sweep", "study", "report")}
+
+
+def missing_module_message(error: ModuleNotFoundError, command: str) -> str:
+    """The one line for a missing module: the extra that provides it and how to install it, else pip's own message.
+
+    Examples:
+        >>> missing_module_message(ModuleNotFoundError("No module named 'kornia'", name="kornia"), "train")
+        "the 'train' extra is not installed (no module named 'kornia'): pip install 'aligniform[train]'"
+        >>> missing_module_message(ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"), "analyze")
+        "the 'plots' extra is not installed (no module named 'matplotlib'): pip install 'aligniform[plots]'"
+    """
+    from .._extras import extra_for, missing_extra_message
+
+    name = error.name or ""
+    preferred = _COMMAND_EXTRAS.get(command)
+    # The command's own extra when it provides the module; else the extra the import site named (a library
+    # MissingExtraError), else the one that provides it.
+    if name and preferred and extra_for(name, prefer=preferred) == preferred:
+        extra: str | None = preferred
+    else:
+        extra = getattr(error, "extra", None) or (extra_for(name) if name else None)
+    if extra is None:  # not an optional package: a broken install, reported as Python says it
+        return str(error)
+    return missing_extra_message(extra, name or None)
 
 
 def describe_os_error(error: OSError, args: argparse.Namespace | None = None) -> str:

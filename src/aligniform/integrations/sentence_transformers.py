@@ -9,7 +9,7 @@
   loss for ``SentenceTransformerTrainer`` on (anchor, positive) pairs;
   :class:`AlignUniformLoss` is Wang & Isola's align + uniform by name.
 
-Needs ``sentence-transformers`` (``pip install 'aligniform[integrations]'``).
+Needs ``sentence-transformers`` (``pip install 'aligniform[st]'``).
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-try:  # sentence-transformers >= 6
-    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
-except ImportError:  # 3.x - 5.x
-    from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
-
+from .._extras import requires_extra
 from .._validation import check_positive, check_positive_int
 from ..objective import Objective
 from .common import HIGHER_IS_BETTER, METRIC_KEYS, MeasureOptions, preserved_training_state
+
+with requires_extra("st"):
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+    except ImportError:  # 3.x - 5.x
+        from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
 
 __all__ = ["AlignUniformLoss", "HypersphereEvaluator", "ObjectiveLoss"]
 

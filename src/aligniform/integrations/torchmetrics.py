@@ -1,6 +1,6 @@
 """``HypersphereMetrics``: alignment, uniformity and the rest as a streaming ``torchmetrics.Metric``.
 
-Needs ``torchmetrics`` (``pip install 'aligniform[integrations]'``).
+Needs ``torchmetrics`` (``pip install 'aligniform[torchmetrics]'``).
 """
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 import torch
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
 
+from .._extras import requires_extra
 from .._validation import check_labels, check_same_shape
 from .common import MeasureOptions
+
+with requires_extra("torchmetrics"):
+    from torchmetrics import Metric
+    from torchmetrics.utilities import dim_zero_cat
 
 __all__ = ["HypersphereMetrics"]
 

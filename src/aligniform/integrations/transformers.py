@@ -1,6 +1,6 @@
 """``HypersphereCallback``: a Hugging Face ``TrainerCallback`` measuring held-out positive pairs while it trains.
 
-Needs ``transformers`` (and ``accelerate`` for its ``Trainer``): ``pip install 'aligniform[integrations]'``.
+Needs ``transformers`` (and ``accelerate`` for its ``Trainer``): ``pip install 'aligniform[hf]'``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from torch import nn
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from .._extras import requires_extra
 from .._validation import check_positive_int
 from .common import Embed, MeasureOptions, Views
+
+with requires_extra("hf"):
+    from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 __all__ = ["HypersphereCallback"]
 

@@ -8,9 +8,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
+
+from .._extras import requires_extra
+
+with requires_extra("plots"):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
 #: Resolution of the saved PNG files (the SVG files are resolution-free).
 SAVE_DPI = 150

@@ -11,10 +11,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from numpy.typing import ArrayLike
-from scipy.special import i0e
-from scipy.stats import gaussian_kde
 
+from .._extras import requires_extra
 from ._figure import as_array, finish, new_figure
+
+with requires_extra("plots"):
+    from scipy.special import i0e
+    from scipy.stats import gaussian_kde
 
 #: Default vMF concentration κ of the angle KDE. The kernel's angular width is
 #: about 1/√κ ≈ 0.1 rad (6°): fine enough to show clusters, smooth enough for a

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from .._extras import requires_extra
 from .._validation import input_checks
 from ..augment import two_views
 from ..build import build_encoder, build_optimizer, build_transforms, input_size, load_training_data
@@ -37,6 +37,9 @@ from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
 from .lifecycle import RunFolder, check_processes, prepare_on_main
 from .moco import FeatureQueue, MomentumEncoder
 from .schedule import build_scheduler, follow_schedule, set_warmup, warmup_factor
+
+with requires_extra("train"):
+    from tqdm.auto import tqdm
 
 VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
