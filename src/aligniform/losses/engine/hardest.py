@@ -20,6 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .logsumexp import tile_shape
+from .select import kth_largest
 
 Reduction = Literal["logsumexp", "sum"]
 
@@ -102,6 +103,25 @@ def _block_logits(
     return logits
 
 
+def _thresholds(logits: torch.Tensor, kept: int, start: int, positive_offset: int | None) -> torch.Tensor:
+    """Each row's ``kept``-th largest negative logit; the positives end at -inf (excluded) in ``logits``.
+
+    The selection needs finite rows to be fast (:mod:`.select`), so a positive first takes its row's smallest
+    negative value: a copy of the minimum does not move the k-th largest for any k <= M - 1 negatives.
+    """
+    if positive_offset is None:
+        return kth_largest(logits, kept)
+    k = start + positive_offset
+    positive = logits.diagonal(k)
+    positive.fill_(math.inf)
+    lowest = logits.amin(1)  # over the negatives: the positive is +inf now
+    first_row = max(0, -k)
+    positive.copy_(lowest[first_row : first_row + positive.numel()])
+    threshold = kth_largest(logits, kept)
+    positive.fill_(-math.inf)
+    return threshold
+
+
 def _blocks(n: int, m: int, block_rows: int | None) -> range:
     # Blocks of full rows (every candidate), of about BLOCK_ELEMENTS logits: the engine's tiling policy.
     rows, _ = tile_shape(m, block_rows, block_columns=max(1, m))
@@ -125,10 +145,8 @@ class _HardestNegatives(torch.autograd.Function):
         with torch.no_grad():
             for start in _blocks(n, m, block_rows):
                 stop = min(start + step, n)
-                logits = _block_logits(rows, columns, start, stop, positive_offset)
-                # The k-th largest of a row is its (m - k + 1)-th smallest; an excluded
-                # positive is -inf, below every negative, so the count is unchanged.
-                threshold = logits.kthvalue(m - kept + 1, dim=1).values
+                logits = rows[start:stop] @ columns.T
+                threshold = _thresholds(logits, kept, start, positive_offset)
                 keep = logits >= threshold[:, None]
                 if reduction == "logsumexp":
                     out[start:stop] = torch.logsumexp(logits.masked_fill_(~keep, -math.inf), 1)
