@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from aligniform.losses.engine import hardest_logsumexp, hardest_negatives_mask, kept_negatives, tiled_logsumexp
+from aligniform.losses.engine import (
+    hardest_logsumexp,
+    hardest_logsumexp_both,
+    hardest_negatives_mask,
+    kept_negatives,
+    tiled_logsumexp,
+)
 from aligniform.losses.engine import logsumexp as tiles
 from aligniform.losses.engine.select import kth_largest
 from tests.losses.plain import exact_kept
@@ -226,3 +232,21 @@ def test_hardest_logsumexp_wide_rows_gradcheck(reduction):
     rows = torch.randn(5, 3, generator=generator, dtype=torch.float64).requires_grad_()
     columns = torch.randn(520, 3, generator=generator, dtype=torch.float64).requires_grad_()
     torch.autograd.gradcheck(lambda r, c: hardest_logsumexp(r, c, 40, 2, reduction), (rows, columns))
+
+
+@pytest.mark.parametrize("reduction", ["logsumexp", "sum"])
+@pytest.mark.parametrize("n,alpha", [(2, 0.5), (3, 0.3), (257, 0.08), (600, 0.01), (600, 0.3)])
+def test_hardest_both_directions_equal_two_calls(reduction, n, alpha):
+    generator = torch.Generator().manual_seed(n)
+    rows = torch.randn(n, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    columns = torch.randn(n, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    kept = exact_kept(alpha, n - 1)
+    both = hardest_logsumexp_both(rows, columns, kept, reduction)
+    apart = (hardest_logsumexp(rows, columns, kept, 0, reduction), hardest_logsumexp(columns, rows, kept, 0, reduction))
+    for got, want in zip(both, apart):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    weights = torch.randn(2, n, generator=generator, dtype=torch.float64)
+    got = torch.autograd.grad((torch.stack(both) * weights).sum(), (rows, columns))
+    want = torch.autograd.grad((torch.stack(apart) * weights).sum(), (rows, columns))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)

@@ -181,3 +181,73 @@ class _HardestNegatives(torch.autograd.Function):
             if grad_columns is not None:
                 grad_columns.addmm_(weights.T, rows[start:stop])
         return grad_rows, grad_columns, None, None, None, None
+
+
+# Both directions from one matrix when it fits: 2^26 float32 logits = 256 MiB (the kept-tile cap of logsumexp.py).
+PAIRED_ELEMENTS = 1 << 26
+
+
+def hardest_logsumexp_both(
+    rows: torch.Tensor, columns: torch.Tensor, kept: int, reduction: Reduction = "logsumexp"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both directions of a symmetric hard loss from one (n × n) logit matrix: rows' and columns' reductions.
+
+    Row i's negatives are ``l_ij`` (j ≠ i) and column j's are ``l_ij`` (i ≠ j), each keeping its own ``kept``
+    largest (plus ties), as two calls ``hardest_logsumexp(rows, columns, kept)`` and
+    ``hardest_logsumexp(columns, rows, kept)`` would (to float32 rounding: ``l`` is computed once, as
+    ``rows @ columns.T``). One GEMM forward instead of two, and the matrix is kept for backward (two GEMMs,
+    none recomputed), so it takes O(n²) memory: for ``n² <= PAIRED_ELEMENTS`` only.
+
+    Examples:
+        >>> import torch
+        >>> r, c = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+        >>> row_part, column_part = hardest_logsumexp_both(r, c, 2)
+        >>> torch.allclose(column_part, hardest_logsumexp(c, r, 2))
+        True
+    """
+    if rows.shape != columns.shape or rows.shape[0] ** 2 > PAIRED_ELEMENTS:
+        raise ValueError(f"rows and columns must be the same (n, e) shape with n² <= {PAIRED_ELEMENTS}")
+    return _HardestBoth.apply(rows, columns, int(kept), reduction)
+
+
+def _reduce(logits: torch.Tensor, keep: torch.Tensor, reduction: Reduction, dim: int) -> torch.Tensor:
+    if reduction == "logsumexp":
+        return torch.logsumexp(logits.masked_fill(~keep, -math.inf), dim)
+    return torch.where(keep, logits, torch.zeros_like(logits)).sum(dim)
+
+
+def _weights(logits: torch.Tensor, keep: torch.Tensor, out: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    """d(reduction)/d(logit) for one direction (``out`` broadcast along its rows or columns)."""
+    if reduction == "logsumexp":
+        return (logits - out).exp_().masked_fill_(~keep, 0)
+    return keep.to(logits.dtype)
+
+
+class _HardestBoth(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, rows: torch.Tensor, columns: torch.Tensor, kept: int, reduction: Reduction
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            logits = rows @ columns.T
+            # The columns' selection reads contiguous rows of the transpose; both end with -inf diagonals.
+            column_thresholds = _thresholds(logits.T.contiguous(), kept, 0, 0)
+            row_thresholds = _thresholds(logits, kept, 0, 0)
+            row_out = _reduce(logits, logits >= row_thresholds[:, None], reduction, 1)
+            column_out = _reduce(logits, logits >= column_thresholds[None], reduction, 0)
+        ctx.save_for_backward(rows, columns, logits, row_thresholds, column_thresholds, row_out, column_out)
+        ctx.reduction = reduction
+        return row_out, column_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_row: torch.Tensor, grad_column: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        rows, columns, logits, row_thresholds, column_thresholds, row_out, column_out = ctx.saved_tensors
+        reduction = ctx.reduction
+        weights = _weights(logits, logits >= row_thresholds[:, None], row_out[:, None], reduction)
+        weights.mul_(grad_row[:, None])
+        column_weights = _weights(logits, logits >= column_thresholds[None], column_out[None], reduction)
+        weights.addcmul_(column_weights, grad_column[None])
+        grad_rows = weights @ columns if ctx.needs_input_grad[0] else None
+        grad_columns = weights.T @ rows if ctx.needs_input_grad[1] else None
+        return grad_rows, grad_columns, None, None
