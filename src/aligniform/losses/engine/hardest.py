@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch.autograd.function import once_differentiable
 
-from .logsumexp import tile_shape
+from .logsumexp import _unshifted_is_safe, tile_shape
 from .select import kth_largest
 
 Reduction = Literal["logsumexp", "sum"]
@@ -183,8 +183,9 @@ class _HardestNegatives(torch.autograd.Function):
         return grad_rows, grad_columns, None, None, None, None
 
 
-# Both directions from one matrix when it fits: 2^26 float32 logits = 256 MiB (the kept-tile cap of logsumexp.py).
-PAIRED_ELEMENTS = 1 << 26
+# Both directions from one matrix when it fits: two kept (n × n) matrices of 2^25 float32 = 256 MiB in all,
+# the kept-tile budget of logsumexp.py.
+PAIRED_ELEMENTS = 1 << 25
 
 
 def hardest_logsumexp_both(
@@ -196,7 +197,7 @@ def hardest_logsumexp_both(
     largest (plus ties), as two calls ``hardest_logsumexp(rows, columns, kept)`` and
     ``hardest_logsumexp(columns, rows, kept)`` would (to float32 rounding: ``l`` is computed once, as
     ``rows @ columns.T``). One GEMM forward instead of two, and the matrix is kept for backward (two GEMMs,
-    none recomputed), so it takes O(n²) memory: for ``n² <= PAIRED_ELEMENTS`` only.
+    none recomputed), so it takes O(n²) memory (two n × n matrices): for ``n² <= PAIRED_ELEMENTS`` only.
 
     Examples:
         >>> import torch
@@ -233,21 +234,37 @@ class _HardestBoth(torch.autograd.Function):
             # The columns' selection reads contiguous rows of the transpose; both end with -inf diagonals.
             column_thresholds = _thresholds(logits.T.contiguous(), kept, 0, 0)
             row_thresholds = _thresholds(logits, kept, 0, 0)
-            row_out = _reduce(logits, logits >= row_thresholds[:, None], reduction, 1)
-            column_out = _reduce(logits, logits >= column_thresholds[None], reduction, 0)
-        ctx.save_for_backward(rows, columns, logits, row_thresholds, column_thresholds, row_out, column_out)
+            row_keep, column_keep = logits >= row_thresholds[:, None], logits >= column_thresholds[None]
+            if reduction == "logsumexp" and _unshifted_is_safe(rows, columns):
+                # Every logit within ±UNSHIFTED_LIMIT: one exp for both directions, no shift; the two masked
+                # exp matrices are backward's weights up to a per-row and a per-column scale.
+                exp = logits.exp_()
+                row_exp = exp.masked_fill(~row_keep, 0)
+                column_exp = exp.masked_fill_(~column_keep, 0)
+                row_out, column_out = row_exp.sum(1).log_(), column_exp.sum(0).log_()
+                saved: tuple[torch.Tensor, ...] = (row_exp, column_exp)
+            else:
+                row_out = _reduce(logits, row_keep, reduction, 1)
+                column_out = _reduce(logits, column_keep, reduction, 0)
+                saved = (logits, row_thresholds, column_thresholds)
+        ctx.save_for_backward(rows, columns, row_out, column_out, *saved)
         ctx.reduction = reduction
         return row_out, column_out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_row: torch.Tensor, grad_column: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        rows, columns, logits, row_thresholds, column_thresholds, row_out, column_out = ctx.saved_tensors
-        reduction = ctx.reduction
-        weights = _weights(logits, logits >= row_thresholds[:, None], row_out[:, None], reduction)
-        weights.mul_(grad_row[:, None])
-        column_weights = _weights(logits, logits >= column_thresholds[None], column_out[None], reduction)
-        weights.addcmul_(column_weights, grad_column[None])
+        rows, columns, row_out, column_out, *saved = ctx.saved_tensors
+        if len(saved) == 2:  # the unshifted exps: d out_i / d l_ij = exp(l_ij) / exp(out_i) on kept pairs
+            row_exp, column_exp = saved
+            weights = row_exp * (grad_row * torch.exp(-row_out))[:, None]
+            weights.addcmul_(column_exp, (grad_column * torch.exp(-column_out))[None])
+        else:
+            logits, row_thresholds, column_thresholds = saved
+            weights = _weights(logits, logits >= row_thresholds[:, None], row_out[:, None], ctx.reduction)
+            weights.mul_(grad_row[:, None])
+            column_weights = _weights(logits, logits >= column_thresholds[None], column_out[None], ctx.reduction)
+            weights.addcmul_(column_weights, grad_column[None])
         grad_rows = weights @ columns if ctx.needs_input_grad[0] else None
         grad_columns = weights.T @ rows if ctx.needs_input_grad[1] else None
         return grad_rows, grad_columns, None, None
