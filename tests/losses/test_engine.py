@@ -236,9 +236,10 @@ def test_hardest_logsumexp_wide_rows_gradcheck(reduction):
 
 @pytest.mark.parametrize("reduction", ["logsumexp", "sum"])
 @pytest.mark.parametrize("n,alpha", [(2, 0.5), (3, 0.3), (257, 0.08), (600, 0.01), (600, 0.3)])
-def test_hardest_both_directions_equal_two_calls(reduction, n, alpha):
+@pytest.mark.parametrize("scale", [1.0, 300.0])  # 300: logits past UNSHIFTED_LIMIT, the shifted path
+def test_hardest_both_directions_equal_two_calls(reduction, n, alpha, scale):
     generator = torch.Generator().manual_seed(n)
-    rows = torch.randn(n, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    rows = (scale * torch.randn(n, 5, generator=generator, dtype=torch.float64)).requires_grad_()
     columns = torch.randn(n, 5, generator=generator, dtype=torch.float64).requires_grad_()
     kept = exact_kept(alpha, n - 1)
     both = hardest_logsumexp_both(rows, columns, kept, reduction)
