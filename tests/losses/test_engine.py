@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from aligniform.losses.engine import hardest_logsumexp, hardest_negatives_mask, kept_negatives, tiled_logsumexp
+from aligniform.losses.engine import (
+    hardest_logsumexp,
+    hardest_logsumexp_both,
+    hardest_negatives_mask,
+    kept_negatives,
+    tiled_logsumexp,
+)
 from aligniform.losses.engine import logsumexp as tiles
+from aligniform.losses.engine.select import kth_largest
 from tests.losses.plain import exact_kept
 
 
@@ -165,3 +172,82 @@ def test_hardest_blocks_default_size_splits_large_rows(monkeypatch):
     rows, columns = torch.randn(9, 3, dtype=torch.float64), torch.randn(23, 3, dtype=torch.float64)
     whole = hardest_logsumexp(rows, columns, 4, 0, "logsumexp", block_rows=9)
     torch.testing.assert_close(hardest_logsumexp(rows, columns, 4, 0), whole)
+
+
+# ---------------------------------------------------------------- exact selection by bucket counts
+
+
+def _rows_of_kind(kind, n, m, dtype, generator):
+    values = torch.randn(n, m, generator=generator, dtype=dtype)
+    if kind == "rounded":  # many ties
+        values = values.round(decimals=1)
+    elif kind == "few_values":  # every row a handful of distinct values: ties at any threshold
+        values = torch.randint(0, 3, (n, m), generator=generator).to(dtype)
+    elif kind == "collapsed":  # one row constant (its bucket holds every value: the kthvalue fallback)
+        values[0] = 0.25
+    elif kind == "infinite":  # -inf entries (rows with an infinite range fall back too)
+        values[:, ::7] = -math.inf
+    elif kind == "duplicates":  # each value twice
+        values = torch.cat([values[:, : m // 2], values[:, : m - m // 2]], 1)
+    elif kind == "clustered":  # a dense cluster at the top: the threshold's bucket is crowded for small alpha
+        values[:, : m // 4] = 5 + 1e-6 * values[:, : m // 4]
+    return values
+
+
+@pytest.mark.parametrize(
+    "kind", ["random", "rounded", "few_values", "collapsed", "infinite", "duplicates", "clustered"]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kth_largest_equals_kthvalue(kind, dtype):
+    generator = torch.Generator().manual_seed(11)
+    for n, m in [(1, 512), (3, 700), (9, 2049)]:
+        values = _rows_of_kind(kind, n, m, dtype, generator)
+        for k in sorted({1, 2, m // 100 + 1, m // 13, m // 3, m // 2, m - 1, m}):
+            expected = values.kthvalue(m - k + 1, 1).values
+            assert torch.equal(kth_largest(values, k), expected), (n, m, k)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.08, 0.3, 0.5, 1.0])
+@pytest.mark.parametrize("n", [1, 2, 3, 257])
+@pytest.mark.parametrize("offset", [0, None])
+def test_hardest_logsumexp_wide_rows_equal_dense_mask(alpha, n, offset):
+    # 600 candidates: the bucket-count selection (narrow rows take kthvalue directly), float32 as the losses run.
+    generator = torch.Generator().manual_seed(n)
+    rows = torch.nn.functional.normalize(torch.randn(n, 8, generator=generator), dim=1) / 0.1
+    columns = torch.nn.functional.normalize(torch.randn(600, 8, generator=generator), dim=1)
+    columns[300:400] = columns[200:300]  # duplicated candidates: tied logits
+    kept = exact_kept(alpha, 600 - (offset is not None))
+    logits = rows @ columns.T
+    keep = hardest_negatives_mask(logits, alpha, positive_offset=offset)
+    dense = torch.logsumexp(logits.masked_fill(~keep, -math.inf), 1)
+    value = hardest_logsumexp(rows, columns, kept, offset, "logsumexp", block_rows=100)
+    torch.testing.assert_close(value, dense)
+    summed = hardest_logsumexp(rows, columns, kept, offset, "sum")
+    torch.testing.assert_close(summed, (logits * keep).sum(1), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("reduction", ["logsumexp", "sum"])
+def test_hardest_logsumexp_wide_rows_gradcheck(reduction):
+    generator = torch.Generator().manual_seed(3)
+    rows = torch.randn(5, 3, generator=generator, dtype=torch.float64).requires_grad_()
+    columns = torch.randn(520, 3, generator=generator, dtype=torch.float64).requires_grad_()
+    torch.autograd.gradcheck(lambda r, c: hardest_logsumexp(r, c, 40, 2, reduction), (rows, columns))
+
+
+@pytest.mark.parametrize("reduction", ["logsumexp", "sum"])
+@pytest.mark.parametrize("n,alpha", [(2, 0.5), (3, 0.3), (257, 0.08), (600, 0.01), (600, 0.3)])
+@pytest.mark.parametrize("scale", [1.0, 300.0])  # 300: logits past UNSHIFTED_LIMIT, the shifted path
+def test_hardest_both_directions_equal_two_calls(reduction, n, alpha, scale):
+    generator = torch.Generator().manual_seed(n)
+    rows = (scale * torch.randn(n, 5, generator=generator, dtype=torch.float64)).requires_grad_()
+    columns = torch.randn(n, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    kept = exact_kept(alpha, n - 1)
+    both = hardest_logsumexp_both(rows, columns, kept, reduction)
+    apart = (hardest_logsumexp(rows, columns, kept, 0, reduction), hardest_logsumexp(columns, rows, kept, 0, reduction))
+    for got, want in zip(both, apart):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    weights = torch.randn(2, n, generator=generator, dtype=torch.float64)
+    got = torch.autograd.grad((torch.stack(both) * weights).sum(), (rows, columns))
+    want = torch.autograd.grad((torch.stack(apart) * weights).sum(), (rows, columns))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)

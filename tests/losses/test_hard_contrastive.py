@@ -58,3 +58,16 @@ def test_hard_contrastive_equals_dense_with_queue(alpha):
     queue = sphere(15, 6, seed=3)
     dense = plain.matrix_hard_contrastive(x, y, 0.2, alpha, queue)
     torch.testing.assert_close(af.hard_contrastive_loss(x, y, 0.2, alpha, queue), dense)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.08, 0.3, 0.5])
+def test_hard_contrastive_wide_rows_equal_dense(alpha):
+    # 300 + 400 candidates per anchor: the bucket-count selection path of the engine.
+    x, y = positive_pairs(300, 6, seed=4)
+    queue = sphere(400, 6, seed=5)
+    dense = plain.matrix_hard_contrastive(x, y, 0.2, alpha, queue)
+    torch.testing.assert_close(af.hard_contrastive_loss(x, y, 0.2, alpha, queue), dense)
+    x.requires_grad_(True)
+    got = torch.autograd.grad(af.hard_contrastive_loss(x, y, 0.2, alpha, queue), x)[0]
+    want = torch.autograd.grad(plain.matrix_hard_contrastive(x, y, 0.2, alpha, queue), x)[0]
+    torch.testing.assert_close(got, want)

@@ -17,7 +17,7 @@ from .candidates import (
     scale_value,
     softmax_terms,
 )
-from .engine import hardest_logsumexp, kept_negatives
+from .engine import PAIRED_ELEMENTS, hardest_logsumexp, hardest_logsumexp_both, kept_negatives
 from .global_batch import Shard, batch_size, mean_terms
 
 
@@ -72,6 +72,13 @@ def hard_contrastive_loss(
         return mean_terms(softmax_terms(x, y, queue, tau, symmetric, batch_negatives, shard=shard), shard)
     # A rank's anchors need whole rows of candidates (the threshold is per row): the other view, gathered.
     offset = 0 if shard is None else shard.start
+    if symmetric and batch_negatives and queue is None and shard is None and x.shape[0] ** 2 <= PAIRED_ELEMENTS:
+        # Both directions read the same matrix (its transpose): one GEMM, kept for backward.
+        anchors = x / tau
+        positive = (anchors * y).sum(1)
+        row_part, column_part = hardest_logsumexp_both(anchors, y, kept)
+        terms = [torch.logaddexp(positive, part) - positive for part in (row_part, column_part)]
+        return mean_terms(torch.cat(terms), shard)
     terms = []
     for anchors, others in directions(x, y, symmetric):
         anchors = anchors / tau

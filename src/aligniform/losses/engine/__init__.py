@@ -7,7 +7,9 @@ backward that recomputes each tile, so memory is O(N × block), never O(N²):
 * :func:`tiled_logsumexp`: row and/or column log-sum-exps over all pairs, all but a diagonal, or one triangle
   (the contrastive family, NT-Xent, uniformity); :func:`pairwise_logsumexp` is uniformity's pair sum
   (with :func:`as_rows`/:func:`as_columns`, its augmentation) and :func:`pair_count` its number of pairs;
-* :func:`hardest_logsumexp`: over each row's hardest ``ceil(alpha·M)`` candidates (Wang & Liu);
+* :func:`hardest_logsumexp`: over each row's hardest ``ceil(alpha·M)`` candidates (Wang & Liu), exact
+  thresholds by bucket counts (:mod:`.select`); :func:`hardest_logsumexp_both`: both directions of a square
+  matrix from one GEMM;
 * :func:`tiled_softplus_sum`: Σ softplus of signed logits (SigLIP);
 * :func:`balanced_pairs_logsumexp`: one set's unordered pairs split evenly over the ranks of a shard;
 * :func:`combine_logsumexp`: the elementwise log-sum-exp of partial log-sum-exps (``-inf`` safe).
@@ -16,7 +18,7 @@ Public: :mod:`aligniform.metrics` and the losses use these names only.
 """
 
 from .balanced import balanced_pairs_logsumexp, combine_logsumexp
-from .hardest import hardest_logsumexp, hardest_negatives_mask, kept_negatives
+from .hardest import PAIRED_ELEMENTS, hardest_logsumexp, hardest_logsumexp_both, hardest_negatives_mask, kept_negatives
 from .logsumexp import (
     BLOCK_COLUMNS,
     BLOCK_ELEMENTS,
@@ -31,6 +33,7 @@ from .logsumexp import (
 from .softplus import tiled_softplus_sum
 
 __all__ = [
+    "PAIRED_ELEMENTS",
     "BLOCK_COLUMNS",
     "BLOCK_ELEMENTS",
     "Mask",
@@ -39,6 +42,7 @@ __all__ = [
     "balanced_pairs_logsumexp",
     "combine_logsumexp",
     "hardest_logsumexp",
+    "hardest_logsumexp_both",
     "hardest_negatives_mask",
     "kept_negatives",
     "pair_count",

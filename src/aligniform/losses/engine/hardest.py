@@ -19,7 +19,8 @@ from typing import Any, Literal
 import torch
 from torch.autograd.function import once_differentiable
 
-from .logsumexp import tile_shape
+from .logsumexp import _unshifted_is_safe, tile_shape
+from .select import kth_largest
 
 Reduction = Literal["logsumexp", "sum"]
 
@@ -102,6 +103,25 @@ def _block_logits(
     return logits
 
 
+def _thresholds(logits: torch.Tensor, kept: int, start: int, positive_offset: int | None) -> torch.Tensor:
+    """Each row's ``kept``-th largest negative logit; the positives end at -inf (excluded) in ``logits``.
+
+    The selection needs finite rows to be fast (:mod:`.select`), so a positive first takes its row's smallest
+    negative value: a copy of the minimum does not move the k-th largest for any k <= M - 1 negatives.
+    """
+    if positive_offset is None:
+        return kth_largest(logits, kept)
+    k = start + positive_offset
+    positive = logits.diagonal(k)
+    positive.fill_(math.inf)
+    lowest = logits.amin(1)  # over the negatives: the positive is +inf now
+    first_row = max(0, -k)
+    positive.copy_(lowest[first_row : first_row + positive.numel()])
+    threshold = kth_largest(logits, kept)
+    positive.fill_(-math.inf)
+    return threshold
+
+
 def _blocks(n: int, m: int, block_rows: int | None) -> range:
     # Blocks of full rows (every candidate), of about BLOCK_ELEMENTS logits: the engine's tiling policy.
     rows, _ = tile_shape(m, block_rows, block_columns=max(1, m))
@@ -125,10 +145,8 @@ class _HardestNegatives(torch.autograd.Function):
         with torch.no_grad():
             for start in _blocks(n, m, block_rows):
                 stop = min(start + step, n)
-                logits = _block_logits(rows, columns, start, stop, positive_offset)
-                # The k-th largest of a row is its (m - k + 1)-th smallest; an excluded
-                # positive is -inf, below every negative, so the count is unchanged.
-                threshold = logits.kthvalue(m - kept + 1, dim=1).values
+                logits = rows[start:stop] @ columns.T
+                threshold = _thresholds(logits, kept, start, positive_offset)
                 keep = logits >= threshold[:, None]
                 if reduction == "logsumexp":
                     out[start:stop] = torch.logsumexp(logits.masked_fill_(~keep, -math.inf), 1)
@@ -163,3 +181,90 @@ class _HardestNegatives(torch.autograd.Function):
             if grad_columns is not None:
                 grad_columns.addmm_(weights.T, rows[start:stop])
         return grad_rows, grad_columns, None, None, None, None
+
+
+# Both directions from one matrix when it fits: two kept (n × n) matrices of 2^25 float32 = 256 MiB in all,
+# the kept-tile budget of logsumexp.py.
+PAIRED_ELEMENTS = 1 << 25
+
+
+def hardest_logsumexp_both(
+    rows: torch.Tensor, columns: torch.Tensor, kept: int, reduction: Reduction = "logsumexp"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both directions of a symmetric hard loss from one (n × n) logit matrix: rows' and columns' reductions.
+
+    Row i's negatives are ``l_ij`` (j ≠ i) and column j's are ``l_ij`` (i ≠ j), each keeping its own ``kept``
+    largest (plus ties), as two calls ``hardest_logsumexp(rows, columns, kept)`` and
+    ``hardest_logsumexp(columns, rows, kept)`` would (to float32 rounding: ``l`` is computed once, as
+    ``rows @ columns.T``). One GEMM forward instead of two, and the matrix is kept for backward (two GEMMs,
+    none recomputed), so it takes O(n²) memory (two n × n matrices): for ``n² <= PAIRED_ELEMENTS`` only.
+
+    Examples:
+        >>> import torch
+        >>> r, c = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+        >>> row_part, column_part = hardest_logsumexp_both(r, c, 2)
+        >>> torch.allclose(column_part, hardest_logsumexp(c, r, 2))
+        True
+    """
+    if rows.shape != columns.shape or rows.shape[0] ** 2 > PAIRED_ELEMENTS:
+        raise ValueError(f"rows and columns must be the same (n, e) shape with n² <= {PAIRED_ELEMENTS}")
+    return _HardestBoth.apply(rows, columns, int(kept), reduction)
+
+
+def _reduce(logits: torch.Tensor, keep: torch.Tensor, reduction: Reduction, dim: int) -> torch.Tensor:
+    if reduction == "logsumexp":
+        return torch.logsumexp(logits.masked_fill(~keep, -math.inf), dim)
+    return torch.where(keep, logits, torch.zeros_like(logits)).sum(dim)
+
+
+def _weights(logits: torch.Tensor, keep: torch.Tensor, out: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    """d(reduction)/d(logit) for one direction (``out`` broadcast along its rows or columns)."""
+    if reduction == "logsumexp":
+        return (logits - out).exp_().masked_fill_(~keep, 0)
+    return keep.to(logits.dtype)
+
+
+class _HardestBoth(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, rows: torch.Tensor, columns: torch.Tensor, kept: int, reduction: Reduction
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            logits = rows @ columns.T
+            # The columns' selection reads contiguous rows of the transpose; both end with -inf diagonals.
+            column_thresholds = _thresholds(logits.T.contiguous(), kept, 0, 0)
+            row_thresholds = _thresholds(logits, kept, 0, 0)
+            row_keep, column_keep = logits >= row_thresholds[:, None], logits >= column_thresholds[None]
+            if reduction == "logsumexp" and _unshifted_is_safe(rows, columns):
+                # Every logit within ±UNSHIFTED_LIMIT: one exp for both directions, no shift; the two masked
+                # exp matrices are backward's weights up to a per-row and a per-column scale.
+                exp = logits.exp_()
+                row_exp = exp.masked_fill(~row_keep, 0)
+                column_exp = exp.masked_fill_(~column_keep, 0)
+                row_out, column_out = row_exp.sum(1).log_(), column_exp.sum(0).log_()
+                saved: tuple[torch.Tensor, ...] = (row_exp, column_exp)
+            else:
+                row_out = _reduce(logits, row_keep, reduction, 1)
+                column_out = _reduce(logits, column_keep, reduction, 0)
+                saved = (logits, row_thresholds, column_thresholds)
+        ctx.save_for_backward(rows, columns, row_out, column_out, *saved)
+        ctx.reduction = reduction
+        return row_out, column_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_row: torch.Tensor, grad_column: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        rows, columns, row_out, column_out, *saved = ctx.saved_tensors
+        if len(saved) == 2:  # the unshifted exps: d out_i / d l_ij = exp(l_ij) / exp(out_i) on kept pairs
+            row_exp, column_exp = saved
+            weights = row_exp * (grad_row * torch.exp(-row_out))[:, None]
+            weights.addcmul_(column_exp, (grad_column * torch.exp(-column_out))[None])
+        else:
+            logits, row_thresholds, column_thresholds = saved
+            weights = _weights(logits, logits >= row_thresholds[:, None], row_out[:, None], ctx.reduction)
+            weights.mul_(grad_row[:, None])
+            column_weights = _weights(logits, logits >= column_thresholds[None], column_out[None], ctx.reduction)
+            weights.addcmul_(column_weights, grad_column[None])
+        grad_rows = weights @ columns if ctx.needs_input_grad[0] else None
+        grad_columns = weights.T @ rows if ctx.needs_input_grad[1] else None
+        return grad_rows, grad_columns, None, None
