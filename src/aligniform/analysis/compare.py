@@ -18,7 +18,10 @@ ranks all the keys); uniformity and tolerance are taken over the pairs of
 resampled rows that are two different rows (a row drawn twice is not a pair at
 distance 0, which would bias uniformity towards collapse); the effective rank
 from at most :data:`RANK_RESAMPLES` of the resamples (one eigen-decomposition
-each). The uniformity interval needs an ``n x n`` kernel and is skipped
+each). Each interval is the percentile interval of the resampled values shifted by
+the bootstrap's estimate of the bias (their mean minus the estimate), so that
+biased statistics (a norm, an entropy) get an interval around their estimate.
+The uniformity interval needs an ``n x n`` kernel and is skipped
 above :data:`BOOTSTRAP_MAX_ROWS` rows (the estimate is still exact).
 
 Examples:
@@ -181,9 +184,17 @@ def _compare_one(
             continue
         drawn = samples.get(metric)
         if isinstance(drawn, np.ndarray):
-            low, high = percentile_interval(drawn[np.isfinite(drawn)], level)
+            finite = drawn[np.isfinite(drawn)]
+            # Shifted by the bootstrap's estimate of the bias (the resamples' mean minus the estimate): a norm
+            # (the gap) or an entropy (the rank) of resampled rows is biased, and the plain percentile interval
+            # of those can miss the estimate altogether.
+            bias = float(finite.mean()) - float(estimate) if finite.size else 0.0
+            low, high = (bound - bias for bound in percentile_interval(finite, level))
+            low, high = _clip(metric, low), _clip(metric, high)
             used = min(resamples, RANK_RESAMPLES) if metric == "effective_rank" else resamples
-            notes[f"{metric}_interval"] = f"{level:.0%} percentile interval of {used} bootstrap resamples"
+            notes[f"{metric}_interval"] = (
+                f"{level:.0%} percentile interval of {used} bootstrap resamples, bias-corrected by {-bias:+.3g}"
+            )
         else:
             low = high = None  # type: ignore[assignment]
             notes[f"{metric}_interval"] = f"no interval: {drawn}" if drawn else "no interval"
@@ -198,6 +209,13 @@ def _compare_one(
         "all_metrics": values,
         "notes": notes,
     }
+
+
+def _clip(metric: str, value: float) -> float:
+    """Keep a shifted interval end inside the metric's range (recall in [0, 1], the gap and the rank >= 0)."""
+    if metric.startswith("recall_at_"):
+        return min(max(value, 0.0), 1.0)
+    return max(value, 0.0) if metric in ("modality_gap", "effective_rank", "alignment") else value
 
 
 def _unit_rows(value: Array, normalize: bool) -> np.ndarray:

@@ -110,7 +110,7 @@ def format_comparison(result: dict[str, Any]) -> str:
 
     level = f"{result['confidence']:.0%}"
     footer = (
-        f"[low, high]: {level} percentile bootstrap intervals "
+        f"[low, high]: {level} bias-corrected percentile bootstrap intervals "
         f"({result['resamples']} resamples, seed {result['seed']}); "
         "alignment and uniformity: lower is better"
     )
@@ -186,7 +186,8 @@ def compare_html(result: dict[str, Any], plane_png: bytes | None = None, title: 
     page = (
         f"<h1>{e(title)}</h1>"
         f'<p class="meta">{len(result["inputs"])} inputs; alpha = {result["alpha"]:g}, t = {result["t"]:g}; '
-        f"{level} percentile bootstrap intervals from {result['resamples']} resamples (seed {result['seed']}); "
+        f"{level} bias-corrected percentile bootstrap intervals from {result['resamples']} resamples "
+        f"(seed {result['seed']}); "
         "best value of each ranked column highlighted.</p>"
         f"<h2>Metrics</h2><table><tr><th>input</th><th>pairs</th><th>rows</th>{head}</tr>{''.join(body)}</table>"
         f"{figure}<h2>Inputs</h2><ul>{sources}</ul>"
