@@ -188,7 +188,7 @@ def compare_html(result: dict[str, Any], plane_png: bytes | None = None, title: 
         f'<p class="meta">{len(result["inputs"])} inputs; alpha = {result["alpha"]:g}, t = {result["t"]:g}; '
         f"{level} bias-corrected percentile bootstrap intervals from {result['resamples']} resamples "
         f"(seed {result['seed']}); "
-        "best value of each ranked column highlighted.</p>"
+        "best estimate of each ranked column highlighted (where intervals overlap, the order may be noise).</p>"
         f"<h2>Metrics</h2><table><tr><th>input</th><th>pairs</th><th>rows</th>{head}</tr>{''.join(body)}</table>"
         f"{figure}<h2>Inputs</h2><ul>{sources}</ul>"
     )
