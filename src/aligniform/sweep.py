@@ -41,6 +41,7 @@ import yaml
 
 from ._validation import check_positive_int
 from .config import ConfigError, TrainConfig
+from .configs import find_config
 from .train.reuse import finished_results
 
 
@@ -71,7 +72,7 @@ IGNORED_OPTIONS = ("progress",)
 
 
 def load_grid(path: str | Path) -> list[SweepRun]:
-    """Expand a grid file into runs, validating every option set up front.
+    """Expand a grid file (or a shipped grid by name, ``"mnist5k_correlation"``) into runs, validating them up front.
 
     Raises:
         ConfigError: naming the file (and the run) when the file is missing or not
@@ -80,7 +81,7 @@ def load_grid(path: str | Path) -> list[SweepRun]:
             option set is not a valid training config, a grid sets ``out``, or two
             runs have the same options.
     """
-    path = Path(path)
+    path = find_config(path, ConfigError, "sweep grid file", grid=True)  # a shipped grid by name, too
     if not path.is_file():
         raise ConfigError(f"sweep grid file {path} does not exist")
     spec = _read_yaml(path)

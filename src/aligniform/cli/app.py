@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import analyze, demo, evaluate, report, study, sweep, train
+from . import analyze, compare, configs, demo, evaluate, report, study, sweep, train
 from .errors import option_names, option_spellings, run_handler
 
 #: The sub-command modules, in the order ``aligniform --help`` lists them.
-COMMANDS = (train, evaluate, demo, sweep, analyze, study, report)
+COMMANDS = (train, evaluate, demo, sweep, analyze, compare, study, report, configs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     flag takes one value (a list as ``a,b,c``). An unset flag stays ``None``,
     so it does not override the --config file.
     """
-    parser.add_argument("--config", type=Path, help="YAML config file; flags override its values")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="YAML config file, or a shipped config by name (aligniform configs); flags override it",
+    )
     hints = typing.get_type_hints(TrainConfig)
     flags = {field.name: config_flag(field) for field in config_fields()}
     for field in config_fields():

@@ -11,7 +11,14 @@ name                                   what
 ``sweeps/figure5_digits``              the same 44 encoders on sklearn digits
 ``sweeps/figure5_seeds_mnist5k``       its seed-spread precondition: 3 seeds of align + uniform
 ``sweeps/figure5_seeds_digits``        the same on digits
+``sweeps/budget_ratio_mnist5k``        W&I's weight-ratio ablation at two budgets, 3 seeds
+``sweeps/budget_ratio_digits``         the same on digits
+``sweeps/budget_debiased_mnist5k``     debiased contrastive against NT-Xent
 =====================================  ==========================================================
+
+Everywhere a config or grid path is accepted, a shipped name works too (:func:`find_config`; a path that
+exists wins): ``aligniform train --config mnist5k``, ``aligniform sweep mnist5k_correlation``.
+``aligniform configs`` lists them with :func:`config_description`.
 
 Examples:
     >>> from aligniform.configs import config_path, config_names
@@ -21,6 +28,6 @@ Examples:
     True
 """
 
-from ._find import config_names, config_path
+from ._find import config_description, config_names, config_path, find_config
 
-__all__ = ["config_names", "config_path"]
+__all__ = ["config_description", "config_names", "config_path", "find_config"]

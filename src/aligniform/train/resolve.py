@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from ..config import ConfigError, TrainConfig
+from ..configs import find_config
 from .run_folder import stored_config
 
 
@@ -22,8 +23,8 @@ def resolve_config(
     the defaults (the run folder's own checks then refuse the resume).
 
     Args:
-        source: a YAML file of option: value. (Shipped configs are found by path today, e.g.
-            :func:`aligniform.configs.config_path` of ``"mnist5k"``.)
+        source: a YAML file of option: value, or the name of a shipped config (``"mnist5k"``,
+            :func:`aligniform.configs.find_config`; a file that exists wins).
         overrides: option: value pairs applied last; ``None`` values are ignored, as for unset flags.
         resume: whether the run in ``out`` is being continued.
 
@@ -38,7 +39,7 @@ def resolve_config(
     overrides = dict(overrides or {})
     base = TrainConfig()
     if source is not None:
-        base = TrainConfig.from_yaml(source)
+        base = TrainConfig.from_yaml(find_config(source, ConfigError))
     elif resume:
         out = overrides["out"] if overrides.get("out") is not None else base.out
         folder = Path(out)
