@@ -475,7 +475,11 @@ def run_summary_study(out: str | Path, options: SummaryOptions | None = None, **
                 f"update={target} is read-only; make it writable (chmod u+w {target}) to let the summary replace "
                 "its table, or leave update out"
             )
-        updated_text = replace_between_markers(target.read_text(encoding="utf-8"), table, str(target))
+        try:
+            current = target.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # the codec's own message names no file
+            raise SummaryInputError(f"update={target} is not UTF-8 text; save it as UTF-8") from None
+        updated_text = replace_between_markers(current, table, str(target))
     print(table, flush=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
