@@ -205,7 +205,11 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """A config from a YAML file of option: value."""
-        return cls.from_dict(read_yaml_file(path, "config file") or {})
+        values = read_yaml_file(path, "config file") or {}
+        try:
+            return cls.from_dict(values)
+        except ConfigError as error:  # the value came from the file: say which
+            raise ConfigError(f"config file {path}: {error}") from None
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some options changed (``None`` values are ignored, as for unset CLI flags)."""
