@@ -236,11 +236,11 @@ def read_yaml_file(path: str | Path, what: str) -> Any:
     Examples:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
-        >>> _ = (folder / "a.yaml").write_text("epochs: [3\n")
+        >>> _ = (folder / "a.yaml").write_text("epochs: [3")
         >>> read_yaml_file(folder / "a.yaml", "config file")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        aligniform.config.ConfigError: config file .../a.yaml is not valid YAML (line 2, column 1): expected ',' or ']', but got '<stream end>'
+        aligniform.config.ConfigError: config file .../a.yaml is not valid YAML (line ...): expected ',' or ']', ...
         >>> read_yaml_file(folder, "config file")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...

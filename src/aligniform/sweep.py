@@ -110,7 +110,7 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
     Examples:
         >>> import tempfile
         >>> grid = Path(tempfile.mkdtemp()) / "grid.yaml"
-        >>> _ = grid.write_text("grid: {seed: [0, 1], lr: [0.1, 0.2, 0.3]}\n")
+        >>> _ = grid.write_text("grid: {seed: [0, 1], lr: [0.1, 0.2, 0.3]}")
         >>> len(load_grid(grid))
         6
         >>> load_grid(grid, max_runs=4)  # doctest: +ELLIPSIS

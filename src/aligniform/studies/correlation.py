@@ -38,12 +38,12 @@ from typing import Any
 
 from .._numerics import is_finite_number as _finite
 from .._validation import check_positive_int
-from ..sweep import MAX_RUNS
 from ..stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     CONFIDENCE,
 )
+from ..sweep import MAX_RUNS
 from .common import build_options, options_dict, write_outputs
 from .correlation_data import (
     ACCURACIES,
