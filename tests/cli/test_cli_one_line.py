@@ -206,6 +206,8 @@ INTERRUPTED_TWICE = textwrap.dedent(
     import argparse, os, signal, sys, time
     from aligniform.cli.errors import run_handler
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the tests run in background
+
     def handler(args):
         try:
             os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C

@@ -130,10 +130,10 @@ def interrupt_once() -> Iterator[None]:
 
     A second Ctrl-C while the first one's cleanup runs (closing data loaders, removing partial files)
     would otherwise interrupt the cleanup and end the process by the signal instead of exit code
-    :data:`EXIT_INTERRUPTED`. Outside the main thread (where Python cannot set signal handlers) the
-    block runs unchanged.
+    :data:`EXIT_INTERRUPTED`. Outside the main thread, or where SIGINT is ignored, the block runs unchanged.
     """
-    if threading.current_thread() is not threading.main_thread():
+    # Outside the main thread Python cannot set handlers; an ignored SIGINT (a background job) stays ignored.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         yield
         return
     interrupted = False
