@@ -107,3 +107,35 @@ def test_resolve_config_errors_are_option_errors_naming_the_option(tmp_path):
         resolve_config(overrides={"out": " "})
     assert raised.value.options == ("out",) and "`out` is empty" in str(raised.value)
     assert issubclass(ConfigError, OptionError) and issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "value,kind", [(True, int), (False, int), (True, float), (True, int | None), ([1, True], list[int])]
+)
+def test_a_yaml_boolean_is_no_number(value, kind):
+    with pytest.raises(ConfigError, match="must be of type"):
+        parse_value(value, kind, "epochs")
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"epochs: [3\n", r"config file .*c\.yaml is not valid YAML \(line 2, column 1\): expected ',' or '\]'"),
+        (b"a: 1\n  b: 2\n", r"is not valid YAML \(line 2, column 4\): mapping values are not allowed here$"),
+        (b"dataset: \xe9\n", r"config file .*c\.yaml is not UTF-8 text \(byte 9 cannot be decoded\)"),
+        (b"epochs: yes\n", r"config file .*c\.yaml: epochs must be of type int, got True"),
+    ],
+)
+def test_config_file_errors_are_one_line_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as raised:
+        TrainConfig.from_yaml(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_config_file_that_is_a_folder_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        TrainConfig.from_yaml(tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")

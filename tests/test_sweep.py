@@ -138,3 +138,55 @@ def test_a_run_refused_by_train_fails_alone_and_the_sweep_says_which(tmp_path, c
     assert f"{failing}: FAILED (exit 2)" in captured.out and "Traceback" not in captured.err
     assert captured.err.strip().splitlines() == [captured.err.strip()] and failing in captured.err
     assert len(read_sweep(tmp_path / "s")) == 1
+
+
+def test_grid_size_is_the_product_of_list_lengths_plus_listed_runs():
+    from aligniform.sweep import grid_size
+
+    assert grid_size({"a": [1, 2], "b": [1, 2, 3]}, []) == 6
+    assert grid_size({"a": [1, 2]}, [{}, {}]) == 4
+    assert grid_size({}, []) == 1  # the base alone is one run
+    assert grid_size({f"o{i}": list(range(8)) for i in range(10)}, []) == 8**10
+
+
+def test_a_grid_above_max_runs_is_refused_before_any_run_is_checked(tmp_path, monkeypatch):
+    from aligniform import sweep
+    from aligniform.errors import OptionError
+
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE, grid={f"o{i}": list(range(8)) for i in range(10)})
+    checked = []
+    monkeypatch.setattr(sweep.TrainConfig, "from_dict", lambda values: checked.append(values))
+    with pytest.raises(OptionError, match=r"makes 1,073,741,824 runs \(grid 8 x 8 .*more than `max_runs` \(10,000\)"):
+        load_grid(grid)
+    assert checked == []
+    with pytest.raises(ConfigError, match="`max_runs`"):
+        sweep.run_sweep(grid, tmp_path / "out", emit_commands=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_max_runs_is_a_limit_on_grid_and_listed_runs_together(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE, grid={"seed": [0, 1, 2]}, runs=[{"seed": 7}])
+    assert len(load_grid(grid, max_runs=4)) == 4
+    assert len(load_grid(grid, max_runs=None)) == 4
+    with pytest.raises(ConfigError, match=r"makes 4 runs \(grid 3 \+ 1 listed runs\), more than `max_runs` \(3\)"):
+        load_grid(grid, max_runs=3)
+    with pytest.raises(ValueError, match="max_runs"):
+        load_grid(grid, max_runs=0)
+
+
+def test_the_grid_is_expanded_lazily(tmp_path, monkeypatch):
+    """Runs are checked one at a time as the product yields them: a bad first run stops before the rest."""
+    from aligniform import sweep
+
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE, grid={"epochs": [0, 1, 2], "seed": list(range(100))})
+    seen = []
+    original = sweep.TrainConfig.from_dict
+
+    def spy(values):
+        seen.append(values)
+        return original(values)
+
+    monkeypatch.setattr(sweep.TrainConfig, "from_dict", spy)
+    with pytest.raises(ConfigError, match="run 0 of"):
+        load_grid(grid)
+    assert len(seen) == 1

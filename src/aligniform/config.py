@@ -205,14 +205,11 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """A config from a YAML file of option: value."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+        values = read_yaml_file(path, "config file") or {}
         try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-        return cls.from_dict(values)
+            return cls.from_dict(values)
+        except ConfigError as error:  # the value came from the file: say which
+            raise ConfigError(f"config file {path}: {error}") from None
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some options changed (``None`` values are ignored, as for unset CLI flags)."""
@@ -224,6 +221,47 @@ class TrainConfig:
     def option_names(cls) -> list[str]:
         """The names of all options, in field order."""
         return [f.name for f in fields(cls)]
+
+
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """The content of a YAML file, or a one-line :class:`ConfigError` naming the file and what is wrong with it.
+
+    A missing file, a folder, text that is not UTF-8 and a YAML syntax error (with its line, column and
+    problem) each get one line; yaml's own message takes five to seven.
+
+    Args:
+        path: the file.
+        what: what the file is, to start the message: ``"config file"``, ``"sweep grid file"``.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.yaml").write_text("epochs: [3")
+        >>> read_yaml_file(folder / "a.yaml", "config file")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        aligniform.config.ConfigError: config file .../a.yaml is not valid YAML (line ...): expected ',' or ']', ...
+        >>> read_yaml_file(folder, "config file")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        aligniform.config.ConfigError: config file ... is a folder, not a file; give the path of a YAML file
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder, not a file; give the path of a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{what} {path} is not valid YAML{where}: {' '.join(str(problem).split())}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text (byte {error.start} cannot be decoded); save it as UTF-8"
+        ) from None
 
 
 def parse_value(value: Any, default_or_type: Any, name: str) -> Any:
@@ -310,6 +348,8 @@ def _read(value: Any, kind: Any) -> Any:
                 raise ValueError(value)
             return value.lower() in _TRUE
         return bool(value)
+    if kind in (int, float) and isinstance(value, bool):
+        raise ValueError(value)  # YAML's `true` is no number (int(True) would quietly read it as 1)
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
             raise ValueError(value)

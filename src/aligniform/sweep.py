@@ -14,7 +14,9 @@ A grid file (YAML)::
 Each run lives in ``OUT/<name>/`` (name = index + a hash of its options) and
 is skipped when it has finished with these options
 (:func:`aligniform.train.reuse.finished_results`), so a killed sweep resumes.
-A grid may not set ``out`` (the sweep names the folders); ``progress`` is
+A grid of more than :data:`MAX_RUNS` (10,000) runs is refused before it is expanded unless the caller
+raises ``max_runs`` (``aligniform sweep --max-runs N``): the count is the product of the grid's list
+lengths plus the listed runs. A grid may not set ``out`` (the sweep names the folders); ``progress`` is
 ignored (runs write to their ``train.log``). A run that fails is reported on its
 own line with the last line of its log; the others go on, and the sweep ends
 with :class:`SweepRunsFailed` listing the failed runs.
@@ -27,6 +29,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -37,10 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from ._validation import check_positive_int
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, read_yaml_file
 from .configs import find_config
 from .train.reuse import finished_results
 
@@ -71,20 +72,57 @@ RESERVED_OPTIONS = ("out",)
 IGNORED_OPTIONS = ("progress",)
 
 
-def load_grid(path: str | Path) -> list[SweepRun]:
+#: The most runs a grid file may expand to unless the caller raises ``max_runs``: a sweep's runs are each
+#: validated (and, in the sweep folder, trained) one by one, so a typo such as ten options of eight values
+#: (about 10^9 runs) would otherwise exhaust the memory or run for ever.
+MAX_RUNS = 10_000
+
+
+def grid_size(grid: dict[str, list[Any]], explicit: list[Any]) -> int:
+    """How many runs a grid section (its cartesian product) and a runs section make, computed without expanding.
+
+    Examples:
+        >>> grid_size({"lr": [0.1, 0.2], "seed": [0, 1, 2]}, [{"epochs": 1}])
+        7
+        >>> grid_size({}, [])
+        1
+    """
+    product = math.prod(len(values) for values in grid.values()) if grid else 0
+    return max(1, product + len(explicit))
+
+
+def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRun]:
     """Expand a grid file (or a shipped grid by name, ``"mnist5k_correlation"``) into runs, validating them up front.
 
+    The number of runs is computed from the lengths of the grid's lists before anything is expanded, and a
+    grid of more than ``max_runs`` runs is refused at once; the cartesian product is then expanded lazily,
+    one run at a time.
+
+    Args:
+        path: the YAML grid file.
+        max_runs: the most runs the grid may make (default :data:`MAX_RUNS`); ``None`` for no limit.
+
     Raises:
-        ConfigError: naming the file (and the run) when the file is missing or not
-            valid YAML, a section has the wrong shape (``base`` and each entry of
-            ``runs`` are mappings, ``grid`` maps options to non-empty lists), an
-            option set is not a valid training config, a grid sets ``out``, or two
-            runs have the same options.
+        ConfigError: naming the file (and the run) when the file is missing, a folder, not UTF-8 or not
+            valid YAML, a section has the wrong shape (``base`` and each entry of ``runs`` are mappings,
+            ``grid`` maps options to non-empty lists), the grid makes more than ``max_runs`` runs, an option
+            set is not a valid training config, a grid sets ``out``, or two runs have the same options.
+
+    Examples:
+        >>> import tempfile
+        >>> grid = Path(tempfile.mkdtemp()) / "grid.yaml"
+        >>> _ = grid.write_text("grid: {seed: [0, 1], lr: [0.1, 0.2, 0.3]}")
+        >>> len(load_grid(grid))
+        6
+        >>> load_grid(grid, max_runs=4)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        aligniform.config.ConfigError: .../grid.yaml makes 6 runs (grid 2 x 3), more than `max_runs` (4); ...
     """
     path = find_config(path, ConfigError, "sweep grid file", grid=True)  # a shipped grid by name, too
-    if not path.is_file():
-        raise ConfigError(f"sweep grid file {path} does not exist")
-    spec = _read_yaml(path)
+    if max_runs is not None:
+        max_runs = check_positive_int(max_runs, "max_runs")
+    spec = read_yaml_file(path, "sweep grid file")
     if not isinstance(spec, dict) or not set(spec) <= {"base", "grid", "runs"}:
         found = sorted(map(str, spec)) if isinstance(spec, dict) else f"a YAML {type(spec).__name__}"
         raise ConfigError(f"a sweep grid file has the sections base, grid and/or runs (mappings); {path} has {found}")
@@ -96,10 +134,17 @@ def load_grid(path: str | Path) -> list[SweepRun]:
     explicit = spec.get("runs") or []
     if not isinstance(explicit, list):
         raise ConfigError(f"section runs of {path} must be a list of option mappings, got {type(explicit).__name__}")
-    option_sets = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else []
-    option_sets += [_mapping(options, f"runs entry {index}", path) for index, options in enumerate(explicit)]
-    if not option_sets:
-        option_sets = [{}]
+    count = grid_size(grid, explicit)
+    if max_runs is not None and count > max_runs:
+        shape = " x ".join(str(len(values)) for values in grid.values()) or "none"
+        listed = f" + {len(explicit)} listed runs" if explicit else ""
+        raise ConfigError(
+            f"{path} makes {count:,} runs (grid {shape}{listed}), more than `max_runs` ({max_runs:,}); "
+            f"shrink the grid, or raise `max_runs` to run them all"
+        )
+    combos = (dict(zip(grid, combo)) for combo in itertools.product(*grid.values())) if grid else iter(())
+    listed_sets = (_mapping(options, f"runs entry {index}", path) for index, options in enumerate(explicit))
+    option_sets = itertools.chain(combos, listed_sets) if grid or explicit else iter([{}])
     runs: list[SweepRun] = []
     seen: dict[str, int] = {}
     for index, options in enumerate(option_sets):
@@ -125,18 +170,6 @@ def load_grid(path: str | Path) -> list[SweepRun]:
         seen[digest] = index
         runs.append(SweepRun(f"run{index:03d}-{digest}", merged))
     return runs
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"sweep grid file {path} is not valid YAML{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"sweep grid file {path} is not a UTF-8 text file") from None
 
 
 def _mapping(value: Any, section: str, path: Path) -> dict[str, Any]:
@@ -235,6 +268,7 @@ def run_sweep(
     workers: int = 1,
     emit_commands: bool = False,
     stream: TextIO | None = None,
+    max_runs: int | None = MAX_RUNS,
 ) -> list[dict[str, Any]]:
     """Run (or print the commands of) every unfinished run, then write ``sweep.csv``.
 
@@ -245,6 +279,7 @@ def run_sweep(
         emit_commands: print one shell command per unfinished run (for a cluster
             scheduler, e.g. a SLURM array) instead of running them.
         stream: where progress lines and commands go (default: standard output).
+        max_runs: the most runs the grid may make (see :func:`load_grid`); ``None`` for no limit.
 
     Returns:
         The rows of ``sweep.csv``.
@@ -256,7 +291,7 @@ def run_sweep(
     out = Path(out)
     stream = stream or sys.stdout
     workers = check_positive_int(workers, "workers")
-    runs = load_grid(grid_file)
+    runs = load_grid(grid_file, max_runs)
     pending = [run for run in runs if _results(run, out) is None]
     if emit_commands:
         for run in pending:

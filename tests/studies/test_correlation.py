@@ -239,7 +239,7 @@ def test_failed_runs_are_listed_and_the_analysis_is_still_written(tmp_path, monk
     for run, row in zip(runs, rows):
         row["run"] = run.name
 
-    def fake_sweep(grid_file, out, workers=1):
+    def fake_sweep(grid_file, out, workers=1, max_runs=None):
         write_sweep(out, rows)
         raise SweepRunsFailed("1 of 5 run(s) failed: " + runs[4].name, [runs[4].name])
 

@@ -220,3 +220,39 @@ def test_temperature_study_with_seeds_in_worker_processes(tmp_path):
 def test_unknown_study_options_are_named():
     with pytest.raises(ValueError, match="unknown option.*stepz.*valid options: num_classes"):
         build_options(LatentClassesOptions, None, {"stepz": 3})
+
+
+# ---------------------------------------------------------------------------- options checked before `out`
+
+
+@pytest.mark.parametrize(
+    "run,overrides,message",
+    [
+        (run_theorem1_study, {"taus": (0.5, float("nan"))}, "`taus` must hold finite numbers"),
+        (run_theorem1_study, {"view_noise": -0.1}, "`view_noise` must be >= 0"),
+        (run_theorem1_study, {"encoder_objective": "nosuch(1)"}, "`encoder_objective`: "),
+        (run_theorem1_study, {"dataset": "nosuch"}, "`dataset`: unknown dataset 'nosuch'"),
+        (run_temperature_study, {"lr": float("inf")}, "`lr` must be a finite number"),
+        (run_temperature_study, {"model": "nosuch"}, "`model` must be one of"),
+        (run_temperature_study, {"linear_probe": "long"}, "`linear_probe` must be one of short, paper, none"),
+        (run_latent_classes_study, {"lr": -1.0}, "`lr` must be a positive number"),
+        (run_latent_classes_study, {"within_class_spread": float("nan")}, "`within_class_spread` must be a finite"),
+    ],
+)
+def test_the_library_refuses_a_bad_study_option_before_creating_out(tmp_path, run, overrides, message):
+    from aligniform.errors import OptionError
+
+    out = tmp_path / "out"
+    with pytest.raises(OptionError, match=message) as raised:
+        run(out, progress=False, **overrides)
+    assert raised.value.options[0] == next(iter(overrides))
+    assert not out.exists()
+
+
+def test_validate_study_options_leaves_a_good_study_alone():
+    from aligniform.studies import STUDIES
+    from aligniform.studies.options import validate_study_options
+
+    for _, options_class in STUDIES.values():
+        defaults = options_class()
+        assert validate_study_options(defaults) is defaults

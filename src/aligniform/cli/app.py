@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from . import analyze, compare, configs, demo, evaluate, report, study, sweep, train
-from .errors import option_names, option_spellings, run_handler
+from .errors import OneLineParser, option_names, option_spellings, run_handler
 
 #: The sub-command modules, in the order ``aligniform --help`` lists them.
 COMMANDS = (train, evaluate, demo, sweep, analyze, compare, study, report, configs)
@@ -20,10 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
         >>> args.command, args.epochs, args.progress
         ('train', 3, False)
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="aligniform",
         description="Train and judge encoders on the hypersphere: alignment, uniformity, contrastive losses.",
     )
+    # The sub-parsers are OneLineParsers too (add_subparsers uses the parser's class).
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)
@@ -36,5 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``aligniform`` with these arguments (default: the process's); return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's parser, so the line names the command and its --help
+        commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     return run_handler(args)

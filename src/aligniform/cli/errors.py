@@ -10,12 +10,15 @@ what they computed before they save it, so a failure to save loses nothing the t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
+import signal
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..config import ConfigError
 from ..errors import render_options
@@ -34,6 +37,31 @@ class UserError(Exception):
     Raised by the command modules, whose messages may spell flags directly (``--max-pairs``); an option
     named in backticks is spelled as the command spells it, as in library errors (:func:`spell_options`).
     """
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, ``aligniform train: error: ...``, and exit code 2.
+
+    argparse prints the whole usage block above its error; the block says nothing about the mistake and
+    pushes the line that does off a small terminal. ``--help`` stays complete.
+
+    Examples:
+        >>> parser = OneLineParser(prog="aligniform train")
+        >>> _ = parser.add_argument("--epochs", type=int)
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+        ...     try:
+        ...         parser.parse_args(["--epochs", "nan"])
+        ...     except SystemExit as exit:
+        ...         print(exit.code)
+        2
+        >>> print(err.getvalue().strip())
+        aligniform train: error: argument --epochs: invalid int value: 'nan' (see aligniform train --help)
+    """
+
+    def error(self, message: str) -> NoReturn:
+        line = " ".join(message.split())  # argparse's messages may wrap a list of choices
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {line} (see {self.prog} --help)\n")
 
 
 # errno -> (what went wrong, what to do); the path and the option that named it are added in front.
@@ -70,29 +98,59 @@ def run_handler(args: argparse.Namespace) -> int:
         >>> print(err.getvalue().strip())
         aligniform demo: error: --epochs must be at least 1
     """
+    with interrupt_once():
+        try:
+            return args.handler(args)
+        except ModuleNotFoundError as error:  # an optional package: name the extra that provides it
+            print(f"aligniform {args.command}: error: {missing_module_message(error, args.command)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        # train/ and sweep.py need the 'train' extra, so their error classes are looked up only once a command
+        # loaded them (a module's error is raised only once it is imported): the core install runs `analyze`.
+        except _loaded("train", "TrainingDiverged") as error:
+            print(f"aligniform: training stopped: {spell_options(error, args)}", file=sys.stderr)
+            return EXIT_DIVERGED
+        except _loaded("sweep", "SweepRunsFailed") as error:
+            print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
+            return EXIT_DIVERGED
+        except (ConfigError, UserError, ValueError, ImportError) as error:  # DatasetError, CheckpointError: ValueErrors
+            print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except OSError as error:
+            described = spell_options(describe_os_error(error, args), args)
+            print(f"aligniform {args.command}: error: {described}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            print("aligniform: interrupted; resume a training run with --resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """Run the block with Ctrl-C raising ``KeyboardInterrupt`` once; further Ctrl-Cs are ignored.
+
+    A second Ctrl-C while the first one's cleanup runs (closing data loaders, removing partial files)
+    would otherwise interrupt the cleanup and end the process by the signal instead of exit code
+    :data:`EXIT_INTERRUPTED`. Outside the main thread, or where SIGINT is ignored, the block runs unchanged.
+    """
+    # Outside the main thread Python cannot set handlers; an ignored SIGINT (a background job) stays ignored.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        yield
+        return
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:  # the first one is being handled: let its cleanup finish
+            return
+        interrupted = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return args.handler(args)
-    except ModuleNotFoundError as error:  # an optional package: name the extra that provides it
-        print(f"aligniform {args.command}: error: {missing_module_message(error, args.command)}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    # train/ and sweep.py need the 'train' extra, so their error classes are looked up only once a command loaded them
-    # (an error of a module can only be raised once it is imported): the core install runs `analyze` without them.
-    except _loaded("train", "TrainingDiverged") as error:
-        print(f"aligniform: training stopped: {spell_options(error, args)}", file=sys.stderr)
-        return EXIT_DIVERGED
-    except _loaded("sweep", "SweepRunsFailed") as error:
-        print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
-        return EXIT_DIVERGED
-    except (ConfigError, UserError, ValueError, ImportError) as error:  # DatasetError, CheckpointError: ValueErrors
-        print(f"aligniform {args.command}: error: {spell_options(error, args)}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as error:
-        described = spell_options(describe_os_error(error, args), args)
-        print(f"aligniform {args.command}: error: {described}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("aligniform: interrupted; resume a training run with --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        yield
+    finally:
+        # After an interrupt the process is about to exit 130: a late Ctrl-C must not change that.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted else (previous or signal.SIG_DFL))
 
 
 def spell_options(error: BaseException | str, args: argparse.Namespace) -> str:

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from ..studies import STUDY_NAMES  # the package loads each study on first use: listing them imports none
-from .errors import UserError, path_argument
+from .errors import UserError, path_argument, spell_options
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,9 +26,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Print the study's options, or run it with the --set overrides."""
+    """Print the study's options, or run it with the --set overrides.
+
+    Every option is read and checked (:func:`~aligniform.studies.common.build_options`) before ``--out`` is
+    looked at, so a refused option leaves the file system as it was. Errors name a study option
+    ``--set NAME`` (through ``args.handler_spellings``, see :func:`aligniform.cli.errors.spell_options`).
+    """
     from .._validation import check_output_path
     from ..studies import load_study
+    from ..studies.common import build_options
     from ..studies.options import parse_study_options
 
     run_study, options_class = load_study(args.name)
@@ -36,12 +42,16 @@ def handle(args: argparse.Namespace) -> int:
         for field in dataclasses.fields(options_class):
             print(f"{field.name} = {field.default!r}")
         return 0
-    if args.out is None:
-        raise UserError("study needs --out DIR")
+    fields = {field.name for field in dataclasses.fields(options_class)}
+    args.handler_spellings = lambda name: f"--set {name}" if name in fields else None
     try:
         overrides = parse_study_options(options_class, args.set)
-        options_class(**overrides)  # the options' own checks, before anything is written
+        build_options(options_class, None, overrides)  # every check, before anything is written
     except ValueError as error:
-        raise UserError(f"--set {error}") from None
+        message = spell_options(error, args)
+        # Messages that name their option without backticks still read as a --set option.
+        raise UserError(message if "--set " in message else f"--set {message}") from None
+    if args.out is None:
+        raise UserError("study needs --out DIR")
     run_study(check_output_path(args.out, "--out", folder=True), **overrides)
     return 0

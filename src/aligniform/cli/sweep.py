@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..sweep import MAX_RUNS
 from .errors import UserError, path_argument
 
 
@@ -22,6 +23,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="print one `aligniform train` command per unfinished run (for a cluster scheduler)",
     )
+    parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=MAX_RUNS,
+        help=f"refuse a grid of more runs than this (default {MAX_RUNS:,}; counted before the grid is expanded)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -32,7 +39,7 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.workers <= 0:
         raise UserError(f"--workers must be a positive integer, got {args.workers}")
-    load_grid(args.grid)  # a malformed grid is refused before the sweep folder is touched
+    load_grid(args.grid, args.max_runs)  # a malformed or oversized grid is refused before the sweep folder is touched
     out = check_output_path(args.out, "--out", folder=True)
-    run_sweep(args.grid, out, workers=args.workers, emit_commands=args.emit_commands)
+    run_sweep(args.grid, out, workers=args.workers, emit_commands=args.emit_commands, max_runs=args.max_runs)
     return 0

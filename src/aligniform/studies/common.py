@@ -50,8 +50,11 @@ def build_options(
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+    from .options import validate_study_options
+
     base = options if options is not None else options_class()
-    return dataclasses.replace(base, **overrides)  # runs __post_init__'s checks again
+    # replace() runs __post_init__'s checks again; then what would fail only after the output folder is made.
+    return validate_study_options(dataclasses.replace(base, **overrides))
 
 
 def options_dict(options: Any) -> dict:

@@ -43,6 +43,7 @@ from ..stats import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
 )
+from ..sweep import MAX_RUNS
 from .common import build_options, options_dict, write_outputs
 from .correlation_data import (
     ACCURACIES,
@@ -104,6 +105,8 @@ class CorrelationOptions:
         resamples: bootstrap resamples (the design: 10,000).
         seed: seed of ``numpy.random.default_rng`` drawing the bootstrap resamples (the design: 0).
         collapse_threshold: L_uniform(t = 2) above which an encoder counts as collapsed (the design: −0.5).
+        max_runs: the most runs the grid may make (:data:`aligniform.sweep.MAX_RUNS`, 10,000); a larger grid
+            is refused before it is expanded.
     """
 
     grid: str | None = None
@@ -113,10 +116,12 @@ class CorrelationOptions:
     resamples: int = BOOTSTRAP_RESAMPLES
     seed: int = BOOTSTRAP_SEED
     collapse_threshold: float = COLLAPSE_THRESHOLD
+    max_runs: int = MAX_RUNS
 
     def __post_init__(self) -> None:
         check_positive_int(self.workers, "workers")
         check_positive_int(self.resamples, "resamples")
+        check_positive_int(self.max_runs, "max_runs")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer (numpy's default_rng), got {self.seed!r}")
         if isinstance(self.collapse_threshold, bool) or not _finite(self.collapse_threshold):
@@ -126,12 +131,12 @@ class CorrelationOptions:
 # ----------------------------------------------------------------------------- the study
 
 
-def unfinished_runs(grid: Path, rows: list[dict]) -> list[dict]:
+def unfinished_runs(grid: Path, rows: list[dict], max_runs: int | None = MAX_RUNS) -> list[dict]:
     """The grid's runs without a row in sweep.csv (failed or never run): name and options."""
     from ..sweep import load_grid
 
     finished = {row.get("run") for row in rows}
-    return [{"run": run.name, "options": run.options} for run in load_grid(grid) if run.name not in finished]
+    return [{"run": run.name, "options": run.options} for run in load_grid(grid, max_runs) if run.name not in finished]
 
 
 def run_correlation_study(out: str | Path, options: CorrelationOptions | None = None, **overrides: Any) -> dict:
@@ -156,7 +161,7 @@ def run_correlation_study(out: str | Path, options: CorrelationOptions | None = 
     failure: SweepRunsFailed | None = None
     if not options.reuse:
         try:
-            run_sweep(grid, out, workers=options.workers)
+            run_sweep(grid, out, workers=options.workers, max_runs=options.max_runs)
         except SweepRunsFailed as error:
             failure = error
     if not (out / "sweep.csv").is_file():
@@ -165,7 +170,7 @@ def run_correlation_study(out: str | Path, options: CorrelationOptions | None = 
     backbones = add_backbone_accuracies(rows, out)
     flag_collapsed(rows, options.collapse_threshold)
     # In reuse mode without a grid we do not know which grid made the folder: no list of unfinished runs.
-    unfinished = unfinished_runs(grid, rows) if options.grid is not None or not options.reuse else []
+    unfinished = unfinished_runs(grid, rows, options.max_runs) if options.grid is not None or not options.reuse else []
 
     results = analyse(rows, options, seed_spread)
     results.update(

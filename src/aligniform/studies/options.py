@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Iterable
 from typing import Any
 
-from ..config import parse_value
+from ..config import ConfigError, TrainConfig, parse_value
+from ..errors import OptionError
 
 
 def parse_study_options(options_class: type, assignments: Iterable[str]) -> dict[str, Any]:
@@ -89,3 +91,73 @@ def check_study_option(name: str, value: Any) -> Any:
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value}")
     return value
+
+
+#: Study option -> the :class:`~aligniform.config.TrainConfig` field it sets in the runs a study trains; checked
+#: as the training config checks it. ``lr`` is checked in every study (each optimiser needs a positive rate),
+#: the others only in the studies that train image encoders (those with a ``dataset`` option).
+TRAINING_OPTIONS = {
+    "lr": "lr",
+    "epochs": "epochs",
+    "encoder_epochs": "epochs",
+    "batch_size": "batch_size",
+    "dim": "dim",
+    "encoder_objective": "objective",
+    "linear_probe": "linear_probe",
+    "schedule": "schedule",
+    "warmup_epochs": "warmup_epochs",
+    "device": "device",
+}
+
+
+def validate_study_options(options: Any) -> Any:
+    """``options`` (a study's options dataclass) if every value can run, else an :class:`OptionError` naming it.
+
+    What the options class does not check itself but would fail only once the study has started (and
+    created its output folder): a number that is not finite (``nan``, ``inf``, also inside a list), an
+    option of the study's training runs that :class:`~aligniform.config.TrainConfig` refuses (see
+    :data:`TRAINING_OPTIONS`), an unknown ``dataset`` or ``model``.
+
+    Examples:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class Options:
+        ...     taus: tuple[float, ...] = (0.5, 1.0)
+        ...     lr: float = 0.1
+        >>> validate_study_options(Options(taus=(0.5, float("nan"))))
+        Traceback (most recent call last):
+        ...
+        aligniform.errors.OptionError: `taus` must hold finite numbers, got (0.5, nan)
+        >>> validate_study_options(Options(lr=-1.0))
+        Traceback (most recent call last):
+        ...
+        aligniform.errors.OptionError: `lr` must be a positive number, got -1.0
+    """
+    values = {field.name: getattr(options, field.name) for field in dataclasses.fields(options)}
+    for name, value in values.items():
+        items = value if isinstance(value, (tuple, list)) else [value]
+        if any(isinstance(item, float) and not math.isfinite(item) for item in items):
+            described = "hold finite numbers" if isinstance(value, (tuple, list)) else "be a finite number"
+            raise OptionError(f"`{name}` must {described}, got {value!r}")
+    trains_encoders = "dataset" in values
+    for name, field in TRAINING_OPTIONS.items():
+        if name not in values or (name != "lr" and not trains_encoders):
+            continue
+        try:
+            TrainConfig.from_dict({field: values[name]})
+        except ConfigError as error:
+            message = str(error)
+            # TrainConfig's messages start with its field's name ("lr must be ..." or "objective: ...").
+            rest = message[len(field) :] if message.startswith(field) else f": {message}"
+            raise OptionError(f"`{name}`{rest}") from None
+    if trains_encoders:
+        from ..data.dataset import dataset_info
+        from ..models.registry import MODELS
+
+        try:
+            dataset_info(values["dataset"])
+        except ValueError as error:
+            raise OptionError(f"`dataset`: {error}") from None
+        if "model" in values and values["model"] not in MODELS:
+            raise OptionError(f"`model` must be one of {', '.join(MODELS)}, got {values['model']!r}")
+    return options

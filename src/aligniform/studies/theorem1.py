@@ -53,6 +53,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data.synthetic import mixture_positive_pairs
+from ..errors import OptionError
 from ..losses import contrastive_loss
 from ..losses.candidates import softmax_terms
 from ..plots import plot_theorem1, plot_theorem1_gaps, save_figure
@@ -119,6 +120,9 @@ class Theorem1Options:
             raise ValueError(f"taus must be positive temperatures, got {self.taus}")
         if not self.negatives or self.negatives[0] < 1:
             raise ValueError(f"negatives must be numbers M >= 1, got {self.negatives}")
+        for name in ("spread", "view_noise"):  # noise scales: a negative one is a typo, not a scale
+            if getattr(self, name) < 0:
+                raise OptionError(f"`{name}` must be >= 0, got {getattr(self, name)!r}")
         if self.repeats < 2:
             raise ValueError(f"repeats must be >= 2 (a std needs two batches), got {self.repeats}")
         if self.population < 4 * (self.negatives[-1] + 1):
