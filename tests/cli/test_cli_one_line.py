@@ -196,7 +196,7 @@ def test_summary_update_file_that_is_not_utf8_names_it(capsys, tmp_path):
     update = tmp_path / "REPRODUCTION.md"
     update.write_bytes(b"# Reproduction\n\xff\n")
     argv = ["study", "summary", "--set", f"update={update}", "--out", str(tmp_path / "summary")]
-    refused_in(capsys, tmp_path, argv, "study", f"update={update} is not UTF-8 text")
+    refused_in(capsys, tmp_path, argv, "study", f"--set update {update} is not UTF-8 text")
 
 
 # ----------------------------------------------------------------------------- Ctrl-C
