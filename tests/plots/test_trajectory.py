@@ -110,3 +110,20 @@ def test_a_single_point_and_a_long_run_draw(tmp_path):
     long_run = [{"step": s, "alignment": a, "uniformity": u} for s, (a, u) in enumerate(rng.random((400, 2)))]
     plot_trajectory(long_run, out=tmp_path / "long")
     assert (tmp_path / "long.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        [(0.50, -1.00), (0.90, -2.00), (0.5001, -1.0001)],  # loops back: the end next to the start
+        [(0.50, -1.00), (0.5002, -1.0001)],  # a short run: two close points
+        [(0.50, -1.00), (0.40, -3.00), (0.30, -1.00), (0.49, -1.01)],  # ends just below-left of the start
+    ],
+)
+def test_start_and_end_labels_never_overlap(points):
+    records = [{"epoch": e, "alignment": a, "uniformity": u} for e, (a, u) in enumerate(points, start=1)]
+    figure = plot_trajectory(records)
+    renderer = figure.canvas.get_renderer()
+    labels = {text.get_text(): text.get_window_extent(renderer) for text in figure.axes[0].texts}
+    assert set(labels) == {"start", "end"}
+    assert not labels["start"].overlaps(labels["end"])

@@ -230,9 +230,34 @@ def _draw_path(figure: Figure, axes, label: str, path: Trajectory, color: str | 
     axes.scatter(x[:1], y[:1], s=90, facecolors="white", edgecolors=edge, linewidths=1.5, marker="o", zorder=5)
     axes.scatter(x[-1:], y[-1:], s=150, color=color or "black", edgecolors="white", marker="*", zorder=5)
     if color is None:
-        ends = [(0, "start"), (len(x) - 1, "end")] if len(x) > 1 else [(0, "start")]
-        for point, text in ends:
-            axes.annotate(text, (x[point], y[point]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        _label_ends(axes, np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+
+
+def _label_ends(axes, x: np.ndarray, y: np.ndarray) -> None:
+    """Write "start" and "end" beside the path's two ends, each on the side facing away from the other end.
+
+    Both labels at the same offset would overlap whenever the run ends near where it started (a short run,
+    or a path that loops back); pushing them apart along the start-to-end direction keeps them apart.
+    """
+    if len(x) == 1:
+        axes.annotate("start", (x[0], y[0]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        return
+    # The direction in axis units (the path spans the plot), so that x and y steps weigh alike.
+    spans = [float(np.ptp(v)) or 1.0 for v in (x, y)]
+    direction = np.array([(x[-1] - x[0]) / spans[0], (y[-1] - y[0]) / spans[1]])
+    length = float(np.hypot(*direction))
+    direction = direction / length if length > 1e-9 else np.array([1.0, 1.0]) / np.sqrt(2.0)
+    for index, text, sign in ((0, "start", -1.0), (len(x) - 1, "end", 1.0)):
+        dx, dy = sign * 9.0 * direction
+        axes.annotate(
+            text,
+            (x[index], y[index]),
+            textcoords="offset points",
+            xytext=(dx, dy),
+            ha="left" if dx >= 0 else "right",
+            va="bottom" if dy >= 0 else "top",
+            fontsize=8,
+        )
 
 
 def _load_runs(records_or_runs) -> dict[str, list[Mapping]]:
