@@ -149,17 +149,40 @@ def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False)
             f"{folder} already holds a run ({', '.join(found)}); continue it with `resume`, replace it with "
             f"`overwrite`, or choose another `out`"
         )
-    if resume and not (folder / "checkpoint.pt").is_file() and not (folder / "config.yaml").is_file():
-        raise CheckpointError(
-            f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
-            f"start it without `resume`"
+    linked = [name for name in (*RUN_FILES, LOCK_FILE) if (folder / name).is_symlink()]
+    if linked:
+        raise RunFolderError(
+            f"{folder / linked[0]} is a symbolic link; aligniform writes a run's files only in the run folder "
+            f"itself, never through a link: replace the link by the file it points to, or choose another `out`"
         )
+    if resume and not (folder / "checkpoint.pt").is_file():
+        finished = [name for name in ("best.pt", "results.json", "metrics.jsonl") if _holds_something(folder / name)]
+        if finished:
+            # Starting over would replace what these files hold with a new epoch 1.
+            raise CheckpointError(
+                f"checkpoint {folder / 'checkpoint.pt'} is missing but the run has finished epochs "
+                f"({', '.join(finished)}); `resume` cannot continue it. Copy best.pt to checkpoint.pt to resume "
+                f"from the best epoch, or replace the run with `overwrite`"
+            )
+        if not (folder / "config.yaml").is_file():
+            raise CheckpointError(
+                f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
+                f"start it without `resume`"
+            )
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunFolderError(
             f"cannot write in {existing} (permission denied); make it writable or choose another `out`"
         )
     return folder
+
+
+def _holds_something(path: Path) -> bool:
+    """Whether ``path`` is a non-empty file (an empty metrics.jsonl records no epoch)."""
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def stored_run(out: str | Path) -> tuple[TrainConfig, int]:

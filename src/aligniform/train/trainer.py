@@ -32,7 +32,14 @@ from ..evaluate import embed_view_pairs, extract_features, knn_accuracy, recompu
 from ..metrics import alignment, uniformity
 from ..models import resolve_eval_layer
 from ..objective import Objective
-from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import (
+    CheckpointError,
+    ModelInfo,
+    damaged_checkpoint,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
 from .lifecycle import RunFolder, check_processes, prepare_on_main
 from .moco import FeatureQueue, MomentumEncoder
@@ -123,15 +130,26 @@ class Trainer:
         return self.config.batch_size // self.context.world_size
 
     def _check_batch_size(self) -> None:
-        """The global batch splits evenly over the processes and fits in the training set."""
+        """The global batch splits evenly over the processes and fits in the training set; so does ``knn_k``.
+
+        Checked when the trainer is built, before the run folder is written: a value the data cannot take must
+        not fail at the end of the first epoch, after the folder was started (or an old run replaced).
+        """
         world = self.context.world_size
         if self.config.batch_size % world:
             raise ConfigError(
-                f"batch_size {self.config.batch_size} must be divisible by the number of processes ({world})"
+                f"`batch_size` {self.config.batch_size} must be divisible by the number of processes ({world})"
             )
         if self.config.batch_size > len(self.data.train):
             raise ConfigError(
-                f"batch_size {self.config.batch_size} is larger than the training set ({len(self.data.train)} images)"
+                f"`batch_size` {self.config.batch_size} is larger than the training set ({len(self.data.train)} images)"
+            )
+        # The monitor's k-NN searches the bank, the smallest labelled set a run's k-NN uses.
+        smallest = min(len(self.data.bank), len(self.data.labelled_train))
+        if self.config.knn_k > smallest:
+            raise ConfigError(
+                f"`knn_k` ({self.config.knn_k}) must not exceed the number of labelled training samples the "
+                f"k-NN accuracy searches ({smallest})"
             )
 
     def _autocast(self):
@@ -182,8 +200,16 @@ class Trainer:
         )
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a checkpoint's state (see :meth:`state_dict`)."""
+        """Continue from a checkpoint's state (see :meth:`state_dict`).
+
+        Raises:
+            CheckpointError: the state does not fit this trainer, or a part of it is damaged (one line).
+        """
         check_processes(state, self.context.world_size)
+        with damaged_checkpoint(self.out / "checkpoint.pt"):
+            self._load_state_dict(state)
+
+    def _load_state_dict(self, state: dict) -> None:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as error:
