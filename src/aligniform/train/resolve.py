@@ -48,7 +48,7 @@ def resolve_config(
             # A file given on resume changes only the options it sets: those it leaves out keep the run's values
             # (not the defaults, which would read as changes the resume must refuse).
             values = stored_config(folder).to_dict()
-            if from_file is not None:
+            if source is not None and from_file is not None:
                 values.update({name: getattr(from_file, name) for name in _options_in(source)})
             base = TrainConfig.from_dict(values)
     return base.replace(**overrides)

@@ -349,7 +349,7 @@ class Trainer:
             z = self.key_encoder(images)
         return self._on_sphere(z)
 
-    def _objective_features(self):
+    def _objective_features(self) -> contextlib.AbstractContextManager[None]:
         """Raw encoder outputs for an objective that wants them (``Objective.unit_features`` False)."""
         return contextlib.nullcontext() if self.raw_output is None else self.raw_output.active()
 
