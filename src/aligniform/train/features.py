@@ -22,12 +22,12 @@ class RawOutput:
 
     Examples:
         >>> from aligniform.models import build_model
-        >>> model = build_model("mlp", dim=4, in_channels=1, image_size=8)
+        >>> model = build_model("convnet", dim=4, in_channels=1, image_size=28)
         >>> raw = RawOutput(model)
         >>> with raw.active():
-        ...     bool((model(torch.rand(3, 1, 8, 8)).norm(dim=1) - 1).abs().max() > 1e-3)
+        ...     bool((model(torch.rand(3, 1, 28, 28)).norm(dim=1) - 1).abs().max() > 1e-3)
         True
-        >>> bool((model(torch.rand(3, 1, 8, 8)).norm(dim=1) - 1).abs().max() < 1e-5)
+        >>> bool((model(torch.rand(3, 1, 28, 28)).norm(dim=1) - 1).abs().max() < 1e-5)
         True
     """
 
