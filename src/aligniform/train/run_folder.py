@@ -18,7 +18,6 @@ import contextlib
 import datetime
 import os
 import re
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from .._io import write_atomic
 from ..config import TrainConfig
 from .checkpoint import CheckpointError, load_checkpoint
 
-#: The files (and folder) whose presence means a folder holds a run, in the order ``overwrite`` removes them.
+#: The files (and folder) whose presence means a folder holds a run, in the order an overwrite moves them in.
 RUN_FILES = (
     "checkpoint.pt",
     "best.pt",
@@ -292,21 +291,6 @@ def write_text_atomic(path: str | Path, text: str, point: str | None = None) -> 
         stream.write(data)
 
     write_atomic(path, write, point)
-
-
-def remove_run_files(out: str | Path) -> list[str]:
-    """Remove the run in ``out`` (its :data:`RUN_FILES`; nothing else), for ``overwrite``; return what went."""
-    folder, removed = Path(out), []
-    for name in RUN_FILES:
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        else:
-            continue
-        removed.append(name)
-    return removed
 
 
 def remove_stale_temporaries(out: str | Path) -> list[str]:
