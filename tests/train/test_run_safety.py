@@ -80,12 +80,12 @@ def test_every_damaged_checkpoint_is_a_one_line_checkpoint_error(checkpoint, tra
     assert refused >= 60
 
 
-def test_a_checkpoint_without_config_is_refused_at_load(checkpoint, tmp_path):
+def test_a_checkpoint_without_config_is_refused_at_restore(checkpoint, tmp_path):
     _, state = checkpoint
     path = tmp_path / "c.pt"
     torch.save({k: v for k, v in state.items() if k != "config"}, path)
     with pytest.raises(CheckpointError, match="has no config"):
-        load_checkpoint(path)
+        restore_encoder(path)
 
 
 def test_weights_of_another_model_are_refused_in_one_line(checkpoint, tmp_path):

@@ -175,7 +175,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise _corrupt(path, error) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an aligniform checkpoint (expected format {FORMAT})")
-    check_state(state, path)
+    check_state(state, path, required=())  # what a full checkpoint must hold is checked where it is used
     return state
 
 
@@ -195,8 +195,8 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def check_state(state: Mapping[str, Any], path: str | Path) -> None:
-    """Refuse a loaded checkpoint whose keys are missing or of the wrong type (a damaged or hand-made file).
+def check_state(state: Mapping[str, Any], path: str | Path, required: tuple[str, ...] = tuple(_REQUIRED)) -> None:
+    """Refuse a loaded checkpoint whose ``required`` keys are missing or whose keys are of the wrong type.
 
     Raises:
         CheckpointError: naming the first key that is wrong.
@@ -207,7 +207,7 @@ def check_state(state: Mapping[str, Any], path: str | Path) -> None:
         ...
         aligniform.train.checkpoint.CheckpointError: checkpoint c.pt is damaged: its epoch is of type str (expected ...
     """
-    for key in _REQUIRED:
+    for key in required:
         if key not in state:
             raise CheckpointError(
                 f"checkpoint {path} is damaged: it has no {key}; use another checkpoint (best.pt beside it, or retrain)"
@@ -220,7 +220,8 @@ def check_state(state: Mapping[str, Any], path: str | Path) -> None:
                 f"checkpoint {path} is damaged: its {key} is of type {type(value).__name__} (expected {names}); "
                 f"use another checkpoint (best.pt beside it, or retrain)"
             )
-    if state["epoch"] < 0 or any(not isinstance(tensor, torch.Tensor) for tensor in state["model"].values()):
+    weights = state.get("model", {})
+    if state.get("epoch", 0) < 0 or any(not isinstance(tensor, torch.Tensor) for tensor in weights.values()):
         raise CheckpointError(
             f"checkpoint {path} is damaged: its epoch or weights are invalid; use another checkpoint (best.pt beside "
             f"it, or retrain)"
@@ -238,7 +239,16 @@ def damaged_checkpoint(path: str | Path) -> Iterator[None]:
         yield
     except CheckpointError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError, struct.error) as error:
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,
+        ArithmeticError,
+        struct.error,
+    ) as error:
         detail = str(error).splitlines()[0] if str(error) else "no details"
         raise CheckpointError(
             f"checkpoint {path} cannot be restored ({type(error).__name__}: {detail}); use another checkpoint "

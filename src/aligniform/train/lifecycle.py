@@ -20,7 +20,7 @@ from typing import IO, Any, TypeVar
 from .._faults import fault_point
 from ..config import ConfigError, TrainConfig
 from ..distributed import DistributedContext, broadcast_object
-from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, read_model_info, save_atomic
+from .checkpoint import CheckpointError, ModelInfo, check_state, load_checkpoint, read_model_info, save_atomic
 from .overwrite import commit, discard, finish_pending, pending_checkpoint, prepare_staging
 from .run_folder import (
     LOCK_FILE,
@@ -151,6 +151,7 @@ class RunFolder:
         if not checkpoint.is_file():  # started, but no epoch finished: config.yaml is all there is
             return None, resume_changes(TrainConfig.from_yaml(self.out / "config.yaml"), self.config, 0)
         state = load_checkpoint(checkpoint, map_location="cpu")
+        check_state(state, checkpoint)
         try:
             saved = TrainConfig.from_dict(state["config"])
         except (KeyError, ConfigError) as error:

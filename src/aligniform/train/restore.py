@@ -12,7 +12,7 @@ from ..config import ConfigError, TrainConfig
 from ..device import resolve_device
 from ..evaluate import evaluate_encoder
 from ..models import Encoder, build_model, resolve_eval_layer
-from .checkpoint import CheckpointError, ModelInfo, damaged_checkpoint, load_checkpoint, read_model_info
+from .checkpoint import CheckpointError, ModelInfo, check_state, damaged_checkpoint, load_checkpoint, read_model_info
 
 PROTOCOL_SELECTIONS: dict[str, tuple[str, ...]] = {
     "linear": ("linear",),
@@ -45,6 +45,7 @@ def restore_encoder(path: str | Path, device: str | torch.device = "cpu") -> Res
         28
     """
     state = load_checkpoint(path, map_location="cpu")
+    check_state(state, path)
     try:
         config = TrainConfig.from_dict(state["config"])
     except ConfigError as error:

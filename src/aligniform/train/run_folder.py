@@ -27,7 +27,7 @@ import yaml
 
 from .._io import write_atomic
 from ..config import TrainConfig
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, check_state, load_checkpoint
 
 #: The files (and folder) whose presence means a folder holds a run, in the order an overwrite moves them in.
 RUN_FILES = (
@@ -197,6 +197,7 @@ def stored_run(out: str | Path) -> tuple[TrainConfig, int]:
     folder = Path(out)
     if (folder / "checkpoint.pt").is_file():
         state = load_checkpoint(folder / "checkpoint.pt")
+        check_state(state, folder / "checkpoint.pt")
         return TrainConfig.from_dict(state["config"]), int(state["epoch"])
     if (folder / "config.yaml").is_file():
         return TrainConfig.from_yaml(folder / "config.yaml"), 0
