@@ -39,6 +39,9 @@ POINTS = (
     "best.write",
     "best.rename",
     "metrics.append",  # the epoch's line, half written
+    "swap.write",  # overwrite: the list of the new run's files, written once its first epoch is saved
+    "swap.rename",  # ... and published: from here on the new run replaces the old one
+    "swap.move",  # moving one of the new run's files into the run folder
     "results",
 )
 

@@ -21,6 +21,10 @@ SCHEDULES = ("step", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 PROBES = ("short", "paper", "none")
+#: Upper bounds of sizes that allocate memory, and of the seed (torch seeds with a 64-bit integer).
+MAX_DIM = 65536
+MAX_IMAGE_SIZE = 4096
+MAX_SEED = 2**62
 
 
 class ConfigError(OptionError):
@@ -176,6 +180,13 @@ class TrainConfig:
         except ValueError as error:
             raise ConfigError(f"objective: {error}") from None
         _positive_int(self, *(name for name in ("image_size", "input_size") if getattr(self, name) is not None))
+        # Bounds far above any real run, so a typo is refused here, not by an allocation (or torch's seeding) later.
+        _at_most(self, "dim", MAX_DIM)
+        for name in ("image_size", "input_size"):
+            if getattr(self, name) is not None:
+                _at_most(self, name, MAX_IMAGE_SIZE)
+        if isinstance(self.seed, int) and abs(self.seed) > MAX_SEED:
+            raise ConfigError(f"`seed` must lie between -2**62 and 2**62, got {self.seed!r}")
 
     # ------------------------------------------------------------------ YAML
 
@@ -375,6 +386,12 @@ def _positive_int(config: TrainConfig, *names: str) -> None:
             check_positive_int(getattr(config, name), name)
         except ValueError as error:
             raise ConfigError(str(error)) from None
+
+
+def _at_most(config: TrainConfig, name: str, bound: int) -> None:
+    value = getattr(config, name)
+    if value > bound:
+        raise ConfigError(f"`{name}` ({value}) must be at most {bound}")
 
 
 def _positive_float(config: TrainConfig, *names: str) -> None:

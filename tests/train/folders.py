@@ -8,6 +8,7 @@ from aligniform.cli import main
 from aligniform.config import TrainConfig
 from aligniform.train import load_checkpoint
 from aligniform.train.lifecycle import RunLock
+from aligniform.train.run_folder import RUN_FILES
 from aligniform.train.run_log import metrics_line
 
 # Tiny digits runs: 1 400 training images in batches of 128 -> 10 steps an epoch.
@@ -32,6 +33,15 @@ def snapshot(folder):
         str(path.relative_to(folder)): (path.stat().st_mode, path.read_bytes())
         for path in sorted(folder.rglob("*"))
         if path.is_file()
+    }
+
+
+def run_files(folder):
+    """The :func:`snapshot` of the run's own files (no lock, no temporary or staging folder)."""
+    return {
+        name: value
+        for name, value in (snapshot(folder) or {}).items()
+        if name.split("/")[0] in RUN_FILES and not name.split("/")[-1].endswith(".tmp")
     }
 
 

@@ -6,9 +6,11 @@ forked from a multiprocessing fork server that has imported aligniform once, so
 a case costs its training, not torch's import), ``enospc`` in this process (exit
 code 2, one line naming the file). The folder is
 then recovered the way a user would (``--resume``, or the same command when no
-run was started) and must be consistent (``assert_consistent``: checkpoint,
-metrics.jsonl, best.pt, config.yaml, history.yaml and results.json agree, no
-temporary file, no lock held), with the very weights of an uninterrupted run.
+run was started; an overwrite killed before its swap was decided must have left
+the old run byte for byte, and resuming it then gives the same run) and must
+be consistent (``assert_consistent``: checkpoint, metrics.jsonl, best.pt,
+config.yaml, history.yaml and results.json agree, no temporary file, no lock
+held), with the very weights of an uninterrupted run.
 """
 
 import multiprocessing
@@ -22,8 +24,9 @@ import torch
 
 from aligniform import _faults
 from aligniform.train import load_checkpoint
+from aligniform.train.overwrite import STAGING
 
-from .folders import assert_consistent, train, train_args
+from .folders import assert_consistent, run_files, train, train_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 
@@ -45,7 +48,24 @@ FRESH = [
 #: records the resume, the config and history, and the repair of metrics.jsonl.
 RESUMED = [("checkpoint.write", 1), ("config.write", 1), ("history.write", 1), ("metrics.write", 1)]
 
-CASES = [("fresh", point, n) for point, n in FRESH] + [("resume", point, n) for point, n in RESUMED]
+#: Points of an overwrite (the finished 1-epoch run replaced by a 2-epoch one): the new run is built aside until
+#: its first epoch is saved, then swapped in. Before the swap is decided (swap.rename) the old run must be left
+#: byte for byte; after it, the new one is completed by the next process that locks the folder.
+OVERWRITE_BEFORE = [
+    ("config.write", 1),
+    ("checkpoint.write", 1),
+    ("best.rename", 1),
+    ("metrics.append", 1),
+    ("swap.write", 1),
+    ("swap.rename", 1),
+]
+OVERWRITE_AFTER = [("swap.move", 1), ("swap.move", 4), ("checkpoint.write", 2)]
+
+CASES = (
+    [("fresh", point, n) for point, n in FRESH]
+    + [("resume", point, n) for point, n in RESUMED]
+    + [("overwrite", point, n) for point, n in OVERWRITE_BEFORE + OVERWRITE_AFTER]
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +89,8 @@ def _prepare(phase, folder, one_epoch):
     if phase == "fresh":
         return train_args(folder)
     shutil.copytree(one_epoch, folder)
+    if phase == "overwrite":
+        return train_args(folder, "--overwrite")
     (folder / "metrics.jsonl").write_text("")  # the epoch's line was lost: the resume must restore it
     return train_args(folder, "--resume")
 
@@ -76,6 +98,12 @@ def _prepare(phase, folder, one_epoch):
 def _recover(folder):
     resumable = (folder / "checkpoint.pt").exists() or (folder / "config.yaml").exists()
     return train(folder, *(["--resume"] if resumable else []))
+
+
+def _old_run_kept(case, folder, one_epoch):
+    """An overwrite that failed before its swap was decided left the old run's files byte for byte."""
+    if case[0] == "overwrite" and case[1:] in OVERWRITE_BEFORE:
+        assert run_files(folder) == run_files(one_epoch), "the old run was changed"
 
 
 def _check(folder, reference):
@@ -114,6 +142,7 @@ def test_sigkill_at_every_write_point_then_resume(tmp_path, reference, one_epoch
         left = sorted(path.name for path in folder.iterdir()) if folder.exists() else []
         try:
             assert process.exitcode == -signal.SIGKILL, f"exit {process.exitcode}"
+            _old_run_kept(case, folder, one_epoch)
             assert _recover(folder) == 0
             _check(folder, reference)
             rows.append(f"{_name(case):26} kill -> killed; left {', '.join(left)}; resumed: consistent, same weights")
@@ -138,6 +167,9 @@ def test_full_disk_at_every_write_point_then_resume(tmp_path, reference, one_epo
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "No space left on device; free some space" in err and str(folder) in err
     assert not [path.name for path in folder.iterdir() if path.name.endswith(".tmp")]  # cleaned up at once
+    _old_run_kept(case, folder, one_epoch)
+    if case[0] == "overwrite" and case[1:] in OVERWRITE_BEFORE:
+        assert not (folder / STAGING).exists()  # the failed new run was dropped at once
     monkeypatch.delenv(_faults.FAULT_ENV)
     assert _recover(folder) == 0
     _check(folder, reference)

@@ -70,7 +70,7 @@ def test_a_folder_holding_a_run_is_refused_without_resume_or_overwrite(copy, cap
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--overwrite", "--batch-size", "5000"], "batch_size 5000 is larger than the training set"),
+        (["--overwrite", "--batch-size", "5000"], "--batch-size 5000 is larger than the training set"),
         (["--overwrite", "--eval-layer", "nosuch"], "eval_layer: layer 'nosuch' is not a layer"),
         (["--overwrite", "--objective", "align(alpha=2, beta=1)"], "objective"),
         (["--overwrite", "--dataset", "nosuch"], "nosuch"),

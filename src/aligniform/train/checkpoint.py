@@ -7,6 +7,8 @@ import contextlib
 import pickle
 import random
 import re
+import struct
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -154,7 +156,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        with _allowing_aligniform_types():
+        # torch warns before some refusals; the CheckpointError below says all there is to say, in one line.
+        with _allowing_aligniform_types(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
@@ -167,9 +171,89 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise _corrupt(path, error) from None
+    except Exception as error:  # a damaged archive also fails deeper in torch (KeyError, struct.error, ...)
+        raise _corrupt(path, error) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an aligniform checkpoint (expected format {FORMAT})")
+    check_state(state, path, required=())  # what a full checkpoint must hold is checked where it is used
     return state
+
+
+#: The keys every aligniform checkpoint holds, with their types; later ones (metrics, history, model_info,
+#: objective, ...) are checked only when present, since older checkpoints lack them.
+_REQUIRED: dict[str, type | tuple[type, ...]] = {"config": dict, "epoch": int, "model": dict}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "best_knn": (int, float),
+    "best_epoch": int,
+    "metrics": list,
+    "history": list,
+    "optimizer": dict,
+    "scheduler": dict,
+    "objective": dict,
+    "rng": list,
+    "model_info": dict,
+}
+
+
+def check_state(state: Mapping[str, Any], path: str | Path, required: tuple[str, ...] = tuple(_REQUIRED)) -> None:
+    """Refuse a loaded checkpoint whose ``required`` keys are missing or whose keys are of the wrong type.
+
+    Raises:
+        CheckpointError: naming the first key that is wrong.
+
+    Examples:
+        >>> check_state({"config": {}, "epoch": "3", "model": {}}, "c.pt")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        aligniform.train.checkpoint.CheckpointError: checkpoint c.pt is damaged: its epoch is of type str (expected ...
+    """
+    for key in required:
+        if key not in state:
+            raise CheckpointError(
+                f"checkpoint {path} is damaged: it has no {key}; use another checkpoint (best.pt beside it, or retrain)"
+            )
+    for key, kind in {**_REQUIRED, **_OPTIONAL}.items():
+        value = state.get(key)
+        if key in state and (isinstance(value, bool) or not isinstance(value, kind)):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise CheckpointError(
+                f"checkpoint {path} is damaged: its {key} is of type {type(value).__name__} (expected {names}); "
+                f"use another checkpoint (best.pt beside it, or retrain)"
+            )
+    weights = state.get("model", {})
+    if state.get("epoch", 0) < 0 or any(not isinstance(tensor, torch.Tensor) for tensor in weights.values()):
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its epoch or weights are invalid; use another checkpoint (best.pt beside "
+            f"it, or retrain)"
+        )
+
+
+@contextlib.contextmanager
+def damaged_checkpoint(path: str | Path) -> Iterator[None]:
+    """Turn an error of restoring a loaded checkpoint (a key or value its reader did not expect) into one line.
+
+    Raises:
+        CheckpointError: naming ``path`` and the first line of the error.
+    """
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,
+        ArithmeticError,
+        struct.error,
+    ) as error:
+        detail = str(error).splitlines()[0] if str(error) else "no details"
+        raise CheckpointError(
+            f"checkpoint {path} cannot be restored ({type(error).__name__}: {detail}); use another checkpoint "
+            f"(best.pt beside it, or retrain)"
+        ) from None
 
 
 def _corrupt(path: Path, error: BaseException) -> CheckpointError:

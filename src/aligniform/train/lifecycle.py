@@ -20,13 +20,15 @@ from typing import IO, Any, TypeVar
 from .._faults import fault_point
 from ..config import ConfigError, TrainConfig
 from ..distributed import DistributedContext, broadcast_object
-from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, read_model_info, save_atomic
+from .checkpoint import CheckpointError, ModelInfo, check_state, load_checkpoint, read_model_info, save_atomic
+from .overwrite import commit, discard, finish_pending, pending_checkpoint, prepare_staging
 from .run_folder import (
     LOCK_FILE,
+    RESUME_HINT,
     RunFolderError,
     check_folder,
+    existing_run_files,
     history_event,
-    remove_run_files,
     remove_stale_temporaries,
     resume_changes,
     timestamp,
@@ -65,6 +67,8 @@ class RunFolder:
         self.history: list[dict] = []  # starts and resumes with the options they changed
         self.log: RunLog | None = None
         self.lock: RunLock | None = None
+        self.out = self.path  # where the run lives; self.path differs while an overwrite is built aside
+        self._staging: Path | None = None
 
     def open(self, resume: bool, overwrite: bool, model_info: ModelInfo, processes: int) -> dict | None:
         """Check, lock and prepare the folder; return the checkpoint state to continue from (None: epoch 0).
@@ -84,24 +88,58 @@ class RunFolder:
         """
         out = check_folder(self.config.out, resume, overwrite)
         state, changes = self._resume_state(model_info, processes) if resume else (None, {})
-        seen = _identity(self.checkpoint)
+        seen = _identity(pending_checkpoint(out))
         # Everything is checked: from here on the folder is written.
         with writing(out):
             out.mkdir(parents=True, exist_ok=True)
         self.lock = (self.lock or RunLock(out)).acquire()  # a second open() keeps the lock it holds
         try:
+            with writing(out):
+                finish_pending(out)  # an overwrite a crash interrupted: undone before its commit, else completed
             check_folder(out, resume, overwrite)  # another process may have written it before we got the lock
             if resume and _identity(self.checkpoint) != seen:
                 state, changes = self._resume_state(model_info, processes)
             with writing(out):
                 remove_stale_temporaries(out)
-                replaced = remove_run_files(out) if overwrite else []
+                replaced = existing_run_files(out) if overwrite else []
+                if replaced:  # the old run stays whole until the new one has its first checkpoint
+                    self._staging = prepare_staging(out)
+                    self._set_path(self._staging)
             self._start_record(state, changes, replaced)
         except BaseException:
+            self._discard_staging()
             self.lock.release()
             self.lock = None
             raise
         return state
+
+    @property
+    def hint(self) -> str:
+        """How to go on after a failed write: while an overwrite is built aside, the old run is still there."""
+        if self._staging is not None:
+            return "rerun the same command (the old run is kept until the new one has finished an epoch)"
+        return RESUME_HINT
+
+    def _set_path(self, path: Path) -> None:
+        self.path = path
+        self.checkpoint = path / "checkpoint.pt"
+        if self.log is not None:
+            self.log.path = path / "metrics.jsonl"
+
+    def _swap_in(self) -> None:
+        """Replace the old run by the new one, built aside until now (see :mod:`aligniform.train.overwrite`)."""
+        with writing(self.out, self.hint):
+            commit(self.out)
+        self._staging = None
+        self._set_path(self.out)
+
+    def _discard_staging(self) -> None:
+        """Drop a replacing run that failed before its first checkpoint: the old run stays as it was."""
+        if self._staging is not None:
+            with contextlib.suppress(OSError):
+                discard(self.out)
+            self._staging = None
+            self._set_path(self.out)
 
     def _resume_state(self, model_info: ModelInfo, processes: int) -> tuple[dict | None, dict]:
         """The checkpoint to continue from (None when no epoch finished) and the options this call changes.
@@ -109,10 +147,11 @@ class RunFolder:
         Raises:
             RunFolderError: an option may not change on resume, or the checkpoint is of another model.
         """
-        checkpoint = self.checkpoint
+        checkpoint = pending_checkpoint(self.out)
         if not checkpoint.is_file():  # started, but no epoch finished: config.yaml is all there is
-            return None, resume_changes(TrainConfig.from_yaml(self.path / "config.yaml"), self.config, 0)
+            return None, resume_changes(TrainConfig.from_yaml(self.out / "config.yaml"), self.config, 0)
         state = load_checkpoint(checkpoint, map_location="cpu")
+        check_state(state, checkpoint)
         try:
             saved = TrainConfig.from_dict(state["config"])
         except (KeyError, ConfigError) as error:
@@ -149,7 +188,7 @@ class RunFolder:
             if "metrics" in state:
                 self.metrics = list(state["metrics"])
             else:  # a checkpoint written before the metrics were kept in it
-                with writing(metrics):
+                with writing(metrics, self.hint):
                     self.metrics = recover_metrics(metrics, done)
             event = history_event("resume", done, changes)
             repairs = [
@@ -165,18 +204,18 @@ class RunFolder:
             self.history = [*state.get("history", []), event]
             # The resume and what it changed belong to the run from now on, even before an epoch ends.
             state.update(config=self.config.to_dict(), metrics=self.metrics, history=self.history)
-            with writing(self.checkpoint):
+            with writing(self.checkpoint, self.hint):
                 save_atomic(state, self.checkpoint)
-        with writing(out / "config.yaml"):
+        with writing(out / "config.yaml", self.hint):
             write_text_atomic(out / "config.yaml", self.config.to_yaml(), point="config")
-        with writing(out / "history.yaml"):
+        with writing(out / "history.yaml", self.hint):
             write_history(out, self.history)
-        with writing(out / "tensorboard"):
+        with writing(out / "tensorboard", self.hint):
             self.log = RunLog(out)
-        with writing(metrics):
+        with writing(metrics, self.hint):
             self.log.rewrite(self.metrics)
         if state is not None and "best.pt" in repairs:
-            with writing(out / "best.pt"):
+            with writing(out / "best.pt", self.hint):
                 save_atomic(state, out / "best.pt")
 
     def write_epoch(self, state: dict[str, Any], record: dict[str, Any], improved: bool) -> None:
@@ -187,13 +226,15 @@ class RunFolder:
         """
         if self.log is None:
             raise RuntimeError("the run folder is not open; call open() first")
-        with writing(self.checkpoint):
+        with writing(self.checkpoint, self.hint):
             save_atomic(state, self.checkpoint)
         if improved:
-            with writing(self.path / "best.pt"):
+            with writing(self.path / "best.pt", self.hint):
                 save_atomic(state, self.path / "best.pt")
-        with writing(self.log.path):
+        with writing(self.log.path, self.hint):
             self.log.write(record)
+        if self._staging is not None:
+            self._swap_in()
 
     def close_log(self) -> None:
         """Close the metrics log (TensorBoard); the lock stays held."""
@@ -202,8 +243,9 @@ class RunFolder:
             self.log = None
 
     def close(self) -> None:
-        """Close the log and release the folder's lock."""
+        """Close the log and release the folder's lock (a replacing run without a finished epoch is dropped)."""
         self.close_log()
+        self._discard_staging()
         if self.lock is not None:
             self.lock.release()
             self.lock = None
@@ -242,7 +284,13 @@ def check_processes(state: dict, processes: int) -> None:
 
     Raises:
         ValueError: the numbers differ.
+        CheckpointError: the checkpoint holds no random streams.
     """
+    if not isinstance(state.get("rng"), list) or not state["rng"]:
+        raise CheckpointError(
+            "the checkpoint holds no random streams (rng), so it cannot be resumed exactly; it is damaged: use "
+            "another checkpoint (best.pt beside it, or retrain)"
+        )
     if len(state["rng"]) != processes:
         raise ValueError(
             f"the checkpoint was written by {len(state['rng'])} process(es); resume it with the same number "
@@ -306,8 +354,16 @@ class RunLock:
         """
         if self._file is not None:
             return self
-        with writing(self.path):
-            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            with writing(self.path):
+                handle = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError:
+            if self.path.is_symlink():  # opening it would empty (and then name us in) the file it points to
+                raise RunFolderError(
+                    f"{self.path} is a symbolic link; aligniform locks a run folder only with a file of its own: "
+                    f"remove the link and rerun"
+                ) from None
+            raise
         stream = os.fdopen(handle, "r+b")  # a file object: closed (and so unlocked) if it is garbage-collected
         try:
             if fcntl is not None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 
 from ..build import build_probe_config, build_transforms, load_evaluation_splits
-from ..config import TrainConfig
+from ..config import ConfigError, TrainConfig
 from ..device import resolve_device
 from ..evaluate import evaluate_encoder
 from ..models import Encoder, build_model, resolve_eval_layer
-from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, read_model_info
+from .checkpoint import CheckpointError, ModelInfo, check_state, damaged_checkpoint, load_checkpoint, read_model_info
 
 PROTOCOL_SELECTIONS: dict[str, tuple[str, ...]] = {
     "linear": ("linear",),
@@ -45,13 +45,19 @@ def restore_encoder(path: str | Path, device: str | torch.device = "cpu") -> Res
         28
     """
     state = load_checkpoint(path, map_location="cpu")
-    config = TrainConfig.from_dict(state["config"])
-    info = read_model_info(state)
-    model = build_model(info.name, dim=info.dim, in_channels=info.in_channels, image_size=info.image_size)
+    check_state(state, path)
+    try:
+        config = TrainConfig.from_dict(state["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"checkpoint {path} holds no usable configuration ({error})") from None
+    with damaged_checkpoint(path):
+        info = read_model_info(state)
+        model = build_model(info.name, dim=info.dim, in_channels=info.in_channels, image_size=info.image_size)
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise CheckpointError(f"checkpoint {path} does not match its model {info.name}: {error}") from None
+    except RuntimeError as error:  # torch lists every key on its own line: the first says enough
+        first = str(error).splitlines()[0].rstrip(":. ")
+        raise CheckpointError(f"checkpoint {path} does not match its model {info.name} ({first})") from None
     return RestoredEncoder(model.to(device).eval(), config, info)
 
 

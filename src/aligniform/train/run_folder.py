@@ -18,7 +18,6 @@ import contextlib
 import datetime
 import os
 import re
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +27,9 @@ import yaml
 
 from .._io import write_atomic
 from ..config import TrainConfig
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, check_state, load_checkpoint
 
-#: The files (and folder) whose presence means a folder holds a run, in the order ``overwrite`` removes them.
+#: The files (and folder) whose presence means a folder holds a run, in the order an overwrite moves them in.
 RUN_FILES = (
     "checkpoint.pt",
     "best.pt",
@@ -149,17 +148,40 @@ def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False)
             f"{folder} already holds a run ({', '.join(found)}); continue it with `resume`, replace it with "
             f"`overwrite`, or choose another `out`"
         )
-    if resume and not (folder / "checkpoint.pt").is_file() and not (folder / "config.yaml").is_file():
-        raise CheckpointError(
-            f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
-            f"start it without `resume`"
+    linked = [name for name in (*RUN_FILES, LOCK_FILE) if (folder / name).is_symlink()]
+    if linked:
+        raise RunFolderError(
+            f"{folder / linked[0]} is a symbolic link; aligniform writes a run's files only in the run folder "
+            f"itself, never through a link: replace the link by the file it points to, or choose another `out`"
         )
+    if resume and not (folder / "checkpoint.pt").is_file():
+        finished = [name for name in ("best.pt", "results.json", "metrics.jsonl") if _holds_something(folder / name)]
+        if finished:
+            # Starting over would replace what these files hold with a new epoch 1.
+            raise CheckpointError(
+                f"checkpoint {folder / 'checkpoint.pt'} is missing but the run has finished epochs "
+                f"({', '.join(finished)}); `resume` cannot continue it. Copy best.pt to checkpoint.pt to resume "
+                f"from the best epoch, or replace the run with `overwrite`"
+            )
+        if not (folder / "config.yaml").is_file():
+            raise CheckpointError(
+                f"checkpoint {folder / 'checkpoint.pt'} does not exist: there is no run to resume in {folder}; "
+                f"start it without `resume`"
+            )
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunFolderError(
             f"cannot write in {existing} (permission denied); make it writable or choose another `out`"
         )
     return folder
+
+
+def _holds_something(path: Path) -> bool:
+    """Whether ``path`` is a non-empty file (an empty metrics.jsonl records no epoch)."""
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def stored_run(out: str | Path) -> tuple[TrainConfig, int]:
@@ -175,6 +197,7 @@ def stored_run(out: str | Path) -> tuple[TrainConfig, int]:
     folder = Path(out)
     if (folder / "checkpoint.pt").is_file():
         state = load_checkpoint(folder / "checkpoint.pt")
+        check_state(state, folder / "checkpoint.pt")
         return TrainConfig.from_dict(state["config"]), int(state["epoch"])
     if (folder / "config.yaml").is_file():
         return TrainConfig.from_yaml(folder / "config.yaml"), 0
@@ -269,21 +292,6 @@ def write_text_atomic(path: str | Path, text: str, point: str | None = None) -> 
         stream.write(data)
 
     write_atomic(path, write, point)
-
-
-def remove_run_files(out: str | Path) -> list[str]:
-    """Remove the run in ``out`` (its :data:`RUN_FILES`; nothing else), for ``overwrite``; return what went."""
-    folder, removed = Path(out), []
-    for name in RUN_FILES:
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        else:
-            continue
-        removed.append(name)
-    return removed
 
 
 def remove_stale_temporaries(out: str | Path) -> list[str]:

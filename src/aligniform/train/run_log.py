@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .._faults import fault_point
 from .._io import json_line, read_jsonl
@@ -44,7 +44,7 @@ class RunLog:
     def write(self, record: dict[str, Any]) -> None:
         """Append the epoch's line; if the write fails, the file is cut back so no half line stays."""
         line = metrics_line(record).encode("utf-8")
-        with self.path.open("ab") as stream:
+        with open_for_append(self.path) as stream:
             size = stream.tell()
             try:
                 stream.write(line[: len(line) // 2])
@@ -69,6 +69,25 @@ class RunLog:
         """Close the TensorBoard writer."""
         if self.writer is not None:
             self.writer.close()
+
+
+def open_for_append(path: Path) -> IO[bytes]:
+    """``path`` opened to append, created if missing; a symbolic link is refused, never followed.
+
+    Raises:
+        RunFolderError: ``path`` is a symbolic link.
+        OSError: it cannot be opened.
+    """
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as error:
+        if path.is_symlink():
+            raise RunFolderError(
+                f"{path} is a symbolic link; aligniform does not append through links: replace it by the file it "
+                f"points to, then rerun the same command with `resume`"
+            ) from None
+        raise error from None
+    return os.fdopen(handle, "ab")
 
 
 def metrics_line(record: dict[str, Any]) -> str:

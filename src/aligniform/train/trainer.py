@@ -32,7 +32,15 @@ from ..evaluate import embed_view_pairs, extract_features, knn_accuracy, recompu
 from ..metrics import alignment, uniformity
 from ..models import resolve_eval_layer
 from ..objective import Objective
-from .checkpoint import CheckpointError, ModelInfo, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import (
+    CheckpointError,
+    ModelInfo,
+    damaged_checkpoint,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from .features import RawOutput, check_data_options
 from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
 from .lifecycle import RunFolder, check_processes, prepare_on_main
 from .moco import FeatureQueue, MomentumEncoder
@@ -92,6 +100,8 @@ class Trainer:
             self.optimizer, config.schedule, config.epochs, config.milestones, config.lr_decay
         )
         self.network = wrap_ddp(self.model, self.context)  # DDP broadcasts rank 0's initial weights here
+        # Objectives such as barlow_twins take the features before the encoder's L2 normalisation.
+        self.raw_output = None if self.objective.unit_features else RawOutput(self.model)
         self.key_encoder = (
             MomentumEncoder(self.model, config.moco_momentum, config.moco_bn_groups) if config.moco else None
         )
@@ -104,7 +114,9 @@ class Trainer:
             self.eval_layer = resolve_eval_layer(self.model, config.eval_layer)
         except ValueError as error:
             raise ConfigError(f"eval_layer: {error}") from None
-        self._check_batch_size()
+        # The monitor's k-NN searches the bank, the smallest labelled set a run's k-NN uses.
+        labelled = min(len(self.data.bank), len(self.data.labelled_train))
+        check_data_options(config, len(self.data.train), labelled, self.context.world_size)
         self.epoch = 0  # epochs completed
         self.best_knn = -math.inf
         self.best_epoch = 0  # the epoch best.pt holds (0: none yet)
@@ -124,18 +136,6 @@ class Trainer:
     def local_batch_size(self) -> int:
         """This process's share of the global batch (that it divides evenly is checked when the trainer is built)."""
         return self.config.batch_size // self.context.world_size
-
-    def _check_batch_size(self) -> None:
-        """The global batch splits evenly over the processes and fits in the training set."""
-        world = self.context.world_size
-        if self.config.batch_size % world:
-            raise ConfigError(
-                f"batch_size {self.config.batch_size} must be divisible by the number of processes ({world})"
-            )
-        if self.config.batch_size > len(self.data.train):
-            raise ConfigError(
-                f"batch_size {self.config.batch_size} is larger than the training set ({len(self.data.train)} images)"
-            )
 
     def _autocast(self):
         if self.config.precision == "fp32":
@@ -185,8 +185,16 @@ class Trainer:
         )
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a checkpoint's state (see :meth:`state_dict`)."""
+        """Continue from a checkpoint's state (see :meth:`state_dict`).
+
+        Raises:
+            CheckpointError: the state does not fit this trainer, or a part of it is damaged (one line).
+        """
         check_processes(state, self.context.world_size)
+        with damaged_checkpoint(self.out / "checkpoint.pt"):
+            self._load_state_dict(state)
+
+    def _load_state_dict(self, state: dict) -> None:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as error:
@@ -333,18 +341,24 @@ class Trainer:
         return {"loss": float(loss.detach()), **self.objective.last_terms}
 
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
-        """The trained encoder's embeddings of ``images`` (with gradient), float32 on the sphere."""
-        with self._autocast():
+        """The trained encoder's embeddings of ``images`` (with gradient), float32 on the sphere (or raw)."""
+        with self._autocast(), self._objective_features():
             z = self.network(images)
         return self._on_sphere(z)
 
     def _keys(self, images: torch.Tensor) -> torch.Tensor:
-        """The MoCo key encoder's embeddings (no gradient; shuffle-BN, see train/moco.py), float32 on the sphere."""
-        with self._autocast():
+        """The MoCo key encoder's embeddings (no gradient; shuffle-BN, see train/moco.py), as :meth:`_embed`."""
+        with self._autocast(), self._objective_features():
             z = self.key_encoder(images)
         return self._on_sphere(z)
 
+    def _objective_features(self) -> contextlib.AbstractContextManager[None]:
+        """Raw encoder outputs for an objective that wants them (``Objective.unit_features`` False)."""
+        return contextlib.nullcontext() if self.raw_output is None else self.raw_output.active()
+
     def _on_sphere(self, z: torch.Tensor) -> torch.Tensor:
+        if self.raw_output is not None:
+            return z.float()
         if self.config.precision == "fp32":
             return z
         # A bf16 unit vector's norm is only accurate to ~4e-3; the losses want float32 on the sphere.
