@@ -302,17 +302,18 @@ window.addEventListener("load", function () {
   var broken = images.filter(function (image) { return !(image.complete && image.naturalWidth > 0); });
   document.body.setAttribute("data-images", String(images.length));
   document.body.setAttribute("data-broken", broken.map(function (image) { return image.alt; }).join("|"));
+  // Nothing wider than the 1280 px window: wide tables scroll inside themselves, not the page.
+  var wide = document.documentElement.scrollWidth > window.innerWidth;
+  document.body.setAttribute("data-overflow", wide ? "page " + document.documentElement.scrollWidth : "none");
 });
 </script>
 """
 
 
-@pytest.mark.slow
-def test_report_renders_in_headless_chromium(sweep_report, tmp_path):
+def _render_in_chromium(document, tmp_path):
+    """The <body> tag of ``document`` after headless Chromium loaded it in a 1280 px window (with the probe)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (Debian package 'chromium'); cannot check rendering in a browser")
-    document = sweep_report
-    expected_images = len(parse(document).images)
     assert "script-src 'none'" in document
     probe = document.replace("script-src 'none'", "script-src 'unsafe-inline'")
     probe = probe.replace("</body>", CHECK_IMAGES + "</body>")
@@ -331,16 +332,39 @@ def test_report_renders_in_headless_chromium(sweep_report, tmp_path):
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
         "--virtual-time-budget=5000",
+        "--window-size=1280,900",
         "--dump-dom",
         probe_path.as_uri(),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
     assert result.returncode == 0, result.stderr[-2000:]
     body = re.search(r"<body[^>]*>", result.stdout)
     assert body, result.stdout[:500]
-    assert f'data-images="{expected_images + 1}"' in body.group(0)
-    assert 'data-broken="control"' in body.group(0), body.group(0)  # every report image decoded
-    shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+    return body.group(0)
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(sweep_report, tmp_path):
+    expected_images = len(parse(sweep_report).images)
+    body = _render_in_chromium(sweep_report, tmp_path)
+    assert f'data-images="{expected_images + 1}"' in body
+    assert 'data-broken="control"' in body, body  # every report image decoded
+    assert 'data-overflow="none"' in body, body
+
+
+@pytest.mark.slow
+def test_a_wide_results_table_scrolls_inside_the_page_at_1280_px(tmp_path):
+    # Many runs with long names and every metric key a user's results.json may hold: wider than the window.
+    extra = {f"probe_accuracy_on_a_long_named_split_{i}": 0.5 + i / 100 for i in range(12)}
+    runs = [
+        make_run(tmp_path / f"a_long_descriptive_run_name_{i}", {**results(0.8, 0.7, 0.5, -3.5), **extra})
+        for i in range(3)
+    ]
+    document = write_report(runs, tmp_path / "wide.html").read_text()
+    assert len(parse(document).table("results")[0]) > 12
+    body = _render_in_chromium(document, tmp_path)
+    assert 'data-overflow="none"' in body, body
 
 
 # ----------------------------------------------------------------------------- issue 19: outputs are safe

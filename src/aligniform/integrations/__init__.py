@@ -1,8 +1,8 @@
 """aligniform inside the training loops people already use: measure an encoder on the hypersphere while it trains.
 
 Each framework has its own module, imported only when asked for, so the core
-install stays as it is; install the frameworks with
-``pip install 'aligniform[integrations]'``:
+install stays as it is; each framework is its own extra
+(``pip install 'aligniform[torchmetrics]'``, ``[lightning]``, ``[hf]``, ``[st]``):
 
 * :mod:`aligniform.integrations.torchmetrics` -- ``HypersphereMetrics``, a
   ``torchmetrics.Metric`` (streaming, synchronised across processes);

@@ -42,6 +42,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
 h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; }
 .meta, .path, .note { color: #666; font-size: 0.9rem; }
 table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.9rem; }
+/* A table wider than the page (many metrics or long run names) scrolls inside itself, not the page. */
+table { display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
