@@ -24,10 +24,10 @@ from .errors import OptionError
 
 __all__ = ["RUN_FOLDER_FILES", "check_output_path", "is_run_folder_file"]
 
-#: The files (and folder) a training run owns in its folder; any one of them present makes a folder a run
-#: folder. The same names as ``aligniform.train.run_folder.RUN_FILES`` plus the run's lock file, defined here
-#: (a foundation module) so that every writer can check its outputs without importing the training code.
-RUN_FOLDER_FILES: tuple[str, ...] = (
+#: The files (and folder) whose presence means a folder holds a run, in the order an overwrite replaces them.
+#: Defined here, a foundation module, so that every writer can check its outputs without the training code
+#: (``aligniform.train.run_folder`` uses these names).
+RUN_FILES: tuple[str, ...] = (
     "checkpoint.pt",
     "best.pt",
     "results.json",
@@ -35,8 +35,13 @@ RUN_FOLDER_FILES: tuple[str, ...] = (
     "history.yaml",
     "tensorboard",
     "config.yaml",
-    ".aligniform.lock",
 )
+
+#: The run's lock file (its content names the holder: pid, host, start time).
+LOCK_FILE = ".aligniform.lock"
+
+#: Everything a run owns in its folder: its files and its lock.
+RUN_FOLDER_FILES: tuple[str, ...] = (*RUN_FILES, LOCK_FILE)
 
 PathLike = str | os.PathLike[str]
 

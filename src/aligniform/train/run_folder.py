@@ -26,22 +26,9 @@ from typing import IO, Any
 import yaml
 
 from .._io import write_atomic
+from .._outputs import LOCK_FILE, RUN_FILES  # re-exported: one list of a run's files, shared with every writer
 from ..config import TrainConfig
 from .checkpoint import CheckpointError, check_state, load_checkpoint
-
-#: The files (and folder) whose presence means a folder holds a run, in the order an overwrite moves them in.
-RUN_FILES = (
-    "checkpoint.pt",
-    "best.pt",
-    "results.json",
-    "metrics.jsonl",
-    "history.yaml",
-    "tensorboard",
-    "config.yaml",
-)
-
-#: The lock file (its content names the holder: pid, host, start time).
-LOCK_FILE = ".aligniform.lock"
 
 #: Options ``resume`` may change: none of them changes what the finished epochs trained. ``epochs`` may only
 #: grow (never below the epochs done); ``out`` changes when the folder was moved.
