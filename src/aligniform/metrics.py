@@ -324,6 +324,9 @@ def retrieval_recalls(
         >>> retrieval_recalls(np.eye(3), np.eye(3)[[1, 2, 0]], ks=(1, 2, 3))
         {1: 0.0, 2: 0.5, 3: 1.0}
     """
+    # Why not torchmetrics' RetrievalRecall: it wants a dense (queries x keys) score matrix with targets and
+    # an index per query, O(N^2) memory; here the similarities are walked block by block (O(N x block)), and the
+    # core install does not depend on torchmetrics. The value is the same (one relevant key per query).
     ks = [check_positive_int(k, "k") for k in ks]
     if not ks:
         raise ValueError("ks must name at least one k")

@@ -5,6 +5,10 @@ Gradient convention shared by :func:`all_gather_with_grad` and
 gradient is the SUM over ranks of the gradients arriving there. Together with
 DDP's averaging this gives exactly the single-process gradient (see
 :func:`all_gather_with_grad` and ``docs/distributed.md``).
+
+Why not ``torch.distributed.nn.all_gather``: it needs every rank to hold the same number of rows (the last batch
+of an epoch does not), returns a tuple that callers must concatenate, and its backward all-reduces the full
+gathered gradient where a reduce-scatter of each rank's own rows is enough; its gradient convention is the same.
 """
 
 from __future__ import annotations
