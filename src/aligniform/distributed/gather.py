@@ -7,8 +7,7 @@ DDP's averaging this gives exactly the single-process gradient (see
 :func:`all_gather_with_grad` and ``docs/distributed.md``).
 
 Why not ``torch.distributed.nn.all_gather``: it needs every rank to hold the same number of rows (the last batch
-of an epoch does not), returns a tuple that callers must concatenate, and its backward all-reduces the full
-gathered gradient where a reduce-scatter of each rank's own rows is enough; its gradient convention is the same.
+of an epoch, or a sharded loss's uneven split, does not); its gradient convention (the sum over ranks) is the same.
 """
 
 from __future__ import annotations
