@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ._outputs import check_output_path  # noqa: F401  (re-exported: the writers import it from here)
+from .errors import OptionError
 
 _CHECKS_ENABLED = True
 
@@ -135,6 +136,38 @@ def check_positive_int(value: object, name: str) -> int:
     return integer
 
 
+def check_optional_positive_int(value: object, name: str) -> int | None:
+    """``None`` (the caller's default), or ``value`` as an int > 0; anything else is an :class:`OptionError`.
+
+    Examples:
+        >>> check_optional_positive_int(None, "block_rows") is None
+        True
+        >>> check_optional_positive_int(0, "block_rows")
+        Traceback (most recent call last):
+        ...
+        aligniform.errors.OptionError: `block_rows` must be a positive integer or None (the default), got 0
+    """
+    if value is None:
+        return None
+    try:
+        return check_positive_int(value, name)
+    except ValueError:
+        raise OptionError(f"`{name}` must be a positive integer or None (the default), got {value!r}") from None
+
+
+def check_has_storage(x: torch.Tensor, name: str) -> None:
+    """Raise if ``x`` lives on the ``meta`` device: it has a shape but no values to compute with.
+
+    Examples:
+        >>> check_has_storage(torch.empty(2, 3, device="meta"), "x")
+        Traceback (most recent call last):
+        ...
+        TypeError: `x` is a meta tensor (a shape without values); pass a tensor on the CPU or a GPU
+    """
+    if x.is_meta:
+        raise TypeError(f"`{name}` is a meta tensor (a shape without values); pass a tensor on the CPU or a GPU")
+
+
 def check_fraction(value: object, name: str) -> float:
     """Return ``value`` as a float in (0, 1], or raise."""
     number = check_positive(value, name)
@@ -190,6 +223,7 @@ def check_features(
 def check_feature_structure(x: ArrayLike, name: str, min_rows: int = 1) -> torch.Tensor:
     """Shape and dtype checks only (cheap, never reads values)."""
     x = as_tensor(x, name)
+    check_has_storage(x, name)
     if x.dim() != 2:
         raise ValueError(f"{name} must be a 2-D (N, d) feature matrix, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -279,6 +313,7 @@ def check_queue(queue: ArrayLike | None, x: torch.Tensor, normalize: bool = Fals
 def check_labels(labels: ArrayLike, n: int, name: str = "labels") -> torch.Tensor:
     """Validate a 1-D integer label vector of length ``n``."""
     labels = as_tensor(labels, name)
+    check_has_storage(labels, name)
     if labels.dim() != 1 or labels.shape[0] != n:
         raise ValueError(f"{name} must be a 1-D vector with one label per row ({n}), got shape {tuple(labels.shape)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
