@@ -168,6 +168,19 @@ def check_has_storage(x: torch.Tensor, name: str) -> None:
         raise TypeError(f"`{name}` is a meta tensor (a shape without values); pass a tensor on the CPU or a GPU")
 
 
+def check_callable(value: object, name: str, expected: str) -> None:
+    """Raise a ``TypeError`` naming ``name`` unless ``value`` is ``None`` or callable (``expected`` says its form).
+
+    Examples:
+        >>> check_callable(5, "views", "a function inputs -> (x_view, y_view)")
+        Traceback (most recent call last):
+        ...
+        TypeError: `views` must be a function inputs -> (x_view, y_view), or None, got int 5
+    """
+    if value is not None and not callable(value):
+        raise TypeError(f"`{name}` must be {expected}, or None, got {type(value).__name__} {value!r}")
+
+
 def check_fraction(value: object, name: str) -> float:
     """Return ``value`` as a float in (0, 1], or raise."""
     number = check_positive(value, name)
@@ -308,6 +321,29 @@ def check_queue(queue: ArrayLike | None, x: torch.Tensor, normalize: bool = Fals
     if queue.device != x.device:
         raise ValueError(f"queue must be on the same device as the features ({x.device}), got {queue.device}")
     return check_feature_values(queue.detach(), "queue", normalize).to(x.dtype)
+
+
+def class_ids(labels: object, n: int, name: str = "labels") -> torch.Tensor:
+    """Integer class labels of ``n`` rows; class names (strings) become ids in their sorted order.
+
+    Tolerance and the mean classifier only compare labels for equality, so names and the ids they map to give
+    the same numbers. Integer labels pass through :func:`check_labels` (-1 = unlabelled); a name cannot mark a
+    row unlabelled.
+
+    Examples:
+        >>> class_ids(["dog", "cat", "dog"], 3).tolist()
+        [1, 0, 1]
+    """
+    if isinstance(labels, (list, tuple)) and labels and all(isinstance(label, str) for label in labels):
+        labels = np.asarray(labels, dtype=str)
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "US":
+        if labels.ndim != 1:
+            raise ValueError(f"`{name}` must be a 1-D list of class names, got shape {labels.shape}")
+        ids = np.unique(labels, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        return check_labels(torch.from_numpy(ids), n, name)
+    if isinstance(labels, (list, tuple)) and any(isinstance(label, str) for label in labels):
+        raise TypeError(f"`{name}` must be all integers or all strings (class names), got a mix")
+    return check_labels(labels, n, name)  # type: ignore[arg-type]
 
 
 def check_labels(labels: ArrayLike, n: int, name: str = "labels") -> torch.Tensor:
