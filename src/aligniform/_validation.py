@@ -346,14 +346,19 @@ def class_ids(labels: object, n: int, name: str = "labels") -> torch.Tensor:
     return check_labels(labels, n, name)  # type: ignore[arg-type]
 
 
-def check_labels(labels: ArrayLike, n: int, name: str = "labels") -> torch.Tensor:
-    """Validate a 1-D integer label vector of length ``n``."""
+def check_labels(labels: ArrayLike, n: int, name: str = "labels", *, whole_floats: bool = True) -> torch.Tensor:
+    """Validate a 1-D integer label vector of length ``n``.
+
+    Floating-point labels holding whole numbers (as label files saved from float arrays often do) pass as
+    integers when ``whole_floats`` is true, the rule the metrics and ``aligniform analyze`` share; losses pass
+    ``whole_floats=False``, since float labels reaching a loss in a training step are most likely a mistake.
+    """
     labels = as_tensor(labels, name)
     check_has_storage(labels, name)
     if labels.dim() != 1 or labels.shape[0] != n:
         raise ValueError(f"{name} must be a 1-D vector with one label per row ({n}), got shape {tuple(labels.shape)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        if labels.is_floating_point() and bool((labels == labels.round()).all()):
+        if whole_floats and labels.is_floating_point() and bool((labels == labels.round()).all()):
             return labels.long()
         raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
     return labels.long()
