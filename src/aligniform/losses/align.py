@@ -33,6 +33,10 @@ def align_loss(
     Returns:
         Scalar tensor in [0, 2^alpha] for unit-norm inputs.
 
+    Raises:
+        OptionError: ``alpha`` so large that the mean overflows the features' dtype (a huge ``alpha`` whose
+            mean fits is computed in log space).
+
     Examples:
         >>> import torch, torch.nn.functional as F
         >>> from aligniform import align_loss
