@@ -202,3 +202,17 @@ def test_measure_requires_unit_rows_unless_normalize():
         measure(raw)
     assert error.value.options == ("normalize",)
     assert measure(raw, normalize=True)["uniformity"] == metrics.uniformity(F.normalize(raw, dim=1))
+
+
+def test_tolerance_takes_the_labels_aligniform_analyze_takes():
+    # One rule (the shared check_labels): whole-number float labels count as classes, fractional ones are refused
+    # with the same message by the metric and by the embedding files `aligniform analyze` reads.
+    from aligniform.analysis.embeddings import EmbeddingSet
+
+    z = torch.nn.functional.normalize(torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), dim=1)
+    whole = np.array([0.0, 0, 1, 1, 2, 2])
+    assert metrics.tolerance(z, whole) == metrics.tolerance(z, whole.astype(int))
+    EmbeddingSet(z.numpy(), None, whole, source="test")
+    for check in (lambda: metrics.tolerance(z, whole + 0.5), lambda: EmbeddingSet(z.numpy(), None, whole + 0.5)):
+        with pytest.raises(ValueError, match="labels must hold integer class labels, got dtype"):
+            check()

@@ -174,3 +174,29 @@ def test_check_output_path_refuses_a_folder_it_may_not_write_in(tmp_path, monkey
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(ValueError, match=r"cannot write in .* \(permission denied or a read-only file system\)"):
         check_output_path(tmp_path / "r.html", "-o")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: af.align_loss(X.to("meta"), Y.to("meta")),
+        lambda: af.uniform_loss(X.to("meta")),
+        lambda: af.supervised_contrastive_loss(X, Y, torch.arange(8, device="meta")),
+    ],
+    ids=["align", "uniform", "supcon-labels"],
+)
+def test_meta_tensors_are_a_type_error_naming_the_argument(call):
+    with pytest.raises(TypeError, match="is a meta tensor .* pass a tensor on the CPU or a GPU"):
+        call()
+
+
+@pytest.mark.parametrize("block_rows", [0, -3, 2.5, True])
+def test_uniform_block_rows_must_be_a_positive_integer(block_rows):
+    with pytest.raises(af.errors.OptionError, match="`block_rows` must be a positive integer or None"):
+        af.uniform_loss(X, block_rows=block_rows)
+
+
+def test_supcon_accepts_lists_like_the_other_losses():
+    labels = [0, 1, 0, 1, 2, 2, 3, 3]
+    from_lists = af.supervised_contrastive_loss(X.tolist(), Y.tolist(), labels)
+    assert torch.equal(from_lists, af.supervised_contrastive_loss(X.double(), Y.double(), torch.tensor(labels)))

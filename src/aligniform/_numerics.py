@@ -29,7 +29,8 @@ def full_precision(loss_fn: F) -> F:
     @functools.wraps(loss_fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        device_types = {t.device.type for t in tensors} or {"cpu"}
+        # Meta tensors have no autocast state; the loss's input checks reject them with a clear error.
+        device_types = {t.device.type for t in tensors if not t.is_meta} or {"cpu"}
         with _autocast_disabled(device_types):
             return loss_fn(*args, **kwargs)
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ._outputs import check_output_path  # noqa: F401  (re-exported: the writers import it from here)
+from .errors import OptionError
 
 _CHECKS_ENABLED = True
 
@@ -135,6 +136,51 @@ def check_positive_int(value: object, name: str) -> int:
     return integer
 
 
+def check_optional_positive_int(value: object, name: str) -> int | None:
+    """``None`` (the caller's default), or ``value`` as an int > 0; anything else is an :class:`OptionError`.
+
+    Examples:
+        >>> check_optional_positive_int(None, "block_rows") is None
+        True
+        >>> check_optional_positive_int(0, "block_rows")
+        Traceback (most recent call last):
+        ...
+        aligniform.errors.OptionError: `block_rows` must be a positive integer or None (the default), got 0
+    """
+    if value is None:
+        return None
+    try:
+        return check_positive_int(value, name)
+    except ValueError:
+        raise OptionError(f"`{name}` must be a positive integer or None (the default), got {value!r}") from None
+
+
+def check_has_storage(x: torch.Tensor, name: str) -> None:
+    """Raise if ``x`` lives on the ``meta`` device: it has a shape but no values to compute with.
+
+    Examples:
+        >>> check_has_storage(torch.empty(2, 3, device="meta"), "x")
+        Traceback (most recent call last):
+        ...
+        TypeError: `x` is a meta tensor (a shape without values); pass a tensor on the CPU or a GPU
+    """
+    if x.is_meta:
+        raise TypeError(f"`{name}` is a meta tensor (a shape without values); pass a tensor on the CPU or a GPU")
+
+
+def check_callable(value: object, name: str, expected: str) -> None:
+    """Raise a ``TypeError`` naming ``name`` unless ``value`` is ``None`` or callable (``expected`` says its form).
+
+    Examples:
+        >>> check_callable(5, "views", "a function inputs -> (x_view, y_view)")
+        Traceback (most recent call last):
+        ...
+        TypeError: `views` must be a function inputs -> (x_view, y_view), or None, got int 5
+    """
+    if value is not None and not callable(value):
+        raise TypeError(f"`{name}` must be {expected}, or None, got {type(value).__name__} {value!r}")
+
+
 def check_fraction(value: object, name: str) -> float:
     """Return ``value`` as a float in (0, 1], or raise."""
     number = check_positive(value, name)
@@ -190,6 +236,7 @@ def check_features(
 def check_feature_structure(x: ArrayLike, name: str, min_rows: int = 1) -> torch.Tensor:
     """Shape and dtype checks only (cheap, never reads values)."""
     x = as_tensor(x, name)
+    check_has_storage(x, name)
     if x.dim() != 2:
         raise ValueError(f"{name} must be a 2-D (N, d) feature matrix, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -276,13 +323,42 @@ def check_queue(queue: ArrayLike | None, x: torch.Tensor, normalize: bool = Fals
     return check_feature_values(queue.detach(), "queue", normalize).to(x.dtype)
 
 
-def check_labels(labels: ArrayLike, n: int, name: str = "labels") -> torch.Tensor:
-    """Validate a 1-D integer label vector of length ``n``."""
+def class_ids(labels: object, n: int, name: str = "labels") -> torch.Tensor:
+    """Integer class labels of ``n`` rows; class names (strings) become ids in their sorted order.
+
+    Tolerance and the mean classifier only compare labels for equality, so names and the ids they map to give
+    the same numbers. Integer labels pass through :func:`check_labels` (-1 = unlabelled); a name cannot mark a
+    row unlabelled.
+
+    Examples:
+        >>> class_ids(["dog", "cat", "dog"], 3).tolist()
+        [1, 0, 1]
+    """
+    if isinstance(labels, (list, tuple)) and labels and all(isinstance(label, str) for label in labels):
+        labels = np.asarray(labels, dtype=str)
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "US":
+        if labels.ndim != 1:
+            raise ValueError(f"`{name}` must be a 1-D list of class names, got shape {labels.shape}")
+        ids = np.unique(labels, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        return check_labels(torch.from_numpy(ids), n, name)
+    if isinstance(labels, (list, tuple)) and any(isinstance(label, str) for label in labels):
+        raise TypeError(f"`{name}` must be all integers or all strings (class names), got a mix")
+    return check_labels(labels, n, name)  # type: ignore[arg-type]
+
+
+def check_labels(labels: ArrayLike, n: int, name: str = "labels", *, whole_floats: bool = True) -> torch.Tensor:
+    """Validate a 1-D integer label vector of length ``n``.
+
+    Floating-point labels holding whole numbers (as label files saved from float arrays often do) pass as
+    integers when ``whole_floats`` is true, the rule the metrics and ``aligniform analyze`` share; losses pass
+    ``whole_floats=False``, since float labels reaching a loss in a training step are most likely a mistake.
+    """
     labels = as_tensor(labels, name)
+    check_has_storage(labels, name)
     if labels.dim() != 1 or labels.shape[0] != n:
         raise ValueError(f"{name} must be a 1-D vector with one label per row ({n}), got shape {tuple(labels.shape)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        if labels.is_floating_point() and bool((labels == labels.round()).all()):
+        if whole_floats and labels.is_floating_point() and bool((labels == labels.round()).all()):
             return labels.long()
         raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
     return labels.long()

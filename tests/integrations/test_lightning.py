@@ -115,6 +115,11 @@ def test_every_n_steps(tmp_path):
 def test_bad_options():
     with pytest.raises(ValueError, match="every_n_steps"):
         HypersphereMonitor([], every_n_steps=0)
+    # Found at construction, not at the first measurement mid-training.
+    with pytest.raises(TypeError, match=r"`views` must be a function inputs -> \(x_view, y_view\), or None, got int 5"):
+        HypersphereMonitor([], views=5)
+    with pytest.raises(TypeError, match="`embed` must be a function"):
+        HypersphereMonitor([], embed="mean")
 
 
 def val_loader():

@@ -3,6 +3,7 @@
 import copy
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,22 @@ def test_evaluator_rejects_bad_inputs():
         HypersphereEvaluator(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="primary_metric"):
         HypersphereEvaluator(["a", "b"], ["c", "d"], primary_metric="accuracy")
+    with pytest.raises(ValueError, match=r"labels must be a 1-D vector with one label per row \(2\)"):
+        HypersphereEvaluator(["a", "b"], ["c", "d"], labels=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"`labels` must be a 1-D list of class names"):
+        HypersphereEvaluator(["a", "b"], ["c", "d"], labels=np.array([["x", "y"]]))
+    with pytest.raises(TypeError, match="`labels` must be all integers or all strings"):
+        HypersphereEvaluator(["a", "b"], ["c", "d"], labels=[0, "b"])
+
+
+def test_evaluator_maps_class_names_to_ids_in_sorted_order():
+    # The metrics only compare labels, so names give the numbers their ids give.
+    evaluator = HypersphereEvaluator(["a", "b", "c"], ["d", "e", "f"], labels=["b", "a", "b"])
+    assert evaluator.labels.tolist() == [1, 0, 1]
+    x = F.normalize(torch.randn(3, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    named = evaluator.options.metrics(x, x, evaluator.labels)
+    numbered = evaluator.options.metrics(x, x, torch.tensor([7, 3, 7]))
+    assert named == numbered
 
 
 def test_objective_loss_is_the_objective_on_the_pair_embeddings(model):

@@ -74,6 +74,15 @@ def test_bad_updates_are_clear_errors():
         HypersphereMetrics(max_pairs=0)
 
 
+def test_an_update_of_another_width_is_a_clear_error():
+    metric = HypersphereMetrics()
+    metric.update(torch.randn(4, 3), torch.randn(4, 3))
+    with pytest.raises(ValueError, match=r"have 5 columns but earlier updates had 3: .*call reset\(\)"):
+        metric.update(torch.randn(4, 5), torch.randn(4, 5))
+    metric.reset()
+    metric.update(torch.randn(4, 5), torch.randn(4, 5))  # a new model after reset() may have another width
+
+
 ROWS_PER_RANK = (37, 53)  # uneven shards: the gather must handle them
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .._extras import requires_extra
-from .._validation import check_positive_int
+from .._validation import check_callable, check_positive_int
 from .common import Embed, MeasureOptions, Views
 
 with requires_extra("lightning"):
@@ -99,6 +99,9 @@ class HypersphereMonitor(Callback):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        # Checked here: a wrong argument would otherwise fail only at the first measurement, mid-training.
+        check_callable(views, "views", "a function inputs -> (x_view, y_view)")
+        check_callable(embed, "embed", "a function (module, inputs) -> (B, d) embeddings")
         self.data, self.views, self.embed = data, views, embed
         self.every_n_epochs = None if every_n_epochs is None else check_positive_int(every_n_epochs, "every_n_epochs")
         self.every_n_steps = None if every_n_steps is None else check_positive_int(every_n_steps, "every_n_steps")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._extras import requires_extra
-from .._validation import check_positive, check_positive_int
+from .._validation import check_positive, check_positive_int, class_ids
 from ..objective import Objective
 from .common import HIGHER_IS_BETTER, METRIC_KEYS, MeasureOptions, preserved_training_state
 
@@ -58,8 +58,10 @@ class HypersphereEvaluator(SentenceEvaluator):
     Args:
         sentences1: the first side of each pair.
         sentences2: the second side, row for row.
-        labels: optional integer class per pair (enables ``tolerance`` and
-            ``mean_classifier_acc``).
+        labels: optional class per pair (enables ``tolerance`` and
+            ``mean_classifier_acc``): integers (-1 = unlabelled) or class
+            names, mapped to ids in sorted order (the metrics only compare
+            labels, so they are the same); checked here, one per pair.
         batch_size: sentences per forward pass.
         name: prefix of the metric names.
         primary_metric: the metric the trainer uses to pick the best
@@ -81,7 +83,7 @@ class HypersphereEvaluator(SentenceEvaluator):
         self,
         sentences1: Sequence[str],
         sentences2: Sequence[str],
-        labels: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+        labels: Sequence[int] | Sequence[str] | np.ndarray | torch.Tensor | None = None,
         *,
         batch_size: int = 32,
         name: str = "",
@@ -101,7 +103,8 @@ class HypersphereEvaluator(SentenceEvaluator):
             )
         if not all(isinstance(text, str) for text in self.sentences1 + self.sentences2):
             raise ValueError("sentences1 and sentences2 must hold strings")
-        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels))
+        # Class names are mapped to ids (sorted names); both give the same tolerance and mean classifier.
+        self.labels = None if labels is None else class_ids(labels, len(self.sentences1))
         if primary_metric not in METRIC_KEYS:
             raise ValueError(f"primary_metric must be one of {', '.join(METRIC_KEYS)}, got {primary_metric!r}")
         self.batch_size = check_positive_int(batch_size, "batch_size")

@@ -99,6 +99,12 @@ class HypersphereMetrics(Metric):
             if value.dim() != 2 or not value.is_floating_point():
                 raise ValueError(f"{name} must be a 2-D floating-point (B, d) tensor, got {tuple(value.shape)}")
         check_same_shape(x, y)
+        stored = cast(list, self.x)
+        if isinstance(stored, list) and stored and stored[0].shape[1] != x.shape[1]:
+            raise ValueError(
+                f"x and y have {x.shape[1]} columns but earlier updates had {stored[0].shape[1]}: every update "
+                f"must give embeddings of the same width (call reset() before measuring another model)"
+            )
         if self._with_labels is not None and self._with_labels != (labels is not None):
             raise ValueError(
                 "give labels with every update or with none: "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .._numerics import full_precision, upcast
 from .._validation import check_feature_pair, check_positive
+from ..errors import OptionError
 from .base import Loss
-from .global_batch import Shard, checked_inputs, mean_terms
+from .global_batch import Shard, batch_size, checked_inputs, mean_terms
 
 
 @full_precision
@@ -30,6 +33,10 @@ def align_loss(
     Returns:
         Scalar tensor in [0, 2^alpha] for unit-norm inputs.
 
+    Raises:
+        OptionError: ``alpha`` so large that the mean overflows the features' dtype (a huge ``alpha`` whose
+            mean fits is computed in log space).
+
     Examples:
         >>> import torch, torch.nn.functional as F
         >>> from aligniform import align_loss
@@ -48,7 +55,27 @@ def align_loss(
         return mean_terms(squared, shard)
     # ||v||^alpha = (||v||²)^(alpha/2). The clamp keeps the gradient of identical
     # rows finite (0 instead of 0 * inf); it only touches distances below eps.
-    return mean_terms(squared.clamp_min(torch.finfo(squared.dtype).eps ** 2).pow(alpha / 2), shard)
+    squared = squared.clamp_min(torch.finfo(squared.dtype).eps ** 2)
+    largest = math.log(torch.finfo(squared.dtype).max)
+    # Each term is at most 2^alpha, so their sum can only overflow when N * 2^alpha exceeds the dtype's range;
+    # below that the plain mean is exact (and unchanged), above it the mean is taken in log space.
+    if alpha * math.log(2.0) + math.log(max(batch_size(x, shard), 1)) < largest:
+        return mean_terms(squared.pow(alpha / 2), shard)
+    if shard is not None:
+        loss = mean_terms(squared.pow(alpha / 2), shard)
+        log_mean = math.inf if not bool(torch.isfinite(loss)) else 0.0
+    else:
+        log_mean_tensor = torch.logsumexp((alpha / 2) * squared.log(), dim=0) - math.log(squared.shape[0])
+        log_mean = float(log_mean_tensor)
+        loss = log_mean_tensor.exp()
+    if log_mean >= largest:
+        raise OptionError(
+            f"`alpha` ({alpha:g}) is too large: the mean ||x - y||^alpha of these pairs overflows {squared.dtype}"
+            + (f" (its log is {log_mean:.4g}, the dtype reaches e^{largest:.4g})" if math.isfinite(log_mean) else "")
+            + "; pass a smaller `alpha`"
+            + (" or float64 features" if squared.dtype != torch.float64 else "")
+        )
+    return loss
 
 
 class AlignLoss(Loss):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._numerics import full_precision
-from .._validation import ArrayLike, as_tensor, check_labels
+from .._validation import ArrayLike, check_labels
 from .base import Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
 from .global_batch import Shard, checked_inputs, mean_terms
@@ -14,10 +14,7 @@ from .other_views import other_views_logsumexp
 
 def _labels_on(labels: ArrayLike, n: int, name: str, device: torch.device) -> torch.Tensor:
     """An integer label vector of length ``n`` on ``device``; floats, bools and wrong lengths are errors."""
-    labels = as_tensor(labels, name)
-    if labels.is_floating_point():
-        raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
-    return check_labels(labels, n, name).to(device)
+    return check_labels(labels, n, name, whole_floats=False).to(device)
 
 
 @full_precision

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._numerics import full_precision, upcast
-from .._validation import check_features, check_queue
+from .._validation import check_features, check_optional_positive_int, check_queue
 from .base import Loss
 from .candidates import check_scale, scale_argument, scale_value
 from .engine import as_columns, as_rows, balanced_pairs_logsumexp, pair_count, pairwise_logsumexp, tiled_logsumexp
@@ -56,6 +56,7 @@ def uniform_loss(
         True
     """
     t = check_scale(t, "t")
+    block_rows = check_optional_positive_int(block_rows, "block_rows")
     # Without a queue the pairs are the batch's own; with one, a single row still pairs with the queue.
     min_rows = 2 if queue is None else 1
 
