@@ -43,7 +43,6 @@ from typing import Any, TextIO
 from ._validation import check_positive_int
 from .config import ConfigError, TrainConfig, read_yaml_file
 from .configs import find_config
-from .train.reuse import finished_results
 
 
 @dataclass(frozen=True)
@@ -259,6 +258,10 @@ def train_in_processes(configs: list[TrainConfig], workers: int, stream: TextIO 
 
 def _results(run: SweepRun, out: Path) -> dict[str, Any] | None:
     """The run's results when it has finished with these options, else None."""
+    # Imported here: the training code needs the 'train' extra, and `aligniform sweep --help` (and the grid checks)
+    # must work in the core install.
+    from .train.reuse import finished_results
+
     return finished_results(out / run.name, run.config(out))
 
 

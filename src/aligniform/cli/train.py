@@ -12,7 +12,6 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..errors import render_options
-from ..train import resolve_config
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,7 +85,9 @@ def _flag_type(kind: Any) -> type:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The run's :class:`TrainConfig` from the parsed flags, merged by :func:`~aligniform.config.resolve_config`."""
+    """The run's :class:`TrainConfig` from the parsed flags, merged by :func:`~aligniform.train.resolve_config`."""
+    from ..train import resolve_config  # the training code needs the 'train' extra; `--help` must not
+
     flags = {field.name: getattr(args, field.name) for field in config_fields()}
     return resolve_config(args.config, flags, resume=getattr(args, "resume", False))
 
