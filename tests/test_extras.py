@@ -131,7 +131,9 @@ def test_requires_extra_leaves_other_import_errors_alone(monkeypatch):
 
 def test_require_imports_or_names_the_extra(monkeypatch):
     assert require("json", "train").loads("[1]") == [1]
+    # Both names: another test in this process may already have imported the submodule itself.
     monkeypatch.setitem(sys.modules, "torchmetrics", None)
+    monkeypatch.setitem(sys.modules, "torchmetrics.utilities", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'aligniform\[torchmetrics\]'"):
         require("torchmetrics.utilities", "torchmetrics")
 
