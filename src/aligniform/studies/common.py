@@ -62,7 +62,7 @@ def options_dict(options: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(options)))
 
 
-# Measured on the 2-core shared development machine: with other jobs running,
+# Measured on a shared machine with 2 cores: with other jobs running,
 # OpenMP's spin-waiting made 2 intra-op threads 4-20x slower than 1 for these
 # studies' small operations (e.g. the synthetic Theorem 1 check: 59 s vs 3 s).
 THREADS_HELP = (

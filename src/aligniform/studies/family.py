@@ -1,4 +1,4 @@
-"""The hypersphere loss family on one map: where each objective puts the same encoder (issue 12).
+"""The hypersphere loss family on one map: where each objective puts the same encoder.
 
 The same encoder, data, budget and seeds are trained with each objective of
 the related literature (contrastive, align + uniform, hard contrastive, SimCLR's

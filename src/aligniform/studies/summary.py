@@ -322,7 +322,7 @@ def _by_margin(difference: float | None, error: float | None) -> str:
 
 
 def family_rows(results: dict) -> list[dict[str, str]]:
-    """The loss family (issue 12): SupCon's tolerance, DCL at small batch, debiased vs SimCLR's NT-Xent.
+    """The loss family study: SupCon's tolerance, DCL at small batch, debiased vs SimCLR's NT-Xent.
 
     Each compares means over seeds with the rule of :func:`_by_margin`, on the study's accuracy (linear probe,
     or 5-NN without one). DCL's claim needs its premise: NT-Xent must lose accuracy from the large to the small
