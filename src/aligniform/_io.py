@@ -88,7 +88,7 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], point: 
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
 def _naming(error: OSError, temporary: Path, path: Path) -> OSError:
@@ -118,8 +118,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def _sync_folder(folder: Path) -> None:
-    # Best effort: some file systems (and Windows) cannot open or sync a folder.
+def sync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` survive a power cut (best effort: some file systems cannot sync a folder)."""
     try:
         handle = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from .._faults import fault_point
+from .._io import sync_folder
 from .run_folder import RUN_FILES, write_text_atomic
 
 #: The folder (inside the run folder) a replacing run is built in until its first checkpoint.
@@ -79,7 +80,7 @@ def move_in(out: str | Path) -> None:
             os.replace(source, target)
         elif name not in names:
             _remove(target)  # the old run's (results.json, an old best.pt): not part of the new run
-    _sync(out)
+    sync_folder(out)
     _remove(staging)
 
 
@@ -112,17 +113,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif os.path.lexists(path):
         path.unlink()
-
-
-def _sync(folder: Path) -> None:
-    """Make the renames in ``folder`` survive a power cut (where the platform can sync a folder)."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
