@@ -192,7 +192,7 @@ def test_undefined_numbers_give_not_evaluable_rows():
     assert row["verdict"] == "reproduced" and row["here"] == "1 of 1 curves shrink"
     pooled = {"checkpoints": 0, "median_within_setting_unsup_vs_accuracy": None, "unsup_vs_accuracy": None}
     assert summary.latent_classes_rows({"settings": [], "pooled": pooled})[0]["verdict"] == "not evaluable"
-    assert summary._by_margin(0.5, None) == "not evaluable" and summary._decided("reproduces", None) == "not evaluable"
+    assert summary.by_margin(0.5, None) == "not evaluable" and summary._decided("reproduces", None) == "not evaluable"
 
 
 def test_the_documented_command_parses():

@@ -22,6 +22,9 @@ name               function / options                   claim (paper)
 ``family``         :func:`run_family_study`             where each loss of the family puts one encoder on the
                    :class:`FamilyOptions`               alignment–uniformity map; DCL at small batch, SupCon's
                                                         tolerance (Yeh et al. 2022; Khosla et al. 2020)
+``budget``         :func:`run_budget_study`             no runs of its own: judges the runs of a pre-registered
+                   :class:`BudgetOptions`               design at today's budget and 3× (are three failures
+                                                        budget effects?)
 ``summary``        :func:`run_summary_study`            no claim of its own: REPRODUCTION.md's table of every
                    :class:`SummaryOptions`              claim and verdict, read from the studies' outputs
 =================  ===================================  ======================================================
@@ -38,6 +41,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names below load on first use (PEP 562): the CLI lists the studies without importing them
+    from .budget import BudgetOptions, run_budget_study
     from .correlation import CorrelationOptions, run_correlation_study
     from .family import FamilyOptions, run_family_study
     from .latent_classes import LatentClassesOptions, run_latent_classes_study
@@ -52,6 +56,7 @@ REGISTRY = {
     "latent-classes": ("latent_classes", "run_latent_classes_study", "LatentClassesOptions"),
     "temperature": ("temperature", "run_temperature_study", "TemperatureOptions"),
     "family": ("family", "run_family_study", "FamilyOptions"),
+    "budget": ("budget", "run_budget_study", "BudgetOptions"),
     "summary": ("summary", "run_summary_study", "SummaryOptions"),
 }
 #: The studies' names, sorted (what ``aligniform study`` accepts).
@@ -85,6 +90,8 @@ __all__ = [
     "STUDIES",
     "STUDY_NAMES",
     "load_study",
+    "BudgetOptions",
+    "run_budget_study",
     "CorrelationOptions",
     "FamilyOptions",
     "run_correlation_study",

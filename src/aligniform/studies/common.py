@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from .._io import write_json
+from .._io import write_bytes_atomic, write_json
 from .._numerics import is_finite_number
 
 Options = TypeVar("Options")
@@ -111,9 +111,9 @@ class Progress:
 
 def write_outputs(out: Path, name: str, results: dict, markdown: str) -> tuple[Path, Path]:
     """Write a study's ``<out>/<name>.json`` (strict JSON, atomically) and ``<out>/<name>.md``; return both paths."""
+    Path(out).mkdir(parents=True, exist_ok=True)
     json_path = write_json(Path(out) / f"{name}.json", results)
-    markdown_path = Path(out) / f"{name}.md"
-    markdown_path.write_text(markdown)
+    markdown_path = write_bytes_atomic(Path(out) / f"{name}.md", markdown.encode("utf-8"))
     return json_path, markdown_path
 
 

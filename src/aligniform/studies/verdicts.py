@@ -70,6 +70,38 @@ _IN_SUMMARY = {
 }
 
 
+def by_margin(difference: float | None, error: float | None) -> Verdict:
+    """A difference of means over seeds in the claimed direction: more than 2 standard errors *reproduced*,
+    within them *partly*, the other way *not reproduced*; without a standard error (one seed) *not evaluable*.
+
+    Examples:
+        >>> by_margin(1.0, 0.4), by_margin(0.5, 0.4), by_margin(-0.1, 0.4), by_margin(1.0, None)
+        ('reproduced', 'partly', 'not reproduced', 'not evaluable')
+    """
+    if difference is None or error is None:
+        return Verdict.NOT_EVALUABLE
+    if difference > 2 * error:
+        return Verdict.REPRODUCED
+    return Verdict.PARTLY if difference > 0 else Verdict.NOT_REPRODUCED
+
+
+def combine(verdicts: list[str]) -> Verdict:
+    """One verdict from several datasets' or settings': all reproduced, some, none (missing ones ignored).
+
+    Examples:
+        >>> combine(["reproduced", "not reproduced"]), combine(["reproduced", "reproduced"]), combine([])
+        ('partly', 'reproduced', 'not evaluable')
+        >>> combine(["partly", "reproduced"])
+        'partly'
+    """
+    known = [v for v in verdicts if v != Verdict.NOT_EVALUABLE]
+    if not known:
+        return Verdict.NOT_EVALUABLE
+    if all(v == Verdict.REPRODUCED for v in known):
+        return Verdict.REPRODUCED
+    return Verdict.PARTLY if any(v in (Verdict.REPRODUCED, Verdict.PARTLY) for v in known) else Verdict.NOT_REPRODUCED
+
+
 @dataclass(frozen=True)
 class Claim:
     """One row of the summary table: the claim, where the paper makes it, what this repository measured, the verdict.
