@@ -155,6 +155,7 @@ def check_output_path(
             f"choose a {kind} you can write to"
         )
     sources = [Path(source).expanduser() for source in inputs]
-    for file in [target / file for file in files] if folder else [target]:
+    # A folder output may not be a run's own entry either (its tensorboard/, or a name a run's file has).
+    for file in [target, *(target / file for file in files)] if folder else [target]:
         _check_spares(file, name, sources)
     return target
