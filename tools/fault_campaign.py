@@ -216,7 +216,8 @@ def run_cli(cases: list[Case], work: Path, run_source: Path) -> list[dict[str, A
         kind = "file.txt" if case.command.split()[0] in FOLDER_OUTPUTS else "folder"
         paths = {**fixtures, "folder_or_file": fixtures[kind]}
         argv = resolve(case.argv, {name: Path(p) if p else "" for name, p in paths.items()}, root / f"new_{index}")
-        result = run_cli_case(argv)
+        with contextlib.chdir(root):  # a relative default (`runs/run`, `report.html`) lands in the workspace
+            result = run_cli_case(argv)
         after = snapshot(root)
         verdict = check_cli(result, before, after)
         first_line = (result["stderr"].strip().splitlines() or [""])[0] if result["exit"] == 2 else ""

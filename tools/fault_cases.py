@@ -55,7 +55,8 @@ INPUTS = (
     "toolong",
 )
 #: Bad output paths: a folder where a file goes (or a file where a folder goes), under a file, a run's file, ...
-OUTPUTS = ("", "folder_or_file", "file.txt/under", "toolong", "run/checkpoint.pt", "run", "dangling", "readonly/out")
+OUTPUTS = ("", "folder_or_file", "file.txt/under", "toolong", "run/checkpoint.pt", "run", "dangling", "loop")
+OUTPUTS += ("readonly/out",)
 #: The study options whose value is a path (they get :data:`INPUTS`).
 STUDY_PATHS = {"grid", "seeds", "encoder", "demo", "correlation", "temperature", "theorem1", "latent_classes"}
 STUDY_PATHS |= {"family", "update"}
@@ -82,6 +83,12 @@ def _values_for(kind: object) -> tuple[str, ...]:
     return WORDS
 
 
+def _holds_paths(kind: object) -> bool:
+    """Whether a study option of this type names files or folders (text, or a tuple of texts), not numbers."""
+    args = [arg for arg in typing.get_args(kind) if arg not in (type(None), Ellipsis)]
+    return kind is str or bool(args) and all(arg is str for arg in args)
+
+
 def train_cases() -> Iterator[Case]:
     """Every ``TrainConfig`` flag × the bad values of its kind, then ``--config`` and ``--out``."""
     from aligniform.cli.train import config_fields, config_flag
@@ -105,7 +112,7 @@ def train_cases() -> Iterator[Case]:
     yield Case("train", "--resume no run", (*base, "--resume", "--out", "{folder}"))
     yield Case("train", "--resume --overwrite", (*base, "--resume", "--overwrite", "--out", "{run}"))
     yield Case("train", "a run without --resume", (*base, "--out", "{run}"))
-    yield Case("train", "unknown flag", (*base, "--epoch", "1"))
+    yield Case("train", "unknown flag", (*base, "--bogus", "1"))
 
 
 def eval_cases() -> Iterator[Case]:
@@ -144,6 +151,8 @@ def analyze_cases() -> Iterator[Case]:
     yield Case("analyze", "two sources", ("analyze", "{pairs.npz}", "--npz", "{pairs.npz}"))
     yield Case("analyze", "--pairs without a model", ("analyze", "{pairs.npz}", "--pairs", "{empty.txt}"))
     yield Case("analyze", "no source", ("analyze",))
+    for name in INPUTS:
+        yield Case("analyze", f"--data-dir {name}", ("analyze", "{run}/checkpoint.pt", "--data-dir", f"{{{name}}}"))
 
 
 def report_cases() -> Iterator[Case]:
@@ -191,8 +200,14 @@ def study_cases() -> Iterator[Case]:
         for field in dataclasses.fields(options):
             if hints[field.name] is bool:
                 values: tuple[str, ...] = ("maybe", "", "2")
-            elif field.name in STUDY_PATHS:
-                values = tuple(f"{{{name}}}" for name in INPUTS)
+            elif field.name in STUDY_PATHS and _holds_paths(hints[field.name]):
+                # A path is read only once the study runs: a fresh --out, which a refusal must leave uncreated.
+                # An empty value of an option that defaults to empty leaves it unset: valid, and the study would run.
+                unset = field.default in ("", None, ())
+                for name in (name for name in INPUTS if name or not unset):
+                    argv = ("study", study, "--set", f"{field.name}={{{name}}}", "--out", "{NEW}")
+                    yield Case(f"study {study}", f"{field.name}={name}", argv)
+                continue
             elif "objective" in field.name:
                 values = OBJECTIVES[:6]
             else:

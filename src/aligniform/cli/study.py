@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
 from ..studies import STUDY_NAMES  # the package loads each study on first use: listing them imports none
 from .errors import UserError, path_argument, spell_options
+from .inputs import check_not_special
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,6 +71,7 @@ def check_study_folder(name: str, options: Any, out: Path) -> Path:
     from .._outputs import check_output_path
     from .sweep import check_sweep_folder
 
+    check_input_files(name, options)
     files = [f"{name}.json", f"{name}.md"]
     inputs: list[Path] = []
     if name == "correlation":
@@ -91,3 +94,32 @@ def check_study_folder(name: str, options: Any, out: Path) -> Path:
         if options.update:
             inputs.append(Path(options.update).expanduser())
     return check_output_path(out, "--out", folder=True, inputs=inputs, files=files)
+
+
+#: The study options that name a file to read (correlation's grid, theorem1's encoder checkpoint).
+INPUT_FILES = {"correlation": "grid", "theorem1": "encoder"}
+
+
+def check_input_files(name: str, options: Any) -> None:
+    """Refuse, before ``--out`` is created, a study's input file that is empty, a folder, a FIFO or unreadable.
+
+    A grid that is no file would otherwise be looked up as a shipped grid's name ("no shipped config named ..."),
+    and theorem1 would create ``--out`` before it found its encoder checkpoint damaged.
+    """
+    option = INPUT_FILES.get(name)
+    value = getattr(options, option) if option else None
+    if value is None or (option == "encoder" and value in ("train", "random", "none")):
+        return
+    spelled = f"--set {option}"
+    if not str(value).strip():
+        raise UserError(f"{spelled} is empty; give a file (or leave the option out)")
+    try:
+        check_not_special(value)
+    except argparse.ArgumentTypeError as error:
+        raise UserError(f"{spelled} {error}") from None
+    if os.path.isdir(value):
+        raise UserError(f"{spelled} {value} is a folder, not a file; give the file to read")
+    if option == "encoder" and os.path.isfile(value):
+        from ..train.checkpoint import load_checkpoint
+
+        load_checkpoint(value)  # a damaged checkpoint is refused here, naming the file, before --out exists

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from ..sweep import MAX_RUNS
 from .errors import UserError, path_argument
+from .inputs import input_path
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``sweep`` to the sub-commands."""
     parser = commands.add_parser("sweep", help="train many encoders over a grid of options (resumable)")
     parser.add_argument(
-        "grid", type=path_argument, help="YAML grid file (sections base, grid, runs), or a shipped grid by name"
+        "grid", type=input_path, help="YAML grid file (sections base, grid, runs), or a shipped grid by name"
     )
     parser.add_argument(
         "--out", type=path_argument, required=True, help="sweep folder (one sub-folder per run, sweep.csv)"
