@@ -347,12 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="write the JSON report here")
     parser.add_argument("--sample", type=int, help="run this many CLI cases and this many API cases, spread evenly")
     parser.add_argument("--fake-run", action="store_true", help="a fake run folder instead of training one (~20 s)")
-    parser.add_argument("--only", help="run only the CLI cases of commands starting with this (e.g. 'study')")
+    parser.add_argument(
+        "--only", help="run only the CLI cases of commands starting with one of these (comma-separated: 'study,eval')"
+    )
     parser.add_argument("--no-api", action="store_true", help="skip the API cases")
     args = parser.parse_args(argv)
     from tools.fault_api_cases import api_cases
 
-    cli = [case for case in cli_cases() if not args.only or case.command.startswith(args.only)]
+    prefixes = tuple(args.only.split(",")) if args.only else ("",)
+    cli = [case for case in cli_cases() if case.command.startswith(prefixes)]
     api = [] if args.no_api or args.only else api_cases()
     cli, api = select(cli, args.sample), select(api, args.sample)
     work = Path(tempfile.mkdtemp(prefix="aligniform-campaign-"))

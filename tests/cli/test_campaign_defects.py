@@ -98,3 +98,30 @@ def test_a_fifo_or_a_folder_given_as_a_file_is_named_for_what_it_is(capsys, tmp_
     refused(capsys, tmp_path, ["sweep", fifo, "--out", tmp_path / "o"], "sweep", special)
     refused(capsys, tmp_path, ["train", "--config", fifo, "--out", tmp_path / "o"], "train", "--config", special)
     assert "o" not in snapshot(tmp_path)
+
+
+def test_pairs_without_a_sentence_model_and_a_file_as_data_dir_are_refused(capsys, tmp_path, pairs):
+    # Both were ignored without a word.
+    (tmp_path / "notes.tsv").write_text("a\tb\n")
+    refused(capsys, tmp_path, ["analyze", pairs, "--pairs", tmp_path / "notes.tsv"], "analyze", "--sentence-model")
+    argv = ["eval", tmp_path / "run.pt", "--data-dir", pairs]
+    refused(capsys, tmp_path, argv, "eval", "--data-dir", "is not a folder")
+    argv = ["train", "--data-dir", pairs, "--out", tmp_path / "o"]
+    refused(capsys, tmp_path, argv, "train", "--data-dir", "is not a folder")
+
+
+def test_a_name_too_long_is_one_line(capsys, tmp_path, pairs):
+    refused(capsys, tmp_path, ["compare", pairs, "--pairs", tmp_path / ("x" * 300), "--out", tmp_path / "o"], "compare")
+
+
+def test_a_study_input_file_is_checked_before_out_is_created(capsys, tmp_path):
+    out = tmp_path / "out"
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    for value, fragment in (("", "is empty"), (tmp_path / "folder", "is a folder"), (tmp_path / "fifo", "FIFO")):
+        argv = ["study", "correlation", "--set", f"grid={value}", "--out", out]
+        refused(capsys, tmp_path, argv, "study", "--set grid", fragment)
+    (tmp_path / "damaged.pt").write_bytes(b"not a checkpoint")
+    argv = ["study", "theorem1", "--set", f"encoder={tmp_path / 'damaged.pt'}", "--out", out]
+    refused(capsys, tmp_path, argv, "study", "damaged.pt", "corrupt")
+    assert not out.exists()
