@@ -216,8 +216,12 @@ def run_cli(cases: list[Case], work: Path, run_source: Path) -> list[dict[str, A
         kind = "file.txt" if case.command.split()[0] in FOLDER_OUTPUTS else "folder"
         paths = {**fixtures, "folder_or_file": fixtures[kind]}
         argv = resolve(case.argv, {name: Path(p) if p else "" for name, p in paths.items()}, root / f"new_{index}")
-        with contextlib.chdir(root):  # a relative default (`runs/run`, `report.html`) lands in the workspace
+        previous = os.getcwd()
+        os.chdir(root)  # a relative default (`runs/run`, `report.html`) lands in the workspace
+        try:
             result = run_cli_case(argv)
+        finally:
+            os.chdir(previous)
         after = snapshot(root)
         verdict = check_cli(result, before, after)
         first_line = (result["stderr"].strip().splitlines() or [""])[0] if result["exit"] == 2 else ""
