@@ -106,6 +106,9 @@ def check_output_path(
 ) -> Path:
     """Return ``path`` (``~`` expanded) if a file, or with ``folder=True`` a folder, can be written there.
 
+    A symbolic link is followed: the path returned is what it points to, so that writing there keeps the link
+    (a link to nothing is refused). Write to the path returned.
+
     Checks, without creating anything, what would make writing fail after a
     long computation: an empty path, a folder where a file is meant (or a file
     where a folder is meant), a path under a file, and a location this process
@@ -136,6 +139,15 @@ def check_output_path(
         raise OptionError(f"{name} must be a non-empty path, got {path!r}")
     target = Path(path).expanduser()
     kind = "folder" if folder else "file"
+    if target.is_symlink():
+        pointed = Path(os.path.realpath(target))
+        if not pointed.exists():
+            raise OptionError(
+                f"{name} {target} is a symbolic link to {pointed}, which does not exist; give the {kind} itself, "
+                "or create what the link points to"
+            )
+        # Written as a shell's `>` writes: into what the link points to, so the link stays a link.
+        target = pointed
     if target.is_dir() and not folder:
         raise OptionError(f"{name} {target} is a folder, not a file; give the path of the file to write")
     if target.exists() and folder and not target.is_dir():
@@ -155,6 +167,7 @@ def check_output_path(
             f"choose a {kind} you can write to"
         )
     sources = [Path(source).expanduser() for source in inputs]
-    for file in [target / file for file in files] if folder else [target]:
+    # A folder output may not be a run's own entry either (its tensorboard/, or a name a run's file has).
+    for file in [target, *(target / file for file in files)] if folder else [target]:
         _check_spares(file, name, sources)
     return target

@@ -286,7 +286,8 @@ def check_unit_norm(x: torch.Tensor, name: str) -> None:
         # Chunked so a (1e6, 128) matrix does not need a second full-size copy.
         for chunk in x.split(65536):
             norms = torch.linalg.vector_norm(chunk.float() if chunk.dtype != torch.float64 else chunk, dim=1)
-            deviation = max(deviation, float((norms - 1).abs().max()))
+            if norms.numel():  # a rank's shard of a global batch may have no rows
+                deviation = max(deviation, float((norms - 1).abs().max()))
     if deviation > tolerance:
         raise ValueError(
             f"{name} must be L2-normalised (unit-norm rows, tolerance {tolerance:g}); the largest "

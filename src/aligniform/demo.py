@@ -40,6 +40,63 @@ def demo_config(name: str, objective: str, out: Path, epochs: int, device: str) 
     )
 
 
+#: The files the demo writes into its folder besides its runs (``results.json`` is its summary, see below).
+DEMO_FILES = ("report.html", "training_curves.png", "training_curves.svg")
+
+
+def check_demo_folder(out: str | Path, epochs: int, device: str = "auto") -> Path:
+    """``out`` as a folder the demo may write into without replacing anything it did not make itself.
+
+    The demo writes ``results.json`` (its summary), a report and figures into ``out`` and replaces its two runs
+    in ``out/<name>`` (see :data:`DEMO_OBJECTIVES`). So ``out`` may not be a run's folder (its ``results.json``
+    is the run's), and a run in ``out/<name>`` is replaced only if it is the demo's: trained with the demo's
+    config, whatever its epochs and device. Nothing is created.
+
+    Raises:
+        OptionError: naming `out` and what it would replace.
+
+    Examples:
+        >>> import tempfile
+        >>> run = Path(tempfile.mkdtemp())
+        >>> _ = (run / "results.json").write_text('{"knn_acc": 0.9}')
+        >>> check_demo_folder(run, epochs=1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        aligniform.errors.OptionError: `out` .../results.json would replace results.json, a file of the run in ...
+    """
+    from .errors import OptionError
+    from .train.reuse import same_config, saved_config
+    from .train.run_folder import existing_run_files
+
+    folder = Path(out).expanduser()
+    own_summary = _is_demo_summary(folder / "results.json")
+    files = DEMO_FILES if own_summary else ("results.json", *DEMO_FILES)
+    folder = check_output_path(folder, "`out`", folder=True, files=files)
+    for name, objective in DEMO_OBJECTIVES.items():
+        run_dir = folder / name
+        if not run_dir.is_dir() or not existing_run_files(run_dir):
+            continue
+        saved = saved_config(run_dir)
+        wanted = demo_config(name, objective, folder, epochs, device)
+        if saved is None or not same_config(saved.replace(epochs=epochs), wanted):
+            raise OptionError(
+                f"`out` {folder}: {run_dir} holds a run that is not the demo's '{name}' run, and the demo would "
+                "replace it; choose another `out` (the demo replaces only its own runs)"
+            )
+    return folder
+
+
+def _is_demo_summary(path: Path) -> bool:
+    """Whether ``path`` is a ``results.json`` the demo wrote (its summary, not a run's results)."""
+    import json
+
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("objectives") == DEMO_OBJECTIVES and "results" in summary
+
+
 def run_demo(out: str | Path, epochs: int | None = None, device: str = "auto") -> dict:
     """Train both encoders, evaluate them and the raw-pixel baselines, write results, figures and a report.
 
@@ -49,7 +106,8 @@ def run_demo(out: str | Path, epochs: int | None = None, device: str = "auto") -
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
 
     Raises:
-        ValueError: ``epochs`` is not a positive integer, or ``out`` cannot be a folder to write in.
+        ValueError: ``epochs`` is not a positive integer, ``out`` cannot be a folder to write in, or writing
+            there would replace a file that is not the demo's own (see :func:`check_demo_folder`).
     """
     from ._io import write_json
     from .analysis.format import format_results
@@ -61,8 +119,8 @@ def run_demo(out: str | Path, epochs: int | None = None, device: str = "auto") -
     from .train import run
     from .train.run_log import read_metrics
 
-    epochs = DEMO_EPOCHS if epochs is None else check_positive_int(epochs, "epochs")
-    out = check_output_path(out, "out", folder=True)
+    epochs = DEMO_EPOCHS if epochs is None else check_positive_int(epochs, "`epochs`")
+    out = check_demo_folder(out, epochs, device)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rows = {}

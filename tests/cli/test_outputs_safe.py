@@ -224,3 +224,87 @@ def test_check_output_path_protects_run_files_and_inputs(tmp_path, run):
     with pytest.raises(OptionError, match=r"same\.json is .*data\.npz, a file this command reads"):
         check_output_path(other / "same.json", "`json`", inputs=[data])
     assert check_output_path(other / "new.json", "`json`", inputs=[data]) == other / "new.json"
+
+
+# ----------------------------------------------------------------------------- study, sweep and demo outputs
+
+
+def _grid(path: Path) -> Path:
+    path.write_text("base: {dataset: digits, epochs: 1, dim: 8, linear_probe: none}\ngrid: {seed: [0, 1]}\n")
+    return path
+
+
+def test_sweep_never_writes_its_summary_over_its_grid_or_into_a_run(capsys, tmp_path, run):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    grid = _grid(sweep / "sweep.csv")  # a grid file named as the summary the sweep writes beside its runs
+    refused(capsys, tmp_path, ["sweep", grid, "--out", sweep], "sweep", f"--out {sweep}", "a file this command reads")
+    grid = _grid(tmp_path / "grid.yaml")
+    refused(capsys, tmp_path, ["sweep", grid, "--out", run / "tensorboard"], "sweep", "a file of the run in")
+    (run / "tensorboard").mkdir()
+    refused(capsys, tmp_path, ["sweep", grid, "--out", run / "tensorboard"], "sweep", "would replace tensorboard")
+
+
+def test_sweep_never_retrains_a_run_it_did_not_make(capsys, tmp_path, run):
+    from aligniform.cli.sweep import check_sweep_folder
+    from aligniform.sweep import load_grid
+
+    grid = _grid(tmp_path / "grid.yaml")
+    sweep = tmp_path / "sweep"
+    first = load_grid(grid)[0]
+    sweep.mkdir()
+    run.rename(sweep / first.name)  # the user's own run, where a sweep run goes
+    line = refused(
+        capsys, tmp_path, ["sweep", grid, "--out", sweep, "--emit-commands"], "sweep", "holds a run that this sweep"
+    )
+    assert str(sweep / first.name) in line
+    # The sweep's own run (its config is the grid's: a run that failed or was stopped) is trained again.
+    first.config(sweep).to_yaml(sweep / first.name / "config.yaml")
+    assert check_sweep_folder(grid, sweep, None) == sweep
+
+
+def test_study_never_writes_over_its_inputs_or_a_run(capsys, tmp_path, run):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "sweep.csv").write_text("run,seed\n")
+    argv = [
+        "study",
+        "correlation",
+        "--out",
+        seeds,
+        "--set",
+        f"seeds={seeds}",
+        "--set",
+        f"grid={_grid(tmp_path / 'g.yaml')}",
+    ]
+    refused(capsys, tmp_path, argv, "study", f"--out {seeds}", "a file this command reads")
+    encoder = tmp_path / "t1" / "theorem1.json"
+    encoder.parent.mkdir()
+    encoder.write_bytes(b"a checkpoint, whatever its name")
+    argv = ["study", "theorem1", "--out", encoder.parent, "--set", f"encoder={encoder}"]
+    refused(capsys, tmp_path, argv, "study", "theorem1.json", "a file this command reads")
+    refused(capsys, tmp_path, ["study", "latent-classes", "--out", run / "checkpoint.pt"], "study", "is a file")
+    (run / "tensorboard").mkdir()
+    refused(capsys, tmp_path, ["study", "latent-classes", "--out", run / "tensorboard"], "study", "a file of the run")
+
+
+def test_demo_never_writes_into_a_run_folder_or_over_a_run_it_did_not_make(capsys, tmp_path, run):
+    refused(capsys, tmp_path, ["demo", "--out", run, "--epochs", "1"], "demo", f"--out {run}", "results.json")
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    run.rename(demo / "contrastive")  # the user's own run where the demo's contrastive run goes
+    line = refused(capsys, tmp_path, ["demo", "--out", demo, "--epochs", "1"], "demo", "--out", "not the demo's")
+    assert str(demo / "contrastive") in line
+
+
+def test_demo_may_replace_its_own_runs_and_summary(tmp_path):
+    from aligniform._io import write_json
+    from aligniform.demo import DEMO_OBJECTIVES, check_demo_folder, demo_config
+
+    demo = tmp_path / "demo"
+    for name, objective in DEMO_OBJECTIVES.items():
+        (demo / name).mkdir(parents=True)
+        demo_config(name, objective, demo, 30, "cpu").to_yaml(demo / name / "config.yaml")
+        (demo / name / "results.json").write_text("{}")
+    write_json(demo / "results.json", {"results": {}, "epochs": 30, "objectives": DEMO_OBJECTIVES})
+    assert check_demo_folder(demo, epochs=2, device="auto") == demo  # other epochs and device: still its own runs

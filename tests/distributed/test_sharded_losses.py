@@ -44,8 +44,9 @@ from tests.support.distributed import Normalize, launch, rows_of
 
 DIM, QUEUE_SIZE, INPUT_DIM = 5, 6, 7
 LOSS_TOLERANCE, GRAD_TOLERANCE = 1e-12, 1e-9
-# One row per rank (1+1, 1+1+1) included: a rank with no pair of its own must still join every collective (issue 19).
-SHARDS = {2: [(3, 5), (4, 4), (1, 1)], 3: [(2, 3, 4), (1, 4, 2), (1, 1, 1)]}
+# One row per rank (1+1, 1+1+1) and ranks with no rows at all (0+4, 0+3+2, 2+0+3) included: a rank with no pair,
+# or no row, of its own must still join every collective, in forward and in backward.
+SHARDS = {2: [(3, 5), (4, 4), (1, 1), (0, 4)], 3: [(2, 3, 4), (1, 4, 2), (1, 1, 1), (0, 3, 2), (2, 0, 3)]}
 
 
 def _one_view_uniform(x, y, shard=None):

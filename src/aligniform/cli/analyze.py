@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UserError, os_error_reason, path_argument
+from .inputs import data_folder, input_file, input_path
 
 if TYPE_CHECKING:
     from ..analysis import EmbeddingSet
@@ -18,22 +19,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser("analyze", help="alignment, uniformity, tolerance, ... of any embeddings")
     parser.add_argument(
         "checkpoint",
-        type=path_argument,
+        type=input_path,
         nargs="?",
         metavar="PATH",
         help="embeddings to read, by what PATH is: an .npz (as --npz), a folder holding x.npy (as --npy-dir), "
         "else a checkpoint (positive pairs from its augmentation)",
     )
     parser.add_argument("--dataset", help="dataset of the checkpoint's pairs (default: the one it was trained on)")
-    parser.add_argument("--data-dir", help="dataset folder")
+    parser.add_argument("--data-dir", type=data_folder, help="dataset folder")
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--layer", default="output", help="layer of the checkpoint's encoder (default: output)")
     parser.add_argument("--device", default="cpu", help="device for the checkpoint's encoder")
-    parser.add_argument("--npz", type=path_argument, help=".npz with arrays x, y (positive pairs) and optional labels")
-    parser.add_argument("--npy-dir", type=path_argument, help="folder with x.npy, y.npy and optional labels.npy")
+    parser.add_argument("--npz", type=input_path, help=".npz with arrays x, y (positive pairs) and optional labels")
+    parser.add_argument("--npy-dir", type=input_path, help="folder with x.npy, y.npy and optional labels.npy")
     parser.add_argument("--sentence-model", help="sentence-transformers model (package name or folder)")
     parser.add_argument(
-        "--pairs", type=path_argument, help="TSV of sentence pairs for --sentence-model (optional 3rd column: label)"
+        "--pairs", type=input_file, help="TSV of sentence pairs for --sentence-model (optional 3rd column: label)"
     )
     parser.add_argument("--normalize", action="store_true", help="L2-normalise features that are not unit-norm")
     parser.add_argument(
@@ -60,6 +61,8 @@ def handle(args: argparse.Namespace) -> int:
     # write them (a full disk) loses nothing; and no figure may replace an input or a run's file.
     if args.figures is not None:
         check_output_path(args.figures, "--figures", folder=True, inputs=input_files(args), files=FIGURE_FILES)
+    if args.pairs is not None and args.sentence_model is None:  # it would be ignored without a word
+        raise UserError("--pairs is read only with --sentence-model (the sentences it embeds); drop --pairs")
     if args.max_pairs is not None and args.max_pairs <= 0:
         raise UserError(f"--max-pairs must be a positive integer, got {args.max_pairs}")
     embeddings = load_embeddings(args)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import path_argument
+from .errors import UserError, path_argument
+from .inputs import check_not_special, data_folder, input_file
+
+#: The most bootstrap resamples ``--resamples`` may ask for (the intervals need a few hundred to a few thousand).
+MAX_RESAMPLES = 100_000
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,11 +26,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--out", type=path_argument, required=True, metavar="DIR", help="folder for the outputs")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier comparison in --out")
     parser.add_argument(
-        "--pairs", type=path_argument, help="TSV of sentence pairs for the sentence models (optional 3rd column: score)"
+        "--pairs", type=input_file, help="TSV of sentence pairs for the sentence models (optional 3rd column: score)"
     )
     parser.add_argument("--min-score", type=float, help="SimCSE: alignment only over pairs scored at least this")
     parser.add_argument("--dataset", help="dataset of the checkpoints' pairs (default: the one each was trained on)")
-    parser.add_argument("--data-dir", help="dataset folder")
+    parser.add_argument("--data-dir", type=data_folder, help="dataset folder")
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--layer", default="output", help="layer of the checkpoints' encoders (default: output)")
     parser.add_argument("--device", default="cpu", help="device for checkpoints and sentence models")
@@ -46,6 +50,15 @@ def handle(args: argparse.Namespace) -> int:
 
     # Everything that can be refused is refused before the first model loads.
     check_positive_int(args.resamples, "`resamples`")
+    if args.resamples > MAX_RESAMPLES:  # each resample draws a row index per pair: memory grows with it
+        raise UserError(f"--resamples ({args.resamples}) must be at most {MAX_RESAMPLES:,}")
+    if args.seed < 0:  # numpy's generators take no negative seed
+        raise UserError(f"--seed must be a non-negative integer, got {args.seed}")
+    for given in args.inputs:  # an input may also be a model package's name: only what exists is looked at
+        try:
+            check_not_special(given)
+        except argparse.ArgumentTypeError as error:
+            raise UserError(f"INPUT {error}") from None
     out = check_compare_output(args.out, args.overwrite)
     inputs, pairs = check_compare_inputs(args.inputs, args.pairs, args.min_score)
     sets = {

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .errors import UserError, os_error_reason, path_argument
+from .inputs import data_folder
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,7 +17,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--layer", help="layer to evaluate (default: the model's default evaluation layer)")
     parser.add_argument("--protocol", choices=["linear", "knn", "mean", "all"], default="all")
     parser.add_argument("--dataset", help="evaluate on another dataset than the run's")
-    parser.add_argument("--data-dir", help="dataset folder (default: the run's)")
+    parser.add_argument("--data-dir", type=data_folder, help="dataset folder (default: the run's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--json", type=path_argument, help="where to write the JSON results (default: eval_LAYER.json)")
     parser.set_defaults(handler=handle)
@@ -36,7 +37,7 @@ def handle(args: argparse.Namespace) -> int:
     checkpoint = check_checkpoint_file(Path(args.checkpoint))
     if args.json is not None:
         # Never the checkpoint itself, nor any other file of a run folder.
-        check_output_path(args.json, "--json", inputs=[checkpoint])
+        args.json = check_output_path(args.json, "--json", inputs=[checkpoint])  # a link: the file it points to
     elif checkpoint.parent.is_dir() and not os.access(checkpoint.parent, os.W_OK | os.X_OK):
         raise UserError(
             f"cannot write the results into the run folder {checkpoint.parent} (permission denied or a read-only "

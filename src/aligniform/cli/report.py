@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .errors import path_argument
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``report`` to the sub-commands."""
     parser = commands.add_parser("report", help="one self-contained HTML report of runs or a sweep")
-    parser.add_argument("run_dirs", type=Path, nargs="+", help="run folders and/or sweep folders")
+    parser.add_argument("run_dirs", type=path_argument, nargs="+", help="run folders and/or sweep folders")
     parser.add_argument(
-        "-o", "--output", "--out", type=Path, default=Path("report.html"), help="the HTML file to write"
+        "-o", "--output", "--out", type=path_argument, default=Path("report.html"), help="the HTML file to write"
     )
     parser.add_argument("--title", default="aligniform report", help="the report's title")
     parser.set_defaults(handler=handle)

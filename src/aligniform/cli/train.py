@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..errors import render_options
+from .inputs import data_folder, input_path
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +39,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument(
         "--config",
-        type=Path,
+        type=input_path,
         help="YAML config file, or a shipped config by name (aligniform configs); flags override it",
     )
     hints = typing.get_type_hints(TrainConfig)
@@ -51,7 +52,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(config_flag(field), action="store_const", const=not field.default, **common)
         else:
-            parser.add_argument(config_flag(field), type=_flag_type(kind), **common)
+            # A dataset folder that is a file is refused here; the library reads the text.
+            kind_type = data_folder if field.name == "data_dir" else _flag_type(kind)
+            parser.add_argument(config_flag(field), type=kind_type, **common)
     parser.add_argument(
         "--resume",
         action="store_true",

@@ -199,20 +199,22 @@ class Shard:
         (:func:`aligniform.set_input_checks`) or one process, ``check`` just runs.
 
         Raises:
-            ValueError: the error of this rank, or one naming the rank whose check failed.
+            ValueError: the error of this rank (any exception its check raised, re-raised as it was), or one
+                naming the rank whose check failed.
         """
         if not self.is_distributed or not _validation._CHECKS_ENABLED:
             return check()
         result: Any = None
+        failure: Exception | None = None
         message: str | None = None
         try:
             result = check()
-        except ValueError as error:
-            message = str(error)
+        except Exception as error:  # not only a refused input: any failure must reach the other ranks
+            failure, message = error, str(error) or type(error).__name__
         messages: list[str | None] = [None] * self.world_size
         dist.all_gather_object(messages, message)
-        if message is not None:
-            raise ValueError(message)
+        if failure is not None:
+            raise failure
         failed = [(rank, text) for rank, text in enumerate(messages) if text is not None]
         if failed:
             rank, text = failed[0]

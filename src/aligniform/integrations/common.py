@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_positive, check_positive_int
+from .._validation import check_has_storage, check_positive, check_positive_int
 from ..analysis.embeddings import EmbeddingSet
 from ..errors import OptionError
 from ..metric_registry import higher_is_better, measure, metric_names
@@ -106,9 +106,20 @@ def hypersphere_metrics(
         >>> values["alignment"], values["recall_at_1_x_to_y"], values["modality_gap"]
         (0.0, 1.0, 0.0)
     """
+    options = MeasureOptions(normalize, t, alpha, max_pairs, seed)  # every option checked, as the integrations do
+    for name, value in (("x", x), ("y", y), ("labels", labels)):
+        if isinstance(value, torch.Tensor):
+            check_has_storage(value, name)
     pairs = EmbeddingSet(x, y, labels, source="held-out pairs")  # its shape checks name the source in messages
     result = measure(
-        pairs.x, pairs.y, pairs.labels, normalize=normalize, t=t, alpha=alpha, max_pairs=max_pairs, seed=seed
+        pairs.x,
+        pairs.y,
+        pairs.labels,
+        normalize=options.normalize,
+        t=options.t,
+        alpha=options.alpha,
+        max_pairs=options.max_pairs,
+        seed=options.seed,
     )
     return {key: float(value) for key, value in result.items() if value is not None}
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 import torch
 
 from .._extras import requires_extra
-from .._validation import check_labels, check_same_shape
+from .._validation import check_has_storage, check_labels, check_same_shape
 from .common import MeasureOptions
 
 with requires_extra("torchmetrics"):
@@ -94,7 +94,7 @@ class HypersphereMetrics(Metric):
 
     def update(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """Add the positive pairs ``(x_i, y_i)`` (``(B, d)`` each) and their optional ``(B,)`` integer labels."""
-        x, y = (torch.as_tensor(value).detach() for value in (x, y))
+        x, y = _tensor(x, "x"), _tensor(y, "y")
         for name, value in (("x", x), ("y", y)):
             if value.dim() != 2 or not value.is_floating_point():
                 raise ValueError(f"{name} must be a 2-D floating-point (B, d) tensor, got {tuple(value.shape)}")
@@ -114,7 +114,7 @@ class HypersphereMetrics(Metric):
         cast(list, self.x).append(_stored(x))  # list states until a distributed sync concatenates them
         cast(list, self.y).append(_stored(y))
         if labels is not None:
-            cast(list, self.labels).append(check_labels(torch.as_tensor(labels).detach(), x.shape[0]).to(x.device))
+            cast(list, self.labels).append(check_labels(_tensor(labels, "labels"), x.shape[0]).to(x.device))
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Measure every pair seen (on every process): a dict of float64 scalar tensors."""
@@ -130,6 +130,17 @@ class HypersphereMetrics(Metric):
         """Forget every pair seen (and whether they had labels)."""
         super().reset()
         self._with_labels = None
+
+
+def _tensor(value: Any, name: str) -> torch.Tensor:
+    """``value`` as a detached tensor; what is no array of numbers (None, a string) or has no values is a TypeError."""
+    if not isinstance(value, torch.Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):  # torch says "Could not infer dtype of NoneType"
+            raise TypeError(f"`{name}` must be a tensor or an array of numbers, got {type(value).__name__}") from None
+    check_has_storage(value, name)
+    return value.detach()
 
 
 def _stored(x: torch.Tensor) -> torch.Tensor:

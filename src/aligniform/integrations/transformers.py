@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from .._extras import requires_extra
-from .._validation import check_positive_int
+from .._validation import check_callable, check_positive_int
 from .common import Embed, MeasureOptions, Views
 
 with requires_extra("hf"):
@@ -87,6 +87,9 @@ class HypersphereCallback(TrainerCallback):
         max_pairs: int | None = None,
         seed: int = 0,
     ) -> None:
+        # Checked here, as the Lightning monitor does: a wrong argument would otherwise fail only mid-training.
+        check_callable(views, "views", "a function inputs -> (x_view, y_view)")
+        check_callable(embed, "embed", "a function (model, inputs) -> (B, d) embeddings")
         self.data, self.views, self.embed = data, views, embed
         self.every_n_steps = None if every_n_steps is None else check_positive_int(every_n_steps, "every_n_steps")
         self.measure_on_evaluate, self.prefix = bool(on_evaluate), str(prefix)
