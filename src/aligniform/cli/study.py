@@ -66,7 +66,7 @@ def check_study_folder(name: str, options: Any, out: Path) -> Path:
     A study writes ``<name>.json`` and ``<name>.md`` into ``out``; ``correlation`` also runs its sweep there
     (``sweep.csv`` and a folder per run, checked as ``aligniform sweep`` checks them). Its inputs are the files
     its options name: correlation's grid and seed sweep, theorem1's encoder checkpoint, summary's folders and
-    ``update`` file.
+    ``update`` file, budget's sweeps and temperature studies.
     """
     from .._outputs import check_output_path
     from .sweep import check_sweep_folder
@@ -86,13 +86,16 @@ def check_study_folder(name: str, options: Any, out: Path) -> Path:
         inputs.append(Path(options.encoder).expanduser())
     elif name == "summary":
         inputs += [Path(folder).expanduser() / "results.json" for folder in [options.demo] if folder]
-        studies = ("correlation", "temperature", "theorem1", "latent_classes", "family")
+        studies = ("correlation", "temperature", "theorem1", "latent_classes", "family", "budget")
         for study in studies:
             value = getattr(options, study)
             for folder in value if isinstance(value, tuple) else [value] if value else []:
                 inputs.append(Path(folder).expanduser() / f"{study.replace('_', '-')}.json")
         if options.update:
             inputs.append(Path(options.update).expanduser())
+    elif name == "budget":
+        inputs += [Path(folder).expanduser() / "sweep.csv" for folder in (*options.ratio, options.debiased) if folder]
+        inputs += [Path(folder).expanduser() / "temperature.json" for folder in options.temperature]
     return check_output_path(out, "--out", folder=True, inputs=inputs, files=files)
 
 
