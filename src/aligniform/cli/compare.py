@@ -45,7 +45,7 @@ def handle(args: argparse.Namespace) -> int:
     from ..analysis.compare_page import check_compare_output, format_comparison, result_json, write_comparison
 
     # Everything that can be refused is refused before the first model loads.
-    check_positive_int(args.resamples, "`resamples`")
+    check_positive_int(args.resamples, "resamples")
     out = check_compare_output(args.out, args.overwrite)
     inputs, pairs = check_compare_inputs(args.inputs, args.pairs, args.min_score)
     sets = {
