@@ -43,12 +43,12 @@ def test_values_read_as_the_type_or_the_defaults_type(value, kind, expected):
 @pytest.mark.parametrize(
     "value,kind,message",
     [
-        ("maybe", bool, "flag must be of type bool, got 'maybe'"),
-        ("2.5", int, "flag must be of type int, got '2.5'"),
-        (2.5, int, "flag must be of type int"),
-        ("3,x", list[int], r"flag must be of type list\[int\], got '3,x'"),
-        ("x", int | None, r"flag must be of type int \| None"),
-        (None, int, "flag must not be empty"),
+        ("maybe", bool, "`flag` must be of type bool, got 'maybe'"),
+        ("2.5", int, "`flag` must be of type int, got '2.5'"),
+        (2.5, int, "`flag` must be of type int"),
+        ("3,x", list[int], r"`flag` must be of type list\[int\], got '3,x'"),
+        ("x", int | None, r"`flag` must be of type int \| None"),
+        (None, int, "`flag` must not be empty"),
     ],
 )
 def test_unreadable_values_name_the_option(value, kind, message):
@@ -59,7 +59,7 @@ def test_unreadable_values_name_the_option(value, kind, message):
 def test_yaml_values_go_through_parse_value():
     config = TrainConfig.from_dict({"milestones": "3, 5", "moco": "yes", "epochs": 4.0, "eval_layer": None})
     assert (config.milestones, config.moco, config.epochs, config.eval_layer) == ([3, 5], True, 4, None)
-    with pytest.raises(ConfigError, match="epochs must be of type int"):
+    with pytest.raises(ConfigError, match="`epochs` must be of type int"):
         TrainConfig.from_dict({"epochs": "many"})
 
 
@@ -69,7 +69,7 @@ def test_study_options_read_as_their_defaults_types():
     assert Theorem1Options(**overrides).negatives == (4, 8)
     with pytest.raises(ValueError, match="KEY=VALUE with KEY one of taus"):
         parse_study_options(Theorem1Options, ["nosuch=1"])
-    with pytest.raises(ConfigError, match="repeats must be of type int"):
+    with pytest.raises(ConfigError, match="`repeats` must be of type int"):
         parse_study_options(Theorem1Options, ["repeats=lots"])
 
 

@@ -116,7 +116,7 @@ def test_mean_classifier_binary_loss_matches_a_hand_written_loop():
 @pytest.mark.parametrize("max_pairs", [1.5, 2.0, True, "10", 0, -1])
 def test_uniformity_max_pairs_must_be_a_positive_integer(max_pairs):
     x = F.normalize(torch.randn(20, 4), dim=1)
-    with pytest.raises(ValueError, match="max_pairs must be a positive integer"):
+    with pytest.raises(ValueError, match="`max_pairs` must be a positive integer"):
         metrics.uniformity(x, max_pairs=max_pairs)
     assert metrics.uniformity(x, max_pairs=np.int64(50)) == pytest.approx(metrics.uniformity(x, max_pairs=50))
 
@@ -200,7 +200,7 @@ def test_measure_requires_unit_rows_unless_normalize():
     raw = 3 * torch.randn(20, 4, generator=torch.Generator().manual_seed(5))
     with pytest.raises(OptionError) as error:
         measure(raw)
-    assert error.value.options == ("normalize",)
+    assert error.value.options == ("x", "normalize")  # the input it refuses, and the option that fixes it
     assert measure(raw, normalize=True)["uniformity"] == metrics.uniformity(F.normalize(raw, dim=1))
 
 
@@ -214,5 +214,5 @@ def test_tolerance_takes_the_labels_aligniform_analyze_takes():
     assert metrics.tolerance(z, whole) == metrics.tolerance(z, whole.astype(int))
     EmbeddingSet(z.numpy(), None, whole, source="test")
     for check in (lambda: metrics.tolerance(z, whole + 0.5), lambda: EmbeddingSet(z.numpy(), None, whole + 0.5)):
-        with pytest.raises(ValueError, match="labels must hold integer class labels, got dtype"):
+        with pytest.raises(ValueError, match="`labels` must hold integer class labels, got dtype"):
             check()

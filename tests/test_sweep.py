@@ -40,7 +40,7 @@ def test_grid_expansion_and_stable_names(tmp_path):
     [
         ({"grid": {"epochs": 3}}, "non-empty list"),
         ({"runs": [{"objective": "nope(1)"}]}, "run 0"),
-        ({"runs": [{"epochs": 0}]}, "epochs must be a positive"),
+        ({"runs": [{"epochs": 0}]}, "`epochs` must be a positive"),
         ({"grids": {}}, "sections base, grid"),
     ],
 )

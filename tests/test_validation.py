@@ -19,35 +19,35 @@ INF[0, 0] = float("inf")
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: af.align_loss(X[0], Y[0]), r"x must be a 2-D \(N, d\) feature matrix"),
-        (lambda: af.align_loss(X, Y[:5]), r"x and y must have the same shape"),
+        (lambda: af.align_loss(X[0], Y[0]), r"`x` must be a 2-D \(N, d\) feature matrix"),
+        (lambda: af.align_loss(X, Y[:5]), r"`x` and `y` must have the same shape"),
         (lambda: af.align_loss(X, Y.float()), r"same dtype"),
         (lambda: af.align_loss(X.long(), Y.long()), r"floating-point dtype"),
-        (lambda: af.uniform_loss(ONE_ROW), r"x has 1 row\(s\) but at least 2"),
+        (lambda: af.uniform_loss(ONE_ROW), r"`x` has 1 row\(s\) but at least 2"),
         (lambda: af.contrastive_loss(ONE_ROW, ONE_ROW), r"at least 2"),
-        (lambda: af.uniform_loss(NAN), r"x contains NaN or inf"),
-        (lambda: af.contrastive_loss(X, INF), r"y contains NaN or inf"),
-        (lambda: af.align_loss(X, Y, alpha=0), r"alpha must be a positive"),
-        (lambda: af.align_loss(X, Y, alpha=float("nan")), r"alpha must be a positive"),
-        (lambda: af.uniform_loss(X, t=-2), r"t must be a positive"),
-        (lambda: af.contrastive_loss(X, Y, tau=0), r"tau must be a positive"),
-        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=1.5), r"alpha must lie in \(0, 1\]"),
-        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=0), r"alpha must be a positive"),
-        (lambda: af.simple_loss(X, Y, lam=-1), r"lam must be a positive"),
-        (lambda: af.simple_loss(X, Y, lam=1, hard_alpha=2), r"hard_alpha must lie in \(0, 1\]"),
-        (lambda: af.uniform_loss(X, queue=X[:, :3]), r"queue must have the same feature width.*\(K, 4\)"),
-        (lambda: af.contrastive_loss(X, Y, queue=X[:, :2]), r"queue must have the same feature width"),
+        (lambda: af.uniform_loss(NAN), r"`x` contains NaN or inf"),
+        (lambda: af.contrastive_loss(X, INF), r"`y` contains NaN or inf"),
+        (lambda: af.align_loss(X, Y, alpha=0), r"`alpha` must be a positive"),
+        (lambda: af.align_loss(X, Y, alpha=float("nan")), r"`alpha` must be a positive"),
+        (lambda: af.uniform_loss(X, t=-2), r"`t` must be a positive"),
+        (lambda: af.contrastive_loss(X, Y, tau=0), r"`tau` must be a positive"),
+        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=1.5), r"`alpha` must lie in \(0, 1\]"),
+        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=0), r"`alpha` must be a positive"),
+        (lambda: af.simple_loss(X, Y, lam=-1), r"`lam` must be a positive"),
+        (lambda: af.simple_loss(X, Y, lam=1, hard_alpha=2), r"`hard_alpha` must lie in \(0, 1\]"),
+        (lambda: af.uniform_loss(X, queue=X[:, :3]), r"`queue` must have the same feature width.*\(K, 4\)"),
+        (lambda: af.contrastive_loss(X, Y, queue=X[:, :2]), r"`queue` must have the same feature width"),
         (lambda: af.uniform_loss(X, intra_batch=False), r"needs a queue"),
-        (lambda: af.uniform_loss(2 * X), r"x must be L2-normalised.*turn on `normalize`"),
-        (lambda: af.contrastive_loss(X, 1.01 * Y), r"y must be L2-normalised"),
-        (lambda: af.align_loss(X, Y, alpha="two"), r"alpha must be a positive number, got 'two'"),
+        (lambda: af.uniform_loss(2 * X), r"`x` must be L2-normalised.*turn on `normalize`"),
+        (lambda: af.contrastive_loss(X, 1.01 * Y), r"`y` must be L2-normalised"),
+        (lambda: af.align_loss(X, Y, alpha="two"), r"`alpha` must be a positive number, got 'two'"),
         (lambda: metrics.uniformity(ONE_ROW), r"at least 2"),
-        (lambda: metrics.tolerance(X, [0, 1]), r"labels must be a 1-D vector with one label per row \(8\)"),
+        (lambda: metrics.tolerance(X, [0, 1]), r"`labels` must be a 1-D vector with one label per row \(8\)"),
         (lambda: metrics.tolerance(X, np.full(8, 0.5)), r"integer class labels"),
         (lambda: metrics.alignment(X.numpy(), Y.numpy()[:, :2]), r"same shape"),
         (lambda: metrics.mean_classifier_accuracy(X, [0] * 8, X[:, :2], [0] * 8), r"same feature width"),
-        (lambda: metrics.uniformity(X, max_pairs=-5), r"max_pairs must be a positive"),
-        (lambda: metrics.alignment("abc", Y), r"x must be a torch.Tensor or numpy array|2-D"),
+        (lambda: metrics.uniformity(X, max_pairs=-5), r"`max_pairs` must be a positive"),
+        (lambda: metrics.alignment("abc", Y), r"`x` must be a torch.Tensor or numpy array|2-D"),
         (lambda: metrics.effective_rank(np.zeros((3, 3))), r"all zeros"),
     ],
 )
@@ -84,14 +84,14 @@ def test_keyword_arguments_still_disable_autocast():
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: af.uniform_loss(X, t=True), r"t must be a positive number, got True"),
-        (lambda: af.uniform_loss(X, t="2"), r"t must be a positive number, got '2'"),
-        (lambda: af.align_loss(X, Y, alpha=True), r"alpha must be a positive number, got True"),
-        (lambda: af.contrastive_loss(X, Y, tau=np.bool_(True)), r"tau must be a positive number"),
-        (lambda: metrics.uniformity(X, t="2"), r"t must be a positive number, got '2'"),
-        (lambda: metrics.alignment(X, Y, alpha=False), r"alpha must be a positive number, got False"),
-        (lambda: af.simple_loss(X, Y, lam="0.1"), r"lam must be a positive number"),
-        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=True), r"alpha must be a positive number"),
+        (lambda: af.uniform_loss(X, t=True), r"`t` must be a positive number, got True"),
+        (lambda: af.uniform_loss(X, t="2"), r"`t` must be a positive number, got '2'"),
+        (lambda: af.align_loss(X, Y, alpha=True), r"`alpha` must be a positive number, got True"),
+        (lambda: af.contrastive_loss(X, Y, tau=np.bool_(True)), r"`tau` must be a positive number"),
+        (lambda: metrics.uniformity(X, t="2"), r"`t` must be a positive number, got '2'"),
+        (lambda: metrics.alignment(X, Y, alpha=False), r"`alpha` must be a positive number, got False"),
+        (lambda: af.simple_loss(X, Y, lam="0.1"), r"`lam` must be a positive number"),
+        (lambda: af.hard_contrastive_loss(X, Y, tau=0.5, alpha=True), r"`alpha` must be a positive number"),
     ],
 )
 def test_bools_and_strings_are_not_numbers(call, message):
@@ -138,12 +138,12 @@ def test_check_positive_int_takes_integers_only(value, ok):
     if ok:
         assert check_positive_int(value, "k") == 3
     else:
-        with pytest.raises(ValueError, match="k must be a positive integer"):
+        with pytest.raises(ValueError, match="`k` must be a positive integer"):
             check_positive_int(value, "k")
 
 
 def test_labels_that_are_not_numbers_are_a_value_error():
-    with pytest.raises(ValueError, match="labels must hold numbers, got an array of dtype <U"):
+    with pytest.raises(ValueError, match="`labels` must hold numbers, got an array of dtype <U"):
         metrics.tolerance(X, np.array(["a", "b"] * 4))
 
 

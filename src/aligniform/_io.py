@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import stat
@@ -14,6 +13,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._faults import fault_point
+from ._numerics import is_finite_number
 
 
 def write_json(path: str | Path, values: Any) -> Path:
@@ -134,7 +134,7 @@ def sync_folder(folder: Path) -> None:
 
 def _strict(value: Any) -> Any:
     """``value`` with non-finite floats as None, numpy scalars as Python ones, tuples as lists."""
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not is_finite_number(value):
         return None
     if isinstance(value, dict):
         return {str(key): _strict(item) for key, item in value.items()}

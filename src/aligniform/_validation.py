@@ -7,7 +7,6 @@ expected) whichever function they called.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from ._numerics import is_finite_number
 from ._outputs import check_output_path  # noqa: F401  (re-exported: the writers import it from here)
 from .errors import OptionError
 
@@ -95,13 +95,13 @@ def check_positive(value: object, name: str) -> float:
         >>> check_positive("2", "t")
         Traceback (most recent call last):
         ...
-        ValueError: t must be a positive number, got '2'
+        ValueError: `t` must be a positive number, got '2'
     """
     number = _real_number(value)
     if number is None:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise ValueError(f"`{name}` must be a positive number, got {value!r}")
+    if not is_finite_number(number) or number <= 0:
+        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}")
     return number
 
 
@@ -119,7 +119,7 @@ def check_positive_int(value: object, name: str) -> int:
         >>> check_positive_int(1.5, "k")
         Traceback (most recent call last):
         ...
-        ValueError: k must be a positive integer, got 1.5
+        ValueError: `k` must be a positive integer, got 1.5
     """
     integer: int | None = None
     if isinstance(value, torch.Tensor):
@@ -132,7 +132,7 @@ def check_positive_int(value: object, name: str) -> int:
     elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         integer = int(value)
     if integer is None or integer <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
     return integer
 
 
@@ -185,7 +185,7 @@ def check_fraction(value: object, name: str) -> float:
     """Return ``value`` as a float in (0, 1], or raise."""
     number = check_positive(value, name)
     if number > 1:
-        raise ValueError(f"{name} must lie in (0, 1] (the fraction of negatives kept), got {value!r}")
+        raise ValueError(f"`{name}` must lie in (0, 1] (the fraction of negatives kept), got {value!r}")
     return number
 
 
@@ -202,11 +202,11 @@ def as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
         try:
             array = np.asarray(x)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}") from None
+            raise ValueError(f"`{name}` must be a torch.Tensor or numpy array, got {type(x).__name__}") from None
     if array.dtype.kind not in "biufc":  # strings, objects, dates: torch cannot hold them
         if array is not x:
-            raise ValueError(f"{name} must be a torch.Tensor or numpy array of numbers, got {type(x).__name__}")
-        raise ValueError(f"{name} must hold numbers, got an array of dtype {array.dtype}")
+            raise ValueError(f"`{name}` must be a torch.Tensor or numpy array of numbers, got {type(x).__name__}")
+        raise ValueError(f"`{name}` must hold numbers, got an array of dtype {array.dtype}")
     if not array.dtype.isnative:  # e.g. big-endian data read from a file: torch reads native byte order only
         array = array.astype(array.dtype.newbyteorder("="))
     return torch.from_numpy(array)
@@ -238,17 +238,17 @@ def check_feature_structure(x: ArrayLike, name: str, min_rows: int = 1) -> torch
     x = as_tensor(x, name)
     check_has_storage(x, name)
     if x.dim() != 2:
-        raise ValueError(f"{name} must be a 2-D (N, d) feature matrix, got shape {tuple(x.shape)}")
+        raise ValueError(f"`{name}` must be a 2-D (N, d) feature matrix, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ValueError(f"{name} must have a floating-point dtype, got {x.dtype}")
+        raise ValueError(f"`{name}` must have a floating-point dtype, got {x.dtype}")
     n, d = x.shape
     if n < min_rows:
         raise ValueError(
-            f"{name} has {n} row(s) but at least {min_rows} are needed "
+            f"`{name}` has {n} row(s) but at least {min_rows} are needed "
             f"(pairs of distinct samples need a batch of two or more)"
         )
     if d < 1:
-        raise ValueError(f"{name} must have at least one feature column, got shape {tuple(x.shape)}")
+        raise ValueError(f"`{name}` must have at least one feature column, got shape {tuple(x.shape)}")
     return x
 
 
@@ -256,13 +256,26 @@ def check_feature_values(
     x: torch.Tensor, name: str, normalize: bool = False, require_unit_norm: bool = True
 ) -> torch.Tensor:
     """NaN/inf and unit-norm checks (skipped when input checks are switched off); optional normalisation."""
-    if _CHECKS_ENABLED and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
+    if _CHECKS_ENABLED:
+        check_finite(x, name)
     if normalize:
         return F.normalize(x, dim=1)
     if require_unit_norm and _CHECKS_ENABLED:
         check_unit_norm(x, name)
     return x
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """Raise a ``ValueError`` naming ``name`` if ``x`` holds a NaN or an infinity (reads every value).
+
+    Examples:
+        >>> check_finite(torch.tensor([1.0, float("nan")]), "x")
+        Traceback (most recent call last):
+        ...
+        ValueError: `x` contains NaN or inf values
+    """
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"`{name}` contains NaN or inf values")
 
 
 def check_feature_pair(
@@ -290,7 +303,7 @@ def check_unit_norm(x: torch.Tensor, name: str) -> None:
                 deviation = max(deviation, float((norms - 1).abs().max()))
     if deviation > tolerance:
         raise ValueError(
-            f"{name} must be L2-normalised (unit-norm rows, tolerance {tolerance:g}); the largest "
+            f"`{name}` must be L2-normalised (unit-norm rows, tolerance {tolerance:g}); the largest "
             f"deviation of a row norm from 1 is {deviation:.3g}. Normalise first with "
             f"torch.nn.functional.normalize({name}, dim=1), or turn on `normalize`"
         )
@@ -301,13 +314,13 @@ def check_same_shape(x: torch.Tensor, y: torch.Tensor, names: Sequence[str] = ("
     a, b = names
     if x.shape != y.shape:
         raise ValueError(
-            f"{a} and {b} must have the same shape (one row per positive pair), "
+            f"`{a}` and `{b}` must have the same shape (one row per positive pair), "
             f"got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if x.dtype != y.dtype:
-        raise ValueError(f"{a} and {b} must have the same dtype, got {x.dtype} and {y.dtype}")
+        raise ValueError(f"`{a}` and `{b}` must have the same dtype, got {x.dtype} and {y.dtype}")
     if x.device != y.device:
-        raise ValueError(f"{a} and {b} must be on the same device, got {x.device} and {y.device}")
+        raise ValueError(f"`{a}` and `{b}` must be on the same device, got {x.device} and {y.device}")
 
 
 def check_queue(queue: ArrayLike | None, x: torch.Tensor, normalize: bool = False) -> torch.Tensor | None:
@@ -317,10 +330,11 @@ def check_queue(queue: ArrayLike | None, x: torch.Tensor, normalize: bool = Fals
     queue = check_feature_structure(queue, "queue")
     if queue.shape[1] != x.shape[1]:
         raise ValueError(
-            f"queue must have the same feature width as the batch: expected (K, {x.shape[1]}), got {tuple(queue.shape)}"
+            f"`queue` must have the same feature width as the batch: expected (K, {x.shape[1]}), "
+            f"got {tuple(queue.shape)}"
         )
     if queue.device != x.device:
-        raise ValueError(f"queue must be on the same device as the features ({x.device}), got {queue.device}")
+        raise ValueError(f"`queue` must be on the same device as the features ({x.device}), got {queue.device}")
     return check_feature_values(queue.detach(), "queue", normalize).to(x.dtype)
 
 
@@ -357,9 +371,9 @@ def check_labels(labels: ArrayLike, n: int, name: str = "labels", *, whole_float
     labels = as_tensor(labels, name)
     check_has_storage(labels, name)
     if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f"{name} must be a 1-D vector with one label per row ({n}), got shape {tuple(labels.shape)}")
+        raise ValueError(f"`{name}` must be a 1-D vector with one label per row ({n}), got shape {tuple(labels.shape)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         if whole_floats and labels.is_floating_point() and bool((labels == labels.round()).all()):
             return labels.long()
-        raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+        raise ValueError(f"`{name}` must hold integer class labels, got dtype {labels.dtype}")
     return labels.long()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from collections.abc import Sequence
@@ -13,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from ._numerics import is_finite_number
 from ._validation import check_positive_int
-from .errors import OptionError
+from .errors import OptionError, render_options
 from .objective import Objective
 
 SCHEDULES = ("step", "cosine", "constant")
@@ -151,20 +151,20 @@ class TrainConfig:
         if self.grad_cache is not None:
             _positive_int(self, "grad_cache")
             if self.grad_cache < 2:
-                raise ConfigError(f"grad_cache must be >= 2 (images per encoder pass), got {self.grad_cache!r}")
+                raise ConfigError(f"`grad_cache` must be >= 2 (images per encoder pass), got {self.grad_cache!r}")
         _positive_float(self, "lr")
         for name in ("momentum", "moco_momentum"):
             value = getattr(self, name)
             if not 0 <= value < 1:
-                raise ConfigError(f"{name} must lie in [0, 1), got {value!r}")
+                raise ConfigError(f"`{name}` must lie in [0, 1), got {value!r}")
         if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise ConfigError(f"`weight_decay` must be >= 0, got {self.weight_decay!r}")
         if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}")
+            raise ConfigError(f"`lr_decay` must lie in (0, 1], got {self.lr_decay!r}")
         if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction!r}")
+            raise ConfigError(f"`val_fraction` must lie in [0, 1), got {self.val_fraction!r}")
         if self.batch_size < 2:
-            raise ConfigError("batch_size must be at least 2: the losses need pairs of samples")
+            raise ConfigError("`batch_size` must be at least 2: the losses need pairs of samples")
         if not str(self.out).strip():
             raise ConfigError("`out` is empty: give the run's folder, e.g. `out`=runs/a")
         _choice(self, "schedule", SCHEDULES)
@@ -172,13 +172,13 @@ class TrainConfig:
         _choice(self, "device", DEVICES)
         _choice(self, "linear_probe", PROBES)
         if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
-            raise ConfigError(f"warmup_epochs must be a whole number of epochs >= 0, got {self.warmup_epochs!r}")
+            raise ConfigError(f"`warmup_epochs` must be a whole number of epochs >= 0, got {self.warmup_epochs!r}")
         if any(not isinstance(m, int) or m <= 0 for m in self.milestones):
-            raise ConfigError(f"milestones must be positive epoch numbers, got {self.milestones!r}")
+            raise ConfigError(f"`milestones` must be positive epoch numbers, got {self.milestones!r}")
         try:
             Objective.parse(self.objective)
         except ValueError as error:
-            raise ConfigError(f"objective: {error}") from None
+            raise ConfigError(f"`objective`: {error}") from None
         _positive_int(self, *(name for name in ("image_size", "input_size") if getattr(self, name) is not None))
         # Bounds far above any real run, so a typo is refused here, not by an allocation (or torch's seeding) later.
         _at_most(self, "dim", MAX_DIM)
@@ -219,8 +219,8 @@ class TrainConfig:
         values = read_yaml_file(path, "config file") or {}
         try:
             return cls.from_dict(values)
-        except ConfigError as error:  # the value came from the file: say which
-            raise ConfigError(f"config file {path}: {error}") from None
+        except ConfigError as error:  # the value came from the file: say which, naming options as its keys
+            raise ConfigError(f"config file {path}: {render_options(str(error), lambda name: name)}") from None
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some options changed (``None`` values are ignored, as for unset CLI flags)."""
@@ -310,7 +310,7 @@ def parse_value(value: Any, default_or_type: Any, name: str) -> Any:
         >>> parse_value("2.5", int, "epochs")
         Traceback (most recent call last):
         ...
-        aligniform.config.ConfigError: epochs must be of type int, got '2.5'
+        aligniform.config.ConfigError: `epochs` must be of type int, got '2.5'
     """
     kind = default_or_type if _is_annotation(default_or_type) else _type_of(default_or_type)
     optional = type(None) in typing.get_args(kind)
@@ -319,12 +319,12 @@ def parse_value(value: Any, default_or_type: Any, name: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{name} must not be empty")
+        raise ConfigError(f"`{name}` must not be empty")
     try:
         return _read(value, kind)
     except (TypeError, ValueError):
         described = _type_name(kind) + (" | None" if optional else "")
-        raise ConfigError(f"{name} must be of type {described}, got {value!r}") from None
+        raise ConfigError(f"`{name}` must be of type {described}, got {value!r}") from None
 
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -397,11 +397,11 @@ def _at_most(config: TrainConfig, name: str, bound: int) -> None:
 def _positive_float(config: TrainConfig, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if not is_finite_number(value) or value <= 0:
+            raise ConfigError(f"`{name}` must be a positive number, got {value!r}")
 
 
 def _choice(config: TrainConfig, name: str, choices: Sequence[str]) -> None:
     value = getattr(config, name)
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"`{name}` must be one of {', '.join(choices)}, got {value!r}")

@@ -119,7 +119,7 @@ def run_demo(out: str | Path, epochs: int | None = None, device: str = "auto") -
     from .train import run
     from .train.run_log import read_metrics
 
-    epochs = DEMO_EPOCHS if epochs is None else check_positive_int(epochs, "`epochs`")
+    epochs = DEMO_EPOCHS if epochs is None else check_positive_int(epochs, "epochs")
     out = check_demo_folder(out, epochs, device)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,15 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics
-from ._validation import ArrayLike, as_tensor, check_labels, check_positive, check_positive_int, check_unit_norm
+from ._validation import (
+    ArrayLike,
+    as_tensor,
+    check_finite,
+    check_labels,
+    check_positive,
+    check_positive_int,
+    check_unit_norm,
+)
 from .errors import OptionError
 
 __all__ = [
@@ -195,6 +203,25 @@ def _mean_classifier_note(inputs: _Inputs) -> str:
     )
 
 
+def _uniformity_spec(side: str, key: str, label: str, hint: str) -> MetricSpec:
+    """Uniformity of the rows x (ranked across runs) or of their partners y (which need pairs)."""
+
+    def compute(inputs: _Inputs) -> float:
+        rows = inputs.points if side == "x" else inputs.partners
+        return metrics.uniformity(rows, t=inputs.t, max_pairs=inputs.max_pairs, seed=inputs.seed)
+
+    return MetricSpec(
+        key,
+        label,
+        hint,
+        "lower",
+        compute,
+        ranked=side == "x",
+        needs_pairs=side == "y",
+        note=lambda inputs: inputs.uniformity_note(side),
+    )
+
+
 def _recall_spec(k: int, direction: str, hint: str) -> MetricSpec:
     side, other = ("x", "y") if direction == "x_to_y" else ("y", "x")
 
@@ -228,15 +255,7 @@ METRICS: tuple[MetricSpec, ...] = (
         needs_pairs=True,
         note=lambda inputs: f"over {inputs.x.shape[0]} positive pairs (x_i, y_i)",
     ),
-    MetricSpec(
-        "uniformity",
-        "uniformity (t={t:g})",
-        "lower is better; 0 = collapsed (Wang & Isola 2020)",
-        "lower",
-        lambda inputs: metrics.uniformity(inputs.points, t=inputs.t, max_pairs=inputs.max_pairs, seed=inputs.seed),
-        ranked=True,
-        note=lambda inputs: inputs.uniformity_note("x"),
-    ),
+    _uniformity_spec("x", "uniformity", "uniformity (t={t:g})", "lower is better; 0 = collapsed (Wang & Isola 2020)"),
     MetricSpec(
         "tolerance",
         "tolerance",
@@ -267,15 +286,7 @@ METRICS: tuple[MetricSpec, ...] = (
         digits=2,
         note=lambda inputs: f"between 1 and min(n, d) = {min(inputs.n, int(inputs.points.shape[1]))}",
     ),
-    MetricSpec(
-        "uniformity_y",
-        "y-side uniformity (t={t:g})",
-        "of the partners y; lower is better",
-        "lower",
-        lambda inputs: metrics.uniformity(inputs.partners, t=inputs.t, max_pairs=inputs.max_pairs, seed=inputs.seed),
-        needs_pairs=True,
-        note=lambda inputs: inputs.uniformity_note("y"),
-    ),
+    _uniformity_spec("y", "uniformity_y", "y-side uniformity (t={t:g})", "of the partners y; lower is better"),
     MetricSpec(
         "modality_gap",
         "modality gap",
@@ -330,8 +341,7 @@ def higher_is_better(name: str) -> bool:
 
 def _rows(value: ArrayLike, name: str, normalize: bool) -> torch.Tensor:
     tensor = as_tensor(value, name).detach()
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
+    check_finite(tensor, name)
     if normalize:
         return F.normalize(tensor, dim=1)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 import re
 from collections.abc import Iterator, Mapping
@@ -13,6 +12,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from ._numerics import is_finite_number
 from .distributed import Shard, accepts_shard
 from .losses import LEARNABLE, REGISTRY, Learn, LearnedValue, Loss, learn
 from .losses.base import format_value as _format_value
@@ -85,7 +85,7 @@ def _parse_number(text: str, where: str) -> float:
         number = float(text)
     except ValueError:
         raise ValueError(f"{where}: expected a number, got {text.strip()!r}") from None
-    if not math.isfinite(number):
+    if not is_finite_number(number):
         raise ValueError(f"{where}: expected a finite number, got {text.strip()!r}")
     return number
 
@@ -155,7 +155,7 @@ class Term(nn.Module):
             raise ValueError(f"{name} needs argument(s) {', '.join(missing)}: {kind.signature(name)}")
         for parameter, value in arguments.items():
             _check_argument_type(name, parameter, value, kind)
-        if isinstance(weight, bool) or not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
+        if not (is_finite_number(weight) and weight > 0):
             raise ValueError(f"the weight of {name} must be a positive number, got {weight!r}")
         try:
             self.loss = kind.module(**values)

@@ -275,7 +275,7 @@ def test_demo_refuses_an_out_that_is_a_file_and_its_api_refuses_epochs_zero(caps
 
     (tmp_path / "demo").write_text("x")
     refused(capsys, tmp_path, ["demo", "--out", str(tmp_path / "demo")], "demo", "--out", "is a file")
-    with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer, got 0"):
         run_demo(tmp_path / "other", epochs=0)
     assert not (tmp_path / "other").exists()
 

@@ -39,5 +39,5 @@ def test_digits_value_range_and_split():
     assert torch.bincount(test.labels).min() >= 34
     small = load_dataset("digits", split="test", image_size=4)
     assert small.images.shape == (359, 1, 4, 4)
-    with pytest.raises(ValueError, match="image_size must be a positive integer"):
+    with pytest.raises(ValueError, match="`image_size` must be a positive integer"):
         load_dataset("digits", image_size=0)

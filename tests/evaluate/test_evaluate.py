@@ -283,7 +283,7 @@ def test_embed_view_pairs_is_seeded_and_restores_mode_and_global_rng(digits):
     x2, y2 = embed_view_pairs(encoder, images, augmentation, seed=3, layer="backbone", batch_size=16, repeats=2)
     assert x2.shape == (100, x.shape[1]) and torch.equal(x2[:50], x) and torch.equal(y2[:50], y)
     assert not torch.equal(x2[:50], x2[50:])
-    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+    with pytest.raises(ValueError, match="`repeats` must be a positive integer"):
         embed_view_pairs(encoder, images, augmentation, seed=0, repeats=0)
 
 

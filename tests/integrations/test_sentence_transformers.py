@@ -56,7 +56,7 @@ def test_evaluator_rejects_bad_inputs():
         HypersphereEvaluator(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="primary_metric"):
         HypersphereEvaluator(["a", "b"], ["c", "d"], primary_metric="accuracy")
-    with pytest.raises(ValueError, match=r"labels must be a 1-D vector with one label per row \(2\)"):
+    with pytest.raises(ValueError, match=r"`labels` must be a 1-D vector with one label per row \(2\)"):
         HypersphereEvaluator(["a", "b"], ["c", "d"], labels=[0, 1, 2])
     with pytest.raises(ValueError, match=r"`labels` must be a 1-D list of class names"):
         HypersphereEvaluator(["a", "b"], ["c", "d"], labels=np.array([["x", "y"]]))

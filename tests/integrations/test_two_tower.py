@@ -80,7 +80,7 @@ def test_retrieval_in_blocks_and_sampled(monkeypatch):
     sampled = metrics.retrieval_recall(x, y, max_queries=100, seed=1)
     assert sampled == metrics.retrieval_recall(x, y, max_queries=100, seed=1)
     assert sampled == pytest.approx(exact, abs=0.15)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="`k` must be a positive integer"):
         metrics.retrieval_recall(x, y, k=0)
     with pytest.raises(ValueError, match="same shape"):
         metrics.retrieval_recall(x, y[:10])

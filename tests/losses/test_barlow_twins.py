@@ -84,9 +84,9 @@ def test_float32_input_is_computed_in_float32_or_more_and_returns_a_scalar():
 
 def test_bad_inputs():
     x, y = embeddings(6, 4)
-    with pytest.raises(ValueError, match="lam must be a positive"):
+    with pytest.raises(ValueError, match="`lam` must be a positive"):
         barlow_twins_loss(x, y, lam=0.0)
-    with pytest.raises(ValueError, match="lam must be a positive"):
+    with pytest.raises(ValueError, match="`lam` must be a positive"):
         BarlowTwinsLoss(lam=-1)
     with pytest.raises(ValueError, match="at least 2"):
         barlow_twins_loss(x[:1], y[:1])

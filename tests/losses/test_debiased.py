@@ -108,7 +108,7 @@ def test_module_and_objective_term():
 @pytest.mark.parametrize("tau_plus", [0, 1, -0.1, 1.5, float("nan"), True, "0.1", None])
 def test_bad_class_prior(tau_plus):
     x, y = positive_pairs(6, 4)
-    with pytest.raises(ValueError, match=r"tau_plus must be a number in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"`tau_plus` must be a number in \(0, 1\)"):
         debiased_contrastive_loss(x, y, 0.5, tau_plus)
     with pytest.raises(ValueError, match="tau_plus"):
         DebiasedContrastiveLoss(tau_plus=tau_plus)
@@ -116,7 +116,7 @@ def test_bad_class_prior(tau_plus):
 
 def test_other_bad_inputs():
     x, y = positive_pairs(6, 4)
-    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="`beta` must be a finite number >= 0"):
         debiased_contrastive_loss(x, y, 0.5, 0.1, -1.0)
     with pytest.raises(ValueError, match="beta"):
         debiased_contrastive_loss(x, y, 0.5, 0.1, float("inf"))

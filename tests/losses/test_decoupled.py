@@ -118,7 +118,7 @@ def test_bad_inputs():
         decoupled_contrastive_loss(x[:1], y[:1], 0.1)
     with pytest.raises(ValueError, match="same shape"):
         decoupled_contrastive_loss(x, y[:5], 0.1)
-    with pytest.raises(ValueError, match="queue must have the same feature width"):
+    with pytest.raises(ValueError, match="`queue` must have the same feature width"):
         decoupled_contrastive_loss(x, y, 0.1, queue=sphere(3, 5))
     with pytest.raises(ValueError, match="weighted"):
         af.Objective.parse("decoupled_contrastive(weighted=2)")

@@ -215,7 +215,7 @@ def test_temperature_tensor_must_be_one_positive_number():
     x, y = positive_pairs(4, 3)
     with pytest.raises(ValueError, match="one-element"):
         af.contrastive_loss(x, y, torch.ones(2))
-    with pytest.raises(ValueError, match="tau must be a positive"):
+    with pytest.raises(ValueError, match="`tau` must be a positive"):
         af.contrastive_loss(x, y, torch.tensor(-0.1))
 
 

@@ -114,13 +114,13 @@ def test_bad_inputs():
         sigmoid_loss(x, y, scale=0.0)
     with pytest.raises(ValueError, match="scale"):
         sigmoid_loss(x, y, scale=torch.ones(2))
-    with pytest.raises(ValueError, match="bias must be a finite number"):
+    with pytest.raises(ValueError, match="`bias` must be a finite number"):
         sigmoid_loss(x, y, bias=float("nan"))
-    with pytest.raises(ValueError, match="bias must be a finite number"):
+    with pytest.raises(ValueError, match="`bias` must be a finite number"):
         sigmoid_loss(x, y, bias="1")
-    with pytest.raises(ValueError, match="bias must be a finite number or a one-element"):
+    with pytest.raises(ValueError, match="`bias` must be a finite number or a one-element"):
         sigmoid_loss(x, y, bias=torch.zeros(3))
-    with pytest.raises(ValueError, match="bias must be finite"):
+    with pytest.raises(ValueError, match="`bias` must be finite"):
         sigmoid_loss(x, y, bias=torch.tensor(float("inf")))
     with pytest.raises(ValueError, match="at least 2"):
         sigmoid_loss(x[:1], y[:1])

@@ -132,7 +132,7 @@ def test_bad_queue_and_temperature():
         supervised_contrastive_loss(x, y, labels, 0.1, queue=queue)
     with pytest.raises(ValueError, match="queue_labels go together"):
         supervised_contrastive_loss(x, y, labels, 0.1, queue_labels=_labels(3, 2))
-    with pytest.raises(ValueError, match="queue_labels must be a 1-D vector with one label per row"):
+    with pytest.raises(ValueError, match="`queue_labels` must be a 1-D vector with one label per row"):
         supervised_contrastive_loss(x, y, labels, 0.1, queue=queue, queue_labels=_labels(4, 2))
     with pytest.raises(ValueError, match="tau"):
         supervised_contrastive_loss(x, y, labels, 0.0)

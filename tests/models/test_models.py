@@ -212,7 +212,7 @@ def test_sizes_accept_numpy_integers_and_reject_bools_and_floats():
 
     assert build_model("convnet", dim=np.int64(4), in_channels=1, image_size=8).dim == 4
     for bad in (True, 4.0):
-        with pytest.raises(ValueError, match="dim must be a positive integer"):
+        with pytest.raises(ValueError, match="`dim` must be a positive integer"):
             build_model("convnet", dim=bad, in_channels=1, image_size=8)
 
 

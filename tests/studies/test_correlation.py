@@ -346,7 +346,7 @@ def test_the_design_commands_parse(tmp_path):
     assert correlation.grid_file(overrides["grid"]) == config_path("sweeps/figure5_mnist5k")
     defaults = CorrelationOptions()
     assert (defaults.resamples, defaults.seed, defaults.collapse_threshold) == (10_000, 0, -0.5)
-    with pytest.raises(ValueError, match="resamples must be a positive integer"):
+    with pytest.raises(ValueError, match="`resamples` must be a positive integer"):
         CorrelationOptions(resamples=0)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         CorrelationOptions(seed=-1)

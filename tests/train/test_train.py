@@ -146,8 +146,8 @@ def test_nan_stop_from_cli_is_one_line(tmp_path, capsys):
     [
         (["--dataset", "nosuch"], "nosuch"),
         (["--objective", "align(beta=1)"], "unknown argument"),
-        (["--epochs", "0"], "epochs must be a positive integer"),
-        (["--batch-size", "1"], "batch_size must be at least 2"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--batch-size", "1"], "--batch-size must be at least 2"),
         (["--schedule", "linear"], "schedule must be one of"),
         (["--model", "vgg"], "vgg"),
         (["--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"], "/nonexistent/cifar"),
@@ -194,7 +194,7 @@ def test_config_yaml_round_trip_and_errors(tmp_path):
     path.write_text("dataset: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         TrainConfig.from_yaml(path)
-    with pytest.raises(ConfigError, match="lr must be a positive"):
+    with pytest.raises(ConfigError, match="`lr` must be a positive"):
         TrainConfig(lr=-1)
 
 

@@ -49,7 +49,7 @@ def handle(args: argparse.Namespace) -> int:
     from ..analysis.compare_page import check_compare_output, format_comparison, result_json, write_comparison
 
     # Everything that can be refused is refused before the first model loads.
-    check_positive_int(args.resamples, "`resamples`")
+    check_positive_int(args.resamples, "resamples")
     if args.resamples > MAX_RESAMPLES:  # each resample draws a row index per pair: memory grows with it
         raise UserError(f"--resamples ({args.resamples}) must be at most {MAX_RESAMPLES:,}")
     if args.seed < 0:  # numpy's generators take no negative seed

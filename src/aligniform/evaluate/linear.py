@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._numerics import is_finite_number
 from .._validation import check_positive, check_positive_int
 from ._checks import Device, Features, Labels, check_labelled_features, check_same_width, drop_unlabelled
 from .features import check_encoder_device, extract_features, frozen, layer_features, seeded_global_rng
@@ -65,7 +66,8 @@ class LinearProbeConfig:
             milestones
         ) != sorted(set(milestones)):
             raise ValueError(f"milestones must be increasing positive epoch numbers, got {self.milestones!r}")
-        if not (float(self.weight_decay) >= 0 and math.isfinite(float(self.weight_decay))):
+        decay = float(self.weight_decay)
+        if not (is_finite_number(decay) and decay >= 0):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")

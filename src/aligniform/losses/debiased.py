@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._numerics import full_precision
+from .._numerics import full_precision, is_finite_number
 from .._validation import _real_number
 from .base import Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
@@ -17,14 +17,14 @@ from .other_views import other_views_logsumexp
 def _check_class_prior(value: object) -> float:
     number = _real_number(value)
     if number is None or not 0 < number < 1:
-        raise ValueError(f"tau_plus must be a number in (0, 1) (the class prior of a positive), got {value!r}")
+        raise ValueError(f"`tau_plus` must be a number in (0, 1) (the class prior of a positive), got {value!r}")
     return number
 
 
 def _check_beta(value: object) -> float:
     number = _real_number(value)
-    if number is None or not math.isfinite(number) or number < 0:
-        raise ValueError(f"beta must be a finite number >= 0 (0: no hard-negative reweighting), got {value!r}")
+    if not is_finite_number(number) or number < 0:
+        raise ValueError(f"`beta` must be a finite number >= 0 (0: no hard-negative reweighting), got {value!r}")
     return number
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .._numerics import full_precision
+from .._numerics import full_precision, is_finite_number
 from .._validation import _real_number
 from .base import Learn, Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
@@ -19,15 +17,15 @@ def check_bias(value: float | torch.Tensor) -> float | torch.Tensor:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or not value.is_floating_point():
             raise ValueError(
-                f"bias must be a finite number or a one-element floating-point tensor, "
+                f"`bias` must be a finite number or a one-element floating-point tensor, "
                 f"got a {value.dtype} tensor of shape {tuple(value.shape)}"
             )
-        if not math.isfinite(float(value.detach())):
-            raise ValueError(f"bias must be finite, got {float(value.detach())}")
+        if not is_finite_number(float(value.detach())):
+            raise ValueError(f"`bias` must be finite, got {float(value.detach())}")
         return value.reshape(())
     number = _real_number(value)
-    if number is None or not math.isfinite(number):
-        raise ValueError(f"bias must be a finite number, got {value!r}")
+    if not is_finite_number(number):
+        raise ValueError(f"`bias` must be a finite number, got {value!r}")
     return number
 
 

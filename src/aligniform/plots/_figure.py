@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._extras import requires_extra
+from .._numerics import is_finite_number
 
 with requires_extra("plots"):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -123,7 +123,7 @@ def to_float(value: object) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None
+    return number if is_finite_number(number) else None
 
 
 def check_records(records: object, name: str = "records") -> list[Mapping]:

@@ -7,7 +7,6 @@ is better, so the best encoders sit towards the lower left.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -39,12 +38,12 @@ def plane_points(inputs: Sequence[Mapping]) -> list[dict]:
         point: dict = {"name": str(row.get("name", ""))}
         for axis, value in (("x", uniformity), ("y", alignment)):
             estimate = to_float(value.get("estimate"))
-            if estimate is None or not math.isfinite(estimate):
+            if estimate is None:  # to_float gives None for a missing or non-finite value
                 break
             point[axis] = estimate
             for end in ("low", "high"):
                 bound = to_float(value.get(end))
-                point[f"{axis}_{end}"] = estimate if bound is None or not math.isfinite(bound) else bound
+                point[f"{axis}_{end}"] = estimate if bound is None else bound
         else:
             points.append(point)
     return points

@@ -13,6 +13,7 @@ from matplotlib.patches import Circle
 from numpy.typing import ArrayLike
 
 from .._extras import requires_extra
+from .._numerics import is_finite_number
 from ._figure import as_array, finish, new_figure
 
 with requires_extra("plots"):
@@ -66,7 +67,7 @@ def vmf_kde(
         raise ValueError("angles must contain at least one angle")
     if not np.all(np.isfinite(angles)):
         raise ValueError("angles must be finite (no NaN or inf)")
-    if not (isinstance(kappa, (int, float)) and math.isfinite(kappa) and kappa > 0):
+    if not (is_finite_number(kappa) and kappa > 0):
         raise ValueError(f"kappa must be a positive finite number, got {kappa!r}")
     grid = np.linspace(-np.pi, np.pi, _ANGLE_POINTS) if grid is None else as_array(grid, "grid").ravel()
     total = np.zeros_like(grid)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from .._numerics import is_finite_number
 from ..analysis.format import RESULT_COLUMNS
 from ..metric_registry import METRICS
 from ..plots import (
@@ -64,9 +65,7 @@ def _e(text: object) -> str:
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if is_finite_number(value) else None
 
 
 def _is_accuracy(key: str) -> bool:
@@ -232,7 +231,7 @@ def _varies(rows: list[dict], key: str) -> bool:
             values.add(float(row.get(key) or "nan"))
         except ValueError:
             continue
-    return len({value for value in values if math.isfinite(value)}) > 1
+    return len({value for value in values if is_finite_number(value)}) > 1
 
 
 def _temperature_rows(rows: list[dict]) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import IO, Any
 
 from .._faults import fault_point
 from .._io import json_line, read_jsonl
+from .._numerics import is_finite_number
 from .run_folder import RunFolderError, write_text_atomic
 
 
@@ -61,7 +61,7 @@ class RunLog:
                 raise
         if self.writer is not None:
             for key, value in record.items():
-                if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+                if key != "epoch" and is_finite_number(value):
                     self.writer.add_scalar(key, value, record["epoch"])
             self.writer.flush()
 
