@@ -226,14 +226,14 @@ class _HardestBoth(torch.autograd.Function):
             # The columns' selection reads contiguous rows of the transpose (an exact copy of the same floats).
             transposed = torch.empty_like(logits).copy_(logits.T)
             column_thresholds = _thresholds(transposed, kept, 0, 0)
-            del transposed
             row_thresholds = _thresholds(logits, kept, 0, 0)
             if reduction == "logsumexp" and _unshifted_is_safe(rows, columns):
                 # Every logit within ±UNSHIFTED_LIMIT: one exp for both directions, no shift; the two masked
-                # exp matrices are backward's weights up to a per-row and a per-column scale.
+                # exp matrices are backward's weights up to a per-row and a per-column scale. The rows' one
+                # reuses the transpose's memory: a fresh n × n tensor costs its page faults (docs/benchmarks.md).
                 row_drop, column_drop = logits < row_thresholds[:, None], logits < column_thresholds[None]
                 exp = logits.exp_()
-                row_exp = exp.masked_fill(row_drop, 0)
+                row_exp = transposed.copy_(exp).masked_fill_(row_drop, 0)
                 column_exp = exp.masked_fill_(column_drop, 0)
                 row_out, column_out = row_exp.sum(1).log_(), column_exp.sum(0).log_()
                 saved: tuple[torch.Tensor, ...] = (row_exp, column_exp)
