@@ -115,7 +115,9 @@ def _ranges(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     usable = torch.isfinite(width) & (width > 0)
     # The last bucket ends at BUCKETS - 1/2 so rounding cannot push the high end past it; the clamp catches
     # the values beyond the sampled range (and -inf, an excluded entry).
-    scale = torch.where(usable, (BUCKETS - 0.5) / torch.where(usable, width, torch.ones_like(width)), 0.0)
+    scale = (BUCKETS - 0.5) / torch.where(usable, width, torch.ones_like(width))
+    usable &= torch.isfinite(scale)  # a subnormal width overflows the scale: 0 · inf would be nan
+    scale = torch.where(usable, scale, 0.0)
     low = torch.where(usable, low, 0.0)
     return low, scale, usable
 
