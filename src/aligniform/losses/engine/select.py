@@ -65,7 +65,10 @@ def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
     # Inf times a zero scale (a row without a usable range) is nan: those rows need their positions cleaned.
     clean = not bool(usable.all())
     below = torch.full((rows_per_tile, 1), m - k, dtype=torch.int64, device=values.device)
-    hit_rows, hit_values, ranks, sizes = [], [], [], []
+    hit_rows: list[torch.Tensor] = []
+    hit_values: list[torch.Tensor] = []
+    ranks: list[torch.Tensor] = []
+    sizes: list[torch.Tensor] = []
     for start in range(0, n, rows_per_tile):
         stop = min(start + rows_per_tile, n)
         tile, h = values[start:stop], stop - start
