@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from statistics import median
 
 import torch
 
@@ -23,7 +24,6 @@ import aligniform as af
 from aligniform.losses.engine import kept_negatives
 from bench_losses import TAU, timed_samples
 from forms import batch, forward_backward
-from run import median
 
 
 def plain_top_k(x: torch.Tensor, y: torch.Tensor, alpha: float, tau: float = TAU) -> torch.Tensor:
