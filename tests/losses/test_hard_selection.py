@@ -126,15 +126,19 @@ def test_one_direction_with_queue_keeps_the_dense_top_k_set(alpha):
 
 
 def _plain_top_k(x, y, tau, alpha):
-    """The dense top-k form of the symmetric hard loss (what the benchmarks time as its plain form)."""
+    """The symmetric hard loss written densely from one logit matrix: ``topk`` of each row's and column's negatives.
+
+    Both directions read the same floats (``l`` and its transpose), as the loss does: with duplicated pairs the
+    negatives tie exactly, and two separately rounded matrices could break those ties differently.
+    """
     n = x.shape[0]
     kept = kept_negatives(alpha, n - 1)
+    logits = (x / tau) @ y.T
     terms = []
-    for anchors, others in ((x, y), (y, x)):
-        logits = anchors @ others.T / tau
-        positive = logits.diagonal().clone()
-        negatives = logits.masked_fill(torch.eye(n, dtype=torch.bool), -math.inf)
-        threshold = negatives.topk(kept, dim=1).values[:, -1:]
+    for dense in (logits, logits.T):
+        positive = dense.diagonal()
+        negatives = dense.masked_fill(torch.eye(n, dtype=torch.bool), -math.inf)
+        threshold = negatives.detach().topk(kept, dim=1).values[:, -1:]
         negatives = negatives.masked_fill(negatives < threshold, -math.inf)
         terms.append(torch.logaddexp(torch.logsumexp(negatives, 1), positive) - positive)
     return torch.cat(terms).mean()
