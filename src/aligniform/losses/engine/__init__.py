@@ -8,7 +8,7 @@ backward that recomputes each tile, so memory is O(N × block), never O(N²):
   (the contrastive family, NT-Xent, uniformity); :func:`pairwise_logsumexp` is uniformity's pair sum
   (with :func:`as_rows`/:func:`as_columns`, its augmentation) and :func:`pair_count` its number of pairs;
 * :func:`hardest_logsumexp`: over each row's hardest ``ceil(alpha·M)`` candidates (Wang & Liu), exact
-  thresholds by bucket counts (:mod:`.select`); :func:`hardest_logsumexp_both`: both directions of a square
+  thresholds by tiled counting (:mod:`.select`); :func:`hardest_logsumexp_both`: both directions of a square
   matrix from one GEMM;
 * :func:`tiled_softplus_sum`: Σ softplus of signed logits (SigLIP);
 * :func:`balanced_pairs_logsumexp`: one set's unordered pairs split evenly over the ranks of a shard;

@@ -104,22 +104,13 @@ def _block_logits(
 
 
 def _thresholds(logits: torch.Tensor, kept: int, start: int, positive_offset: int | None) -> torch.Tensor:
-    """Each row's ``kept``-th largest negative logit; the positives end at -inf (excluded) in ``logits``.
+    """Each row's ``kept``-th largest negative logit; the positives must be at -inf (excluded) in ``logits``.
 
-    The selection needs finite rows to be fast (:mod:`.select`), so a positive first takes its row's smallest
-    negative value: a copy of the minimum does not move the k-th largest for any k <= M - 1 negatives.
+    A positive at -inf is the smallest entry of its row, so for any kept <= M - 1 negatives the row's
+    ``kept``-th largest entry is its ``kept``-th largest negative; the counting selection (:mod:`.select`)
+    takes -inf entries as they are.
     """
-    if positive_offset is None:
-        return kth_largest(logits, kept)
-    k = start + positive_offset
-    positive = logits.diagonal(k)
-    positive.fill_(math.inf)
-    lowest = logits.amin(1)  # over the negatives: the positive is +inf now
-    first_row = max(0, -k)
-    positive.copy_(lowest[first_row : first_row + positive.numel()])
-    threshold = kth_largest(logits, kept)
-    positive.fill_(-math.inf)
-    return threshold
+    return kth_largest(logits, kept)
 
 
 def _blocks(n: int, m: int, block_rows: int | None) -> range:
@@ -145,13 +136,13 @@ class _HardestNegatives(torch.autograd.Function):
         with torch.no_grad():
             for start in _blocks(n, m, block_rows):
                 stop = min(start + step, n)
-                logits = rows[start:stop] @ columns.T
+                logits = _block_logits(rows, columns, start, stop, positive_offset)
                 threshold = _thresholds(logits, kept, start, positive_offset)
-                keep = logits >= threshold[:, None]
+                dropped = logits < threshold[:, None]
                 if reduction == "logsumexp":
-                    out[start:stop] = torch.logsumexp(logits.masked_fill_(~keep, -math.inf), 1)
+                    out[start:stop] = torch.logsumexp(logits.masked_fill_(dropped, -math.inf), 1)
                 else:
-                    out[start:stop] = torch.where(keep, logits, torch.zeros_like(logits)).sum(1)
+                    out[start:stop] = logits.masked_fill_(dropped, 0).sum(1)
                 thresholds[start:stop] = threshold
         ctx.save_for_backward(rows, columns, thresholds, out)
         ctx.options = (positive_offset, reduction, block_rows)
@@ -231,19 +222,23 @@ class _HardestBoth(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             logits = rows @ columns.T
-            # The columns' selection reads contiguous rows of the transpose; both end with -inf diagonals.
-            column_thresholds = _thresholds(logits.T.contiguous(), kept, 0, 0)
+            logits.diagonal().fill_(-math.inf)  # the positives: excluded from both directions
+            # The columns' selection reads contiguous rows of the transpose (an exact copy of the same floats).
+            transposed = torch.empty_like(logits).copy_(logits.T)
+            column_thresholds = _thresholds(transposed, kept, 0, 0)
             row_thresholds = _thresholds(logits, kept, 0, 0)
-            row_keep, column_keep = logits >= row_thresholds[:, None], logits >= column_thresholds[None]
             if reduction == "logsumexp" and _unshifted_is_safe(rows, columns):
                 # Every logit within ±UNSHIFTED_LIMIT: one exp for both directions, no shift; the two masked
-                # exp matrices are backward's weights up to a per-row and a per-column scale.
+                # exp matrices are backward's weights up to a per-row and a per-column scale. The rows' one
+                # reuses the transpose's memory: a fresh n × n tensor costs its page faults (docs/benchmarks.md).
+                row_drop, column_drop = logits < row_thresholds[:, None], logits < column_thresholds[None]
                 exp = logits.exp_()
-                row_exp = exp.masked_fill(~row_keep, 0)
-                column_exp = exp.masked_fill_(~column_keep, 0)
+                row_exp = transposed.copy_(exp).masked_fill_(row_drop, 0)
+                column_exp = exp.masked_fill_(column_drop, 0)
                 row_out, column_out = row_exp.sum(1).log_(), column_exp.sum(0).log_()
                 saved: tuple[torch.Tensor, ...] = (row_exp, column_exp)
             else:
+                row_keep, column_keep = logits >= row_thresholds[:, None], logits >= column_thresholds[None]
                 row_out = _reduce(logits, row_keep, reduction, 1)
                 column_out = _reduce(logits, column_keep, reduction, 0)
                 saved = (logits, row_thresholds, column_thresholds)
