@@ -123,5 +123,5 @@ def test_a_study_input_file_is_checked_before_out_is_created(capsys, tmp_path):
         refused(capsys, tmp_path, argv, "study", "--set grid", fragment)
     (tmp_path / "damaged.pt").write_bytes(b"not a checkpoint")
     argv = ["study", "theorem1", "--set", f"encoder={tmp_path / 'damaged.pt'}", "--out", out]
-    refused(capsys, tmp_path, argv, "study", "damaged.pt", "corrupt")
+    refused(capsys, tmp_path, argv, "study", "damaged.pt", "checkpoint")
     assert not out.exists()
