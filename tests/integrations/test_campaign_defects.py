@@ -36,7 +36,7 @@ def test_hypersphere_metrics_refuses_a_meta_tensor():
 def test_hypersphere_metrics_checks_its_options_as_the_integrations_do(seed):
     with pytest.raises(ValueError, match="`seed` must be an integer"):
         hypersphere_metrics(_unit(), _unit(), seed=seed)
-    with pytest.raises(ValueError, match="t must be a positive"):
+    with pytest.raises(ValueError, match="`t` must be a positive"):
         hypersphere_metrics(_unit(), _unit(), t=math.nan)
 
 

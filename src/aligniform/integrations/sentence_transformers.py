@@ -95,10 +95,10 @@ class HypersphereEvaluator(SentenceEvaluator):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, texts in (("sentences1", sentences1), ("sentences2", sentences2)):
+        for argument, texts in (("sentences1", sentences1), ("sentences2", sentences2)):  # not `name`: a parameter
             # A string is a sequence too: list("a cat") would be five one-letter sentences.
             if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
-                raise TypeError(f"`{name}` must be a list of sentences, got {type(texts).__name__} {texts!r:.60}")
+                raise TypeError(f"`{argument}` must be a list of sentences, got {type(texts).__name__} {texts!r:.60}")
         self.sentences1, self.sentences2 = list(sentences1), list(sentences2)
         if len(self.sentences1) != len(self.sentences2) or len(self.sentences1) < 2:
             raise ValueError(

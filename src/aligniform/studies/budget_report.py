@@ -27,6 +27,11 @@ def _interval(low: Any, high: Any, digits: int = 1) -> str:
     return f"[{_num(low, digits, True)}, {_num(high, digits, True)}]"
 
 
+def _scaled(value: Any) -> float | None:
+    """A fraction's spread in points; None stays None (one seed), 0 stays 0 (seeds that agree exactly)."""
+    return None if value is None else 100 * value
+
+
 def _ratio_label(w: float) -> str:
     return f"{w:g}"
 
@@ -169,7 +174,7 @@ def _temperature_section(claim: dict) -> list[str]:
         rows.append(
             [f"{budget['epochs']}"]
             + [
-                _mean_sd(100 * by_tau[tau]["accuracy"], 100 * (by_tau[tau]["accuracy_std"] or 0) or None)
+                _mean_sd(100 * by_tau[tau]["accuracy"], _scaled(by_tau[tau]["accuracy_std"]))
                 if tau in by_tau and by_tau[tau]["accuracy"] is not None
                 else "—"
                 for tau in taus
