@@ -269,7 +269,7 @@ class MeasureOptions:
         >>> MeasureOptions(max_pairs=0)
         Traceback (most recent call last):
         ...
-        ValueError: max_pairs must be a positive integer, got 0
+        ValueError: `max_pairs` must be a positive integer, got 0
     """
 
     normalize: bool = True

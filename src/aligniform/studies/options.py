@@ -147,8 +147,9 @@ def validate_study_options(options: Any) -> Any:
             TrainConfig.from_dict({field: values[name]})
         except ConfigError as error:
             message = str(error)
-            # TrainConfig's messages start with its field's name ("lr must be ..." or "objective: ...").
-            rest = message[len(field) :] if message.startswith(field) else f": {message}"
+            # TrainConfig's messages start with its field's name ("`lr` must be ..." or "objective: ...").
+            named = next((name for name in (f"`{field}`", field) if message.startswith(name)), None)
+            rest = message[len(named) :] if named else f": {message}"
             raise OptionError(f"`{name}`{rest}") from None
     if trains_encoders:
         from ..data.dataset import dataset_info
