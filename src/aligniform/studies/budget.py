@@ -15,17 +15,15 @@ Examples:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._numerics import is_finite_number
 from ..stats import BOOTSTRAP_RESAMPLES
 from .budget_report import budget_markdown
 from .budget_rules import debiased_verdict, outcome, ratio_verdict, temperature_direction
-from .common import Progress, build_options, options_dict, write_outputs
-from .correlation_data import encoder_role
+from .common import Progress, build_options, options_dict, read_study_json, write_outputs
+from .correlation_data import _points, encoder_role
 from .verdicts import Verdict, combine
 
 STUDY = "budget"
@@ -91,10 +89,6 @@ def _two_budgets(epochs: set, source: str) -> tuple[int, int]:
     return today, longer
 
 
-def _points(value: Any) -> float | None:
-    return 100.0 * float(value) if is_finite_number(value) else None
-
-
 # ----------------------------------------------------------------------------- A: weight ratio
 
 
@@ -137,13 +131,7 @@ def ratio_claim(folders: tuple[str, ...], resamples: int = BOOTSTRAP_RESAMPLES) 
 
 
 def _read_json(folder: str, name: str) -> dict:
-    path = Path(folder) / name
-    if not path.is_file():
-        raise BudgetInputError(f"{path} does not exist: run the design's study into {folder}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise BudgetInputError(f"{path} is not readable JSON ({error}); rerun the study that writes it") from None
+    return read_study_json(folder, name, BudgetInputError, f"run the design's study into {folder}")
 
 
 def temperature_claim(folders: tuple[str, ...]) -> dict:

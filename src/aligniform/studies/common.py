@@ -117,6 +117,24 @@ def write_outputs(out: Path, name: str, results: dict, markdown: str) -> tuple[P
     return json_path, markdown_path
 
 
+def read_study_json(folder: str | Path, name: str, error: type[ValueError], missing: str) -> dict:
+    """``<folder>/<name>``, a study's JSON output, or ``error`` naming the file: ``missing`` says how to make it.
+
+    Examples:
+        >>> read_study_json("/nowhere", "x.json", ValueError, "run the study first")
+        Traceback (most recent call last):
+        ...
+        ValueError: /nowhere/x.json does not exist: run the study first
+    """
+    path = Path(folder) / name
+    if not path.is_file():
+        raise error(f"{path} does not exist: {missing}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as reason:
+        raise error(f"{path} is not readable JSON ({reason}); rerun the study that writes it") from None
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A GitHub markdown table; cells are written with :func:`cell`.
 

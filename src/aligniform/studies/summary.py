@@ -15,7 +15,6 @@ that file (written atomically; the file and its markers are checked before anyth
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from .common import (
     difference_with_error,
     mean_sd_cell,
     options_dict,
+    read_study_json,
     write_outputs,
 )
 from .summary_table import (  # noqa: F401 (re-exported: the documented names)
@@ -87,13 +87,9 @@ class SummaryOptions:
 
 
 def _read(folder: str, name: str) -> dict:
-    path = Path(folder) / name
-    if not path.is_file():
-        raise SummaryInputError(f"{path} does not exist: run the study into {folder} first, or leave this option out")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise SummaryInputError(f"{path} is not readable JSON ({error}); rerun the study that writes it") from None
+    return read_study_json(
+        folder, name, SummaryInputError, f"run the study into {folder} first, or leave this option out"
+    )
 
 
 def _num(value: Any, digits: int = 2, scale: float = 1.0, sign: bool = False) -> str:
