@@ -7,6 +7,7 @@ expected) whichever function they called.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -255,13 +256,24 @@ def check_feature_structure(x: ArrayLike, name: str, min_rows: int = 1) -> torch
 def check_feature_values(
     x: torch.Tensor, name: str, normalize: bool = False, require_unit_norm: bool = True
 ) -> torch.Tensor:
-    """NaN/inf and unit-norm checks (skipped when input checks are switched off); optional normalisation."""
-    if _CHECKS_ENABLED:
-        check_finite(x, name)
+    """NaN/inf and unit-norm checks (skipped when input checks are switched off); optional normalisation.
+
+    A loss calls this on every step, so the passing case reads the values once: unit-norm rows are finite
+    (a NaN or an infinity makes its row's norm NaN or infinite), so one norm pass checks both, and a finite
+    sum of all values proves them finite. Only a failing input pays for the exact checks that word the error.
+    """
+    if not _CHECKS_ENABLED:
+        return F.normalize(x, dim=1) if normalize else x
     if normalize:
+        if not _sum_is_finite(x):
+            check_finite(x, name)  # a finite matrix whose sum overflows passes here
         return F.normalize(x, dim=1)
-    if require_unit_norm and _CHECKS_ENABLED:
-        check_unit_norm(x, name)
+    if require_unit_norm:
+        if not _norm_deviation(x) <= _norm_tolerance(x.dtype):  # NaN fails this comparison too
+            check_finite(x, name)
+            check_unit_norm(x, name)
+    elif not _sum_is_finite(x):
+        check_finite(x, name)
     return x
 
 
@@ -276,6 +288,27 @@ def check_finite(x: torch.Tensor, name: str) -> None:
     """
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"`{name}` contains NaN or inf values")
+
+
+def _sum_is_finite(x: torch.Tensor) -> bool:
+    """Whether the sum of x is finite: then every value is (a NaN or an inf propagates); one cheap pass."""
+    with torch.no_grad():
+        return bool(torch.isfinite(x.sum(dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)))
+
+
+def _norm_deviation(x: torch.Tensor) -> float:
+    """The largest |row norm - 1| (NaN if a value is NaN, inf if one is infinite; 0 for no rows)."""
+    if x.shape[0] == 0:  # a rank's shard of a global batch may have no rows
+        return 0.0
+    with torch.no_grad():
+        if x.dtype in (torch.float32, torch.float64):
+            return float(torch.linalg.vector_norm(torch.linalg.vector_norm(x, dim=1).sub_(1), ord=math.inf))
+        # Half precision: norms in float32, chunked so that a (1e6, 128) matrix is not copied whole.
+        deviations = [
+            torch.linalg.vector_norm(torch.linalg.vector_norm(chunk, dim=1, dtype=torch.float32).sub_(1), ord=math.inf)
+            for chunk in x.split(65536)
+        ]
+        return float(torch.stack(deviations).max())
 
 
 def check_feature_pair(
@@ -294,14 +327,8 @@ def check_feature_pair(
 def check_unit_norm(x: torch.Tensor, name: str) -> None:
     """Raise unless every row of ``x`` has L2 norm 1 (within a dtype-aware tolerance)."""
     tolerance = _norm_tolerance(x.dtype)
-    with torch.no_grad():
-        deviation = 0.0
-        # Chunked so a (1e6, 128) matrix does not need a second full-size copy.
-        for chunk in x.split(65536):
-            norms = torch.linalg.vector_norm(chunk.float() if chunk.dtype != torch.float64 else chunk, dim=1)
-            if norms.numel():  # a rank's shard of a global batch may have no rows
-                deviation = max(deviation, float((norms - 1).abs().max()))
-    if deviation > tolerance:
+    deviation = _norm_deviation(x)
+    if not deviation <= tolerance:
         raise ValueError(
             f"`{name}` must be L2-normalised (unit-norm rows, tolerance {tolerance:g}); the largest "
             f"deviation of a row norm from 1 is {deviation:.3g}. Normalise first with "

@@ -169,7 +169,8 @@ def _softmax_scale(grad: torch.Tensor | None, lse: torch.Tensor) -> torch.Tensor
     """Grad · exp(-LSE): turns exp(l) into the gradient-weighted softmax; 0 where nothing was summed."""
     if grad is None:
         return None
-    return torch.where(torch.isfinite(lse), grad * torch.exp(-lse), torch.zeros_like(lse))
+    # An unshifted LSE is finite or -inf (nothing summed): NaN and +inf cannot occur.
+    return torch.where(lse != -math.inf, grad * torch.exp(-lse), 0.0)
 
 
 def tiled_logsumexp(
@@ -230,6 +231,18 @@ class _TiledLogSumExp(torch.autograd.Function):
         with torch.no_grad():
             tiles = list(_tiles(layout, n, m))
             fast = _unshifted_is_safe(rows, columns)
+            # One tile holding every row (and every column if their sums are wanted): the small batches.
+            whole = len(tiles) == 1 and (tiles[0].r0, tiles[0].r1) == (0, n)
+            whole = whole and (not want_columns or (tiles[0].c0, tiles[0].c1) == (0, m))
+            if whole and fast and any(ctx.needs_input_grad[:2]):
+                # The same operations as the loop below, without its per-tile bookkeeping (at N = 256 that
+                # costs as much as the arithmetic); the results are bitwise those of the loop.
+                exp = _logits(rows, columns, layout, tiles[0]).exp_()
+                row_out = exp.sum(1).log_() if want_rows else rows.new_zeros(n).log_()
+                column_out = exp.sum(0).log_() if want_columns else rows.new_zeros(m).log_()
+                return _TiledLogSumExp._saved(
+                    ctx, rows, columns, row_out, column_out, layout, [exp], want_rows, want_columns
+                )
             # Keep the exp tiles only if a backward will come (not under no_grad, e.g. for metrics).
             keep = (
                 fast
@@ -261,8 +274,26 @@ class _TiledLogSumExp(torch.autograd.Function):
                     torch.logaddexp(part, _tile_logsumexp(logits, 0), out=part)
             if fast:
                 row_out, column_out = row_sum.log_(), column_sum.log_()
+        return _TiledLogSumExp._saved(
+            ctx, rows, columns, row_out, column_out, layout, kept if keep else None, want_rows, want_columns, fast
+        )
+
+    @staticmethod
+    def _saved(
+        ctx: Any,
+        rows: torch.Tensor,
+        columns: torch.Tensor,
+        row_out: torch.Tensor,
+        column_out: torch.Tensor,
+        layout: _Layout,
+        kept: list[torch.Tensor] | None,
+        want_rows: bool,
+        want_columns: bool,
+        fast: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Save what backward needs; the outputs not asked for are marked non-differentiable."""
         ctx.save_for_backward(rows, columns, row_out, column_out)
-        ctx.layout, ctx.fast, ctx.kept = layout, fast, (kept if keep else None)
+        ctx.layout, ctx.fast, ctx.kept = layout, fast, kept
         if not want_rows:
             ctx.mark_non_differentiable(row_out)
         if not want_columns:
@@ -276,6 +307,15 @@ class _TiledLogSumExp(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, ...]:
         rows, columns, row_out, column_out = ctx.saved_tensors
         need_rows, need_columns = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if (
+            ctx.fast
+            and ctx.kept is not None
+            and len(ctx.kept) == 1
+            and (grad_row is not None or grad_column is not None)
+        ):
+            grads = _one_tile_backward(ctx, rows, columns, row_out, column_out, grad_row, grad_column)
+            ctx.kept = None
+            return (*grads, None, None, None)
         grad_rows = torch.zeros_like(rows) if need_rows else None
         grad_columns = torch.zeros_like(columns) if need_columns else None
         if (grad_row is None and grad_column is None) or not (need_rows or need_columns):
@@ -314,6 +354,46 @@ class _TiledLogSumExp(torch.autograd.Function):
                     grad_columns[tile.c0 : tile.c1] += b_tile * (exp.T @ r)
         ctx.kept = None  # a second backward (retain_graph) recomputes the tiles
         return grad_rows, grad_columns, None, None, None
+
+
+def _one_tile_backward(
+    ctx: Any,
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    row_out: torch.Tensor,
+    column_out: torch.Tensor,
+    grad_row: torch.Tensor | None,
+    grad_column: torch.Tensor | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Backward of an unshifted forward that kept its single tile: the loop's arithmetic, bitwise, in fewer calls.
+
+    Each gradient is one GEMM written directly (a fresh zero matrix plus the product is the product).
+    """
+    (exp,) = ctx.kept
+    tile = next(_tiles(ctx.layout, rows.shape[0], columns.shape[0]))
+    r, c = rows[tile.r0 : tile.r1], columns[tile.c0 : tile.c1]
+    a = None if grad_row is None else _softmax_scale(grad_row, row_out)[tile.r0 : tile.r1, None]
+    b = None if grad_column is None else _softmax_scale(grad_column, column_out)[tile.c0 : tile.c1, None]
+    if a is not None and b is not None:
+        weights = torch.mul(exp, a).addcmul_(exp, b.T)  # G = E ⊙ (a 1ᵀ + 1 bᵀ)
+        to_rows, to_columns = (lambda: torch.mm(weights, c)), (lambda: torch.mm(weights.T, r))
+    elif a is not None:
+        to_rows, to_columns = (lambda: a * (exp @ c)), (lambda: torch.mm(exp.T, a * r))
+    else:
+        assert b is not None
+        to_rows, to_columns = (lambda: torch.mm(exp, b * c)), (lambda: b * (exp.T @ r))
+    grad_rows = _placed(to_rows(), rows, tile.r0, tile.r1) if ctx.needs_input_grad[0] else None
+    grad_columns = _placed(to_columns(), columns, tile.c0, tile.c1) if ctx.needs_input_grad[1] else None
+    return grad_rows, grad_columns
+
+
+def _placed(values: torch.Tensor, like: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """``values`` as the rows ``[start, stop)`` of a gradient shaped like ``like`` (zero elsewhere)."""
+    if (start, stop) == (0, like.shape[0]):
+        return values
+    placed = torch.zeros_like(like)
+    placed[start:stop] = values
+    return placed
 
 
 def _shifted_weights(
