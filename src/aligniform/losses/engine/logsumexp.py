@@ -167,8 +167,11 @@ def _tile_logsumexp(logits: torch.Tensor, dim: int) -> torch.Tensor:
 
 def _softmax_scale(grad: torch.Tensor | None, lse: torch.Tensor) -> torch.Tensor | None:
     """Grad · exp(-LSE): turns exp(l) into the gradient-weighted softmax; 0 where nothing was summed."""
-    if grad is None:
-        return None
+    return None if grad is None else _scale(grad, lse)
+
+
+def _scale(grad: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """:func:`_softmax_scale` of a gradient that exists."""
     # An unshifted LSE is finite or -inf (nothing summed): NaN and +inf cannot occur.
     return torch.where(lse != -math.inf, grad * torch.exp(-lse), 0.0)
 
@@ -372,8 +375,8 @@ def _one_tile_backward(
     (exp,) = ctx.kept
     tile = next(_tiles(ctx.layout, rows.shape[0], columns.shape[0]))
     r, c = rows[tile.r0 : tile.r1], columns[tile.c0 : tile.c1]
-    a = None if grad_row is None else _softmax_scale(grad_row, row_out)[tile.r0 : tile.r1, None]
-    b = None if grad_column is None else _softmax_scale(grad_column, column_out)[tile.c0 : tile.c1, None]
+    a = None if grad_row is None else _scale(grad_row, row_out)[tile.r0 : tile.r1, None]
+    b = None if grad_column is None else _scale(grad_column, column_out)[tile.c0 : tile.c1, None]
     if a is not None and b is not None:
         weights = torch.mul(exp, a).addcmul_(exp, b.T)  # G = E ⊙ (a 1ᵀ + 1 bᵀ)
         to_rows, to_columns = (lambda: torch.mm(weights, c)), (lambda: torch.mm(weights.T, r))
