@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .logsumexp import tile_shape
+from .logsumexp import SAVED_ELEMENTS, tile_shape
 
 # softplus(u) = u exactly (to rounding) above these: log1p(e^-u) is below half an ulp of u.
 _SOFTPLUS_THRESHOLD = {torch.float32: 20.0, torch.float64: 40.0}
@@ -58,11 +58,21 @@ class _TiledSoftplusSum(torch.autograd.Function):
     def forward(ctx: Any, rows: torch.Tensor, columns: torch.Tensor, offset: int) -> torch.Tensor:
         threshold = _SOFTPLUS_THRESHOLD.get(rows.dtype, 20.0)
         total = rows.new_zeros(())
+        tiles = _tiles(rows.shape[0], columns.shape[0])
+        # Keep the signed logits for backward when they all fit (as the log-sum-exp engine keeps its tiles):
+        # backward then skips the recomputing GEMM, and the same floats give the same gradient.
+        keep = (
+            any(ctx.needs_input_grad[:2]) and sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles) <= SAVED_ELEMENTS
+        )
+        kept = []
         with torch.no_grad():
-            for tile in _tiles(rows.shape[0], columns.shape[0]):
-                total += F.softplus(_signed_logits(rows, columns, tile, offset), threshold=threshold).sum()
+            for tile in tiles:
+                signed = _signed_logits(rows, columns, tile, offset)
+                total += F.softplus(signed, threshold=threshold).sum()
+                if keep:
+                    kept.append(signed)
         ctx.save_for_backward(rows, columns)
-        ctx.offset = offset
+        ctx.offset, ctx.kept = offset, (kept if keep else None)
         return total
 
     @staticmethod
@@ -70,16 +80,34 @@ class _TiledSoftplusSum(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         rows, columns = ctx.saved_tensors
         need_rows, need_columns = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        tiles = _tiles(rows.shape[0], columns.shape[0])
+        kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) recomputes the tiles
+        if len(tiles) == 1:  # one tile: each gradient is its GEMM alone (zeros plus the product is the product)
+            weights = _weights(rows, columns, tiles[0], ctx.offset, grad, kept)
+            return (weights @ columns if need_rows else None), (weights.T @ rows if need_columns else None), None
         grad_rows = torch.zeros_like(rows) if need_rows else None
         grad_columns = torch.zeros_like(columns) if need_columns else None
-        for tile in _tiles(rows.shape[0], columns.shape[0]):
+        for index, tile in enumerate(tiles):
             r0, r1, c0, c1 = tile
-            # d softplus(m)/dm = σ(m); m = −z·l, so d/dl = −z σ(m): σ(m) off the positives, −σ(m) on them.
-            weights = _signed_logits(rows, columns, tile, ctx.offset).sigmoid_()
-            weights.diagonal(r0 + ctx.offset - c0).neg_()
-            weights.mul_(grad)
+            weights = _weights(rows, columns, tile, ctx.offset, grad, kept and [kept[index]])
             if grad_rows is not None:
                 grad_rows[r0:r1].addmm_(weights, columns[c0:c1])
             if grad_columns is not None:
                 grad_columns[c0:c1].addmm_(weights.T, rows[r0:r1])
         return grad_rows, grad_columns, None
+
+
+def _weights(
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    tile: tuple[int, int, int, int],
+    offset: int,
+    grad: torch.Tensor,
+    kept: list[torch.Tensor] | None,
+) -> torch.Tensor:
+    """d(loss)/d(l_ij) for the tile, from its kept signed logits (consumed in place) or recomputed."""
+    r0, _, c0, _ = tile
+    # d softplus(m)/dm = σ(m); m = −z·l, so d/dl = −z σ(m): σ(m) off the positives, −σ(m) on them.
+    weights = (kept[0] if kept else _signed_logits(rows, columns, tile, offset)).sigmoid_()
+    weights.diagonal(r0 + offset - c0).neg_()
+    return weights.mul_(grad)
