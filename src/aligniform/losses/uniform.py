@@ -80,7 +80,7 @@ def _sharded_pair_logsumexp(
     rows = as_rows(x, t)
     # Exactly 0, but it keeps this rank's rows and the gathered batch in the graph whatever its share of the pairs
     # (none, with one row): every rank's backward then runs the gather's and shard.logsumexp's collectives, which
-    # the other ranks wait in (issue 19).
+    # the other ranks wait in.
     in_graph = rows.sum() * 0
     parts = []
     if intra_batch:
