@@ -118,17 +118,17 @@ class Theorem1Options:
         self.taus = tuple(float(t) for t in self.taus)
         self.negatives = tuple(sorted({int(m) for m in self.negatives}))
         if not self.taus or min(self.taus) <= 0:
-            raise ValueError(f"taus must be positive temperatures, got {self.taus}")
+            raise OptionError(f"`taus` must be positive temperatures, got {self.taus}")
         if not self.negatives or self.negatives[0] < 1:
-            raise ValueError(f"negatives must be numbers M >= 1, got {self.negatives}")
+            raise OptionError(f"`negatives` must be numbers M >= 1, got {self.negatives}")
         for name in ("spread", "view_noise"):  # noise scales: a negative one is a typo, not a scale
             if getattr(self, name) < 0:
                 raise OptionError(f"`{name}` must be >= 0, got {getattr(self, name)!r}")
         if self.repeats < 2:
-            raise ValueError(f"repeats must be >= 2 (a std needs two batches), got {self.repeats}")
+            raise OptionError(f"`repeats` must be >= 2 (a std needs two batches), got {self.repeats}")
         if self.population < 4 * (self.negatives[-1] + 1):
-            raise ValueError(
-                f"population ({self.population}) must be at least four times the largest batch "
+            raise OptionError(
+                f"`population` ({self.population}) must be at least four times the largest batch "
                 f"({self.negatives[-1] + 1} pairs): the limit needs a much larger sample than one batch"
             )
 
@@ -447,7 +447,7 @@ def run_theorem1_study(out: str | Path, options: Theorem1Options | None = None, 
     options = build_options(Theorem1Options, options, overrides)
     if options.encoder not in ENCODER_CHOICES and not Path(options.encoder).is_file():
         choices = ", ".join(ENCODER_CHOICES)
-        raise ValueError(f"encoder must be one of {choices} or a checkpoint file, got {options.encoder!r}")
+        raise OptionError(f"`encoder` must be one of {choices} or a checkpoint file, got {options.encoder!r}")
     with torch_threads(options.threads):
         return _run(Path(out), options)
 
