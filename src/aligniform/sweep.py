@@ -121,7 +121,8 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
         ConfigError: naming the file (and the run) when the file is missing, a folder, not UTF-8 or not
             valid YAML, a section has the wrong shape (``base`` and each entry of ``runs`` are mappings,
             ``grid`` maps options to non-empty lists), the grid makes more than ``max_runs`` runs, an option
-            set is not a valid training config, a grid sets ``out``, or two runs have the same options.
+            set is not a valid training config, a grid sets ``out``, a ``role`` is not one name and its number,
+            or two runs have the same options.
 
     Examples:
         >>> import tempfile
@@ -157,7 +158,7 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
             f"{path} makes {count:,} runs (grid {shape}{listed}), more than `max_runs` ({max_runs:,}); "
             f"shrink the grid, or raise `max_runs` to run them all"
         )
-    combos = (_combined(grid, combo, path) for combo in itertools.product(*grid.values())) if grid else iter(())
+    combos = (_combined(grid, combo) for combo in itertools.product(*grid.values())) if grid else iter(())
     listed_sets = (_mapping(options, f"runs entry {index}", path) for index, options in enumerate(explicit))
     option_sets = itertools.chain(combos, listed_sets) if grid or explicit else iter([{}])
     runs: list[SweepRun] = []
@@ -188,12 +189,12 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
     return runs
 
 
-def _combined(grid: dict[str, list[Any]], combo: tuple[Any, ...], path: Path) -> dict[str, Any]:
+def _combined(grid: dict[str, list[Any]], combo: tuple[Any, ...]) -> dict[str, Any]:
     """One point of the grid's product: an option per key, or the options of a mapping entry set together."""
     options: dict[str, Any] = {}
     for key, value in zip(grid, combo):
         if isinstance(value, dict):
-            options.update(_mapping(value, f"an entry of grid option {key!r}", path))
+            options.update(value)
         else:
             options[key] = value
     return options
