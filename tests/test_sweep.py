@@ -190,3 +190,68 @@ def test_the_grid_is_expanded_lazily(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="run 0 of"):
         load_grid(grid)
     assert len(seen) == 1
+
+
+# ----------------------------------------------------------------------------- roles
+
+
+def _finish(run, out, results):
+    """Make ``out/<run>`` look finished: its config and a results.json (what :func:`finished_results` reads)."""
+    folder = out / run.name
+    folder.mkdir(parents=True)
+    run.config(out).to_yaml(folder / "config.yaml")
+    (folder / "results.json").write_text(json.dumps(results))
+
+
+def test_roles_are_carried_by_the_grid_not_the_runs_options(tmp_path):
+    objectives = ["align(alpha=2) + uniform(t=2)", "4*align(alpha=2) + uniform(t=2)"]
+    plain = write_grid(tmp_path / "plain.yaml", base=TINY_BASE, grid={"seed": [0, 1], "objective": objectives},
+                       runs=[{"objective": "uniform(t=2)"}, {"objective": "contrastive(tau=0.5)"}])  # fmt: skip
+    tagged = write_grid(
+        tmp_path / "tagged.yaml",
+        base=TINY_BASE,
+        grid={"seed": [0, 1], "objective": [{"objective": objectives[0], "role": {"ratio": 1}},
+                                            {"objective": objectives[1], "role": {"ratio": 4}}]},
+        runs=[{"objective": "uniform(t=2)", "role": {"uniform alone": 2}}, {"objective": "contrastive(tau=0.5)"}],
+    )  # fmt: skip
+    before, after = load_grid(plain), load_grid(tagged)
+    # the same run folders (names hash the options) and options: a role is not a training option
+    assert [(run.name, run.options) for run in after] == [(run.name, run.options) for run in before]
+    assert all("role" not in run.options for run in after)
+    assert [run.role for run in before] == [None] * 6
+    # (safe_dump sorts the grid's keys: objective is the outer loop)
+    assert [run.role for run in after] == [("ratio", 1.0)] * 2 + [("ratio", 4.0)] * 2 + [("uniform alone", 2.0), None]
+    # a role in base applies to every run
+    assert {run.role for run in load_grid(write_grid(tmp_path / "b.yaml", base={**TINY_BASE, "role": {"x": 3}}))} == {
+        ("x", 3.0)
+    }
+
+
+@pytest.mark.parametrize(
+    "role", ["ratio", {"ratio": "four"}, {"ratio": 1, "w": 2}, {"": 1}, [["ratio", 4]], {"r": True}]
+)
+def test_a_role_is_one_name_and_its_number(tmp_path, role):
+    grid = write_grid(tmp_path / "g.yaml", base=TINY_BASE, runs=[{"seed": 0}, {"seed": 1, "role": role}])
+    with pytest.raises(ConfigError, match=r"run 1 of .*g\.yaml: `role` must be one name and its number"):
+        load_grid(grid)
+
+
+def test_sweep_csv_has_role_columns_only_when_the_grid_gives_roles(tmp_path):
+    from aligniform.sweep import write_summary
+
+    results = {"knn_acc": 0.9, "uniformity": -3.0}
+    for name, runs in {
+        "plain": [{"seed": 0}, {"seed": 1}],
+        "tagged": [{"seed": 0, "role": {"ratio": 0.25}}, {"seed": 1}],
+    }.items():
+        out = tmp_path / name
+        grid = load_grid(write_grid(tmp_path / f"{name}.yaml", base=TINY_BASE, runs=runs))
+        for run in grid:
+            _finish(run, out, results)
+        write_summary(grid, out)
+        rows = read_sweep(out)
+        if name == "plain":
+            assert all("role" not in row and "role_value" not in row for row in rows)
+        else:
+            assert [(row["role"], row["role_value"]) for row in rows] == [("ratio", 0.25), ("", "")]
+            assert [row["knn_acc"] for row in rows] == [0.9, 0.9]

@@ -9,7 +9,14 @@ A grid file (YAML)::
       objective: ["contrastive(tau=0.2)", "align(alpha=2) + uniform(t=2)"]
       batch_size: [128, 256]
     runs:            # and/or an explicit list of option sets (each merged over base)
-      - {objective: "3*align(alpha=2) + uniform(t=3)", lr: 0.05}
+      - {objective: "3*align(alpha=2) + uniform(t=3)", lr: 0.05, role: {ratio: 3}}
+
+An entry of a ``grid`` list may be a mapping: its options are set together (the key then only names the axis).
+A run may carry a ``role`` (in ``base``, a ``runs`` entry or such a mapping): what the run stands for in a
+study's design, one name and its number, e.g. ``{ratio: 4}`` or ``{align alone: 2}``. It is not a training
+option: it enters neither the run's config nor its name, so adding roles to a grid finds the same run folders.
+``sweep.csv`` then has the columns ``role`` and ``role_value`` (empty for runs without one), which the studies
+read (:func:`aligniform.studies.correlation_data.encoder_role`).
 
 Each run lives in ``OUT/<name>/`` (name = index + a hash of its options) and
 is skipped when it has finished with these options
@@ -47,10 +54,15 @@ from .configs import find_config
 
 @dataclass(frozen=True)
 class SweepRun:
-    """One run of a sweep: its folder name and the options that differ from the defaults."""
+    """One run of a sweep: its folder name, the options that differ from the defaults, and its role (if any).
+
+    ``role`` is the grid's label of the run, ``(name, value)`` such as ``("ratio", 4.0)``; it is not an option
+    and does not enter the name's hash.
+    """
 
     name: str
     options: dict[str, Any]
+    role: tuple[str, float] | None = None
 
     def config(self, out: Path) -> TrainConfig:
         """The run's training config, with its folder inside the sweep folder ``out``."""
@@ -69,6 +81,10 @@ class SweepRunsFailed(RuntimeError):
 RESERVED_OPTIONS = ("out",)
 #: Options a grid may set but that are ignored: runs train without progress bars (their output goes to train.log).
 IGNORED_OPTIONS = ("progress",)
+#: The key of a run's role in a grid file; it is taken out of the run's options (see :class:`SweepRun`).
+ROLE_KEY = "role"
+#: The columns of sweep.csv that hold a run's role, when some run of the grid has one.
+ROLE_COLUMNS = ("role", "role_value")
 
 
 #: The most runs a grid file may expand to unless the caller raises ``max_runs``: a sweep's runs are each
@@ -105,7 +121,8 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
         ConfigError: naming the file (and the run) when the file is missing, a folder, not UTF-8 or not
             valid YAML, a section has the wrong shape (``base`` and each entry of ``runs`` are mappings,
             ``grid`` maps options to non-empty lists), the grid makes more than ``max_runs`` runs, an option
-            set is not a valid training config, a grid sets ``out``, or two runs have the same options.
+            set is not a valid training config, a grid sets ``out``, a ``role`` is not one name and its number,
+            or two runs have the same options.
 
     Examples:
         >>> import tempfile
@@ -141,7 +158,7 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
             f"{path} makes {count:,} runs (grid {shape}{listed}), more than `max_runs` ({max_runs:,}); "
             f"shrink the grid, or raise `max_runs` to run them all"
         )
-    combos = (dict(zip(grid, combo)) for combo in itertools.product(*grid.values())) if grid else iter(())
+    combos = (_combined(grid, combo) for combo in itertools.product(*grid.values())) if grid else iter(())
     listed_sets = (_mapping(options, f"runs entry {index}", path) for index, options in enumerate(explicit))
     option_sets = itertools.chain(combos, listed_sets) if grid or explicit else iter([{}])
     runs: list[SweepRun] = []
@@ -156,6 +173,7 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
             )
         for ignored in IGNORED_OPTIONS:
             merged.pop(ignored, None)
+        role = _role(merged.pop(ROLE_KEY), index, path) if ROLE_KEY in merged else None
         try:
             TrainConfig.from_dict(merged)
         except ConfigError as error:
@@ -167,8 +185,37 @@ def load_grid(path: str | Path, max_runs: int | None = MAX_RUNS) -> list[SweepRu
                 f"remove one, or make them differ (e.g. by seed)"
             )
         seen[digest] = index
-        runs.append(SweepRun(f"run{index:03d}-{digest}", merged))
+        runs.append(SweepRun(f"run{index:03d}-{digest}", merged, role))
     return runs
+
+
+def _combined(grid: dict[str, list[Any]], combo: tuple[Any, ...]) -> dict[str, Any]:
+    """One point of the grid's product: an option per key, or the options of a mapping entry set together."""
+    options: dict[str, Any] = {}
+    for key, value in zip(grid, combo):
+        if isinstance(value, dict):
+            options.update(value)
+        else:
+            options[key] = value
+    return options
+
+
+def _role(value: Any, index: int, path: Path) -> tuple[str, float]:
+    """A grid's ``role: {name: number}`` as ``(name, number)``.
+
+    Examples:
+        >>> _role({"ratio": 4}, 0, Path("g.yaml")), _role({"align alone": 2}, 1, Path("g.yaml"))
+        (('ratio', 4.0), ('align alone', 2.0))
+    """
+    from ._numerics import is_finite_number
+
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, number),) = value.items()
+        if isinstance(name, str) and name.strip() and is_finite_number(number):
+            return name, float(number)
+    raise ConfigError(
+        f"run {index} of {path}: `role` must be one name and its number, e.g. {{ratio: 4}}, got {value!r}"
+    )
 
 
 def _mapping(value: Any, section: str, path: Path) -> dict[str, Any]:
@@ -329,7 +376,8 @@ def _last_line(log: Path) -> str:
 
 
 def write_summary(runs: list[SweepRun], out: Path) -> list[dict[str, Any]]:
-    """``sweep.csv``: one row per finished run with its options, results and wall time."""
+    """``sweep.csv``: one row per finished run: its options, role (when the grid gives roles), results, wall time."""
+    with_roles = any(run.role is not None for run in runs)
     rows = []
     for run in runs:
         results = _results(run, out)
@@ -337,6 +385,8 @@ def write_summary(runs: list[SweepRun], out: Path) -> list[dict[str, Any]]:
             continue
         wall = out / run.name / "wall_seconds.txt"
         row = {"run": run.name, **run.options}
+        if with_roles:  # a grid without roles writes the sweep.csv it wrote before roles existed
+            row.update(zip(ROLE_COLUMNS, run.role or ("", "")))
         row.update({k: v for k, v in results.items() if isinstance(v, (int, float, str)) and k not in row})
         row["wall_seconds"] = float(wall.read_text()) if wall.exists() else results.get("train_seconds")
         rows.append(row)

@@ -112,7 +112,7 @@ def test_bad_inputs():
         decoupled_contrastive_loss(x, y, -0.1)
     with pytest.raises(ValueError, match="sigma"):
         decoupled_contrastive_loss(x, y, 0.1, weighted=True, sigma=0)
-    with pytest.raises(ValueError, match="weighted must be true or false"):
+    with pytest.raises(ValueError, match="`weighted` must be true or false"):
         decoupled_contrastive_loss(x, y, 0.1, weighted=1)
     with pytest.raises(ValueError, match="at least 2"):
         decoupled_contrastive_loss(x[:1], y[:1], 0.1)

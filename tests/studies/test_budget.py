@@ -131,7 +131,10 @@ def _write_sweep(folder: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _ratio_sweep(folder: Path, dataset: str, budgets: dict[int, dict[float, tuple[float, float]]]) -> None:
+def _ratio_sweep(
+    folder: Path, dataset: str, budgets: dict[int, dict[float, tuple[float, float]]], roles: bool = False
+) -> None:
+    """A weight-ratio sweep.csv; with ``roles`` each row carries its role as a grid with roles makes it write."""
     rows = []
     for epochs, by_ratio in budgets.items():
         for w, (accuracy, uniformity) in by_ratio.items():
@@ -145,6 +148,7 @@ def _ratio_sweep(folder: Path, dataset: str, budgets: dict[int, dict[float, tupl
                         "objective": objective,
                         "epochs": epochs,
                         "seed": seed,
+                        **({"role": "ratio", "role_value": w} if roles else {}),
                         "knn_acc": knn,
                         "linear_acc": knn,
                         "uniformity": uniformity,
@@ -213,6 +217,24 @@ def test_budget_study_names_each_claims_outcome(tmp_path: Path, design_folders: 
     assert saved["claims"]["debiased"]["outcome"] == "not reproduced at either"
     report = (tmp_path / "out" / "budget.md").read_text()
     assert "**Outcome: reproduced at the longer budget**" in report and "| 10 | 4 | 3 |" in report
+
+
+def test_budget_study_reads_recorded_roles_and_falls_back_to_the_objective(tmp_path: Path) -> None:
+    """Sweeps written before grids had roles (no role column) and with them give the same report."""
+    _ratio_sweep(tmp_path / "old", "mnist5k", {10: FAILING, 30: HOLDING})
+    _ratio_sweep(tmp_path / "new", "mnist5k", {10: FAILING, 30: HOLDING}, roles=True)
+    _ratio_sweep(tmp_path / "parsed", "mnist5k", {10: FAILING, 30: HOLDING})
+    # a run the grid gave no role takes no part, whatever its objective says (without the column it would)
+    extra = ["extra", "mnist5k", "align(alpha=2) + uniform(t=2)", 10, 3]
+    for name, row in (("new", [*extra, "", "", 0.1, 0.1, 0.0]), ("parsed", [*extra, 0.1, 0.1, 0.0])):
+        with (tmp_path / name / "sweep.csv").open("a", newline="") as handle:
+            csv.writer(handle).writerow(row)
+    reports = []
+    for name in ("old", "new", "parsed"):
+        run_budget_study(tmp_path / f"out_{name}", ratio=(str(tmp_path / name),), resamples=200, progress=False)
+        reports.append((tmp_path / f"out_{name}" / "budget.md").read_text().replace(str(tmp_path / name), "SWEEP"))
+    assert reports[0] == reports[1]
+    assert reports[2] != reports[0]
 
 
 def test_budget_study_refuses_a_folder_without_two_budgets(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from aligniform.configs import config_path
 from aligniform.studies import correlation
 from aligniform.studies.correlation import CorrelationOptions, run_correlation_study
 from aligniform.studies.options import parse_study_options
-from aligniform.sweep import SweepRunsFailed, load_grid
+from aligniform.sweep import ROLE_COLUMNS, SweepRunsFailed, load_grid
 
 RESAMPLES = 200
 
@@ -69,12 +69,16 @@ def seed_rows(accuracies=(0.953, 0.955, 0.951)):
     ]  # fmt: skip
 
 
-def figure5_rows(grid="sweeps/figure5_mnist5k"):
-    """Every run of the design's grid with synthetic results shaped like the paper's ablation."""
+def figure5_rows(grid="sweeps/figure5_mnist5k", roles=False):
+    """Every run of the design's grid with synthetic results shaped like the paper's ablation.
+
+    With ``roles`` the rows carry the grid's roles as ``aligniform sweep`` writes them (``role``, ``role_value``);
+    without, they are rows of a sweep.csv written before grids had roles.
+    """
     rows = []
     for index, run in enumerate(load_grid(config_path(grid))):
         options = run.options
-        role = correlation.encoder_role({"objective": options["objective"]})
+        role = correlation.objective_role(options["objective"])
         at_base = all(key not in options or options[key] == base for key, base in
                       {"batch_size": 256, "dim": 128, "epochs": 10, "lr": 0.12}.items())  # fmt: skip
         alignment, uniformity, accuracy = 0.6 + 0.005 * index, -3.3 + 0.01 * index, 0.93 - 0.001 * index
@@ -88,8 +92,9 @@ def figure5_rows(grid="sweeps/figure5_mnist5k"):
             accuracy = 0.955 - 0.001 * w if w <= 4 else (0.30 if w == 16 else 0.90)
             if w == 16:
                 uniformity = -0.01
+        recorded = dict(zip(ROLE_COLUMNS, run.role or ("", ""))) if roles else {}
         rows.append(
-            {"run": run.name, "dataset": options.get("dataset"), **options, "alignment": alignment,
+            {"run": run.name, "dataset": options.get("dataset"), **options, **recorded, "alignment": alignment,
              "uniformity": uniformity, "knn_acc": accuracy, "linear_acc": accuracy - 0.01, "wall_seconds": 60.0}
         )  # fmt: skip
     return rows
@@ -333,6 +338,32 @@ def test_encoder_roles_and_base_settings():
     assert correlation.encoder_role({"objective": ""}) is None
     rows = figure5_rows("sweeps/figure5_digits")
     assert correlation.base_settings(rows) == {"batch_size": 256, "dim": 128, "epochs": 30, "lr": 0.12}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(path.stem for path in config_path("sweeps/figure5_mnist5k").parent.glob("*.yaml"))
+)
+def test_each_shipped_grid_gives_the_role_its_objective_names(name):
+    """The roles a grid records are exactly those parsed from the objectives of rows written before roles."""
+    for run in load_grid(config_path(f"sweeps/{name}")):
+        assert run.role == correlation.objective_role(run.options.get("objective")), run.name
+
+
+def test_the_ablation_reads_each_rows_recorded_role():
+    old, new = figure5_rows(), figure5_rows(roles=True)
+    for rows in (old, new):
+        correlation.flag_collapsed(rows)
+    assert all("role" not in row for row in old) and any(row["role"] == "uniform alone" for row in new)
+    assert correlation.ablation_predictions(new, 0.2) == correlation.ablation_predictions(old, 0.2)
+    # the recorded role is what counts: a run the grid gives no role takes no part, whatever its objective
+    for row in new:
+        if row["objective"] == "uniform(t=2)":
+            row.update(role="", role_value="")
+    assert correlation.encoder_role(next(row for row in new if row["objective"] == "uniform(t=2)")) is None
+    second = correlation.ablation_predictions(new, 0.2)["uniformity_alone_lacks_invariance"]
+    assert second["result"] == "not evaluable"
+    with pytest.raises(ValueError, match="has the role 'ratio' without a number"):
+        correlation.encoder_role({"run": "r1", "role": "ratio", "role_value": ""})
 
 
 # ----------------------------------------------------------------------------- options and the command line

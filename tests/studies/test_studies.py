@@ -93,6 +93,19 @@ def test_theorem1_on_a_random_encoder(tmp_path):
     assert_outputs(tmp_path, "theorem1", ["theorem1_encoder.png"])
 
 
+@pytest.mark.slow
+def test_theorem1_trains_its_encoder_once_and_reuses_it(tmp_path, capsys):
+    """The fixed encoder goes through the studies' train-or-reuse: a second run reads it back, same numbers."""
+    options = dict(encoder="train", encoder_epochs=1, dataset="digits", views_per_image=1, taus=(0.5,),
+                   negatives=(1, 4, 8), population=64, repeats=2, threads=1)  # fmt: skip
+    first = run_theorem1_study(tmp_path, **options)
+    assert "theorem1_encoder: training" in capsys.readouterr().out
+    assert (tmp_path / "theorem1_encoder" / "results.json").is_file()
+    second = run_theorem1_study(tmp_path, **options)
+    assert "theorem1_encoder: reusing finished run" in capsys.readouterr().out
+    assert second["encoder"] == first["encoder"] and second["synthetic"] == first["synthetic"]
+
+
 # ---------------------------------------------------------------------------- latent classes
 
 
@@ -232,6 +245,11 @@ def test_unknown_study_options_are_named():
         (run_theorem1_study, {"view_noise": -0.1}, "`view_noise` must be >= 0"),
         (run_theorem1_study, {"encoder_objective": "nosuch(1)"}, "`encoder_objective`: "),
         (run_theorem1_study, {"dataset": "nosuch"}, "`dataset`: unknown dataset 'nosuch'"),
+        (run_theorem1_study, {"taus": (0.0,)}, "`taus` must be positive temperatures"),
+        (run_theorem1_study, {"negatives": (0, 4)}, "`negatives` must be numbers M >= 1"),
+        (run_theorem1_study, {"repeats": 1}, "`repeats` must be >= 2"),
+        (run_theorem1_study, {"population": 8}, r"`population` \(8\) must be at least four times"),
+        (run_theorem1_study, {"encoder": "nosuch"}, "`encoder` must be one of train, random, none"),
         (run_temperature_study, {"lr": float("inf")}, "`lr` must be a finite number"),
         (run_temperature_study, {"model": "nosuch"}, "`model` must be one of"),
         (run_temperature_study, {"linear_probe": "long"}, "`linear_probe` must be one of short, paper, none"),

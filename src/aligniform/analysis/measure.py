@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .._validation import NORM_TOLERANCE, as_tensor, check_positive, check_positive_int
+from .._validation import NORM_TOLERANCE, as_tensor, check_finite, check_positive, check_positive_int
 from ..metric_registry import MEAN_CLASSIFIER_HELD_OUT, measure
 from .embeddings import Array, EmbeddingSet
 
@@ -140,6 +140,5 @@ def row_norm_statistics(x: torch.Tensor) -> dict[str, float]:
 
 def _as_float_tensor(value: Array, name: str) -> torch.Tensor:
     tensor = as_tensor(value, name).detach()
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
+    check_finite(tensor, name)
     return tensor

@@ -74,7 +74,7 @@ def decoupled_contrastive_loss(
     tau = check_scale(tau, "tau")
     sigma = check_positive(sigma, "sigma")
     if not isinstance(weighted, bool):
-        raise ValueError(f"weighted must be true or false, got {weighted!r}")
+        raise ValueError(f"`weighted` must be true or false, got {weighted!r}")
     x, y, queue = positive_pairs(x, y, queue, normalize, shard)
     similarity = (x * y).sum(1)
     if weighted:
@@ -105,7 +105,7 @@ class DecoupledContrastiveLoss(Loss):
         super().__init__()
         self.tau = self.argument("tau", tau, scale_argument("tau"))
         if not isinstance(weighted, bool):
-            raise ValueError(f"weighted must be true or false, got {weighted!r}")
+            raise ValueError(f"`weighted` must be true or false, got {weighted!r}")
         self.weighted, self.sigma = weighted, check_positive(sigma, "sigma")
         self.normalize = normalize
 

@@ -96,7 +96,9 @@ def ratio_claim(folders: tuple[str, ...], resamples: int = BOOTSTRAP_RESAMPLES) 
     """Claim A from the weight-ratio sweeps (one per dataset): verdicts per dataset and budget, then the outcome."""
     datasets = []
     for folder in folders:
-        rows = [row for row in _sweep_rows(folder) if (encoder_role(row) or ("",))[0] == "ratio"]
+        # each run's weight ratio w: its role, recorded by the grid (or named by its objective in older sweeps)
+        ratios = [(row, role[1]) for row in _sweep_rows(folder) if (role := encoder_role(row)) and role[0] == "ratio"]
+        rows = [row for row, _ in ratios]
         if not rows:
             raise BudgetInputError(f"{folder}/sweep.csv has no align + uniform weight-ratio runs")
         names = {str(row.get("dataset")) for row in rows}
@@ -104,9 +106,9 @@ def ratio_claim(folders: tuple[str, ...], resamples: int = BOOTSTRAP_RESAMPLES) 
         judged = []
         for epochs in budgets:
             by_ratio: dict[float, dict[str, list]] = {}
-            for row in rows:
+            for row, w in ratios:
                 if int(row["epochs"]) == epochs:
-                    values = by_ratio.setdefault(encoder_role(row)[1], {"accuracy": [], "uniformity": [], "seeds": []})
+                    values = by_ratio.setdefault(w, {"accuracy": [], "uniformity": [], "seeds": []})
                     values["accuracy"].append(_points(row.get("knn_acc")))
                     values["uniformity"].append(row.get("uniformity"))
                     values["seeds"].append(row.get("seed"))

@@ -151,7 +151,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 def cell(value: object, digits: int = 4) -> str:
     """A table cell: floats with ``digits`` decimals, missing values as an em dash."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if value is None or (isinstance(value, float) and not is_finite_number(value)):
         return "—"
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"

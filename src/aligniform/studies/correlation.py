@@ -58,6 +58,7 @@ from .correlation_data import (
     encoder_role,
     flag_collapsed,
     grid_file,
+    objective_role,
     read_seed_spread,
 )
 from .correlation_report import correlation_markdown, ratio_label
@@ -82,6 +83,7 @@ __all__ = [
     "flag_collapsed",
     "grid_file",
     "interval_verdict",
+    "objective_role",
     "rank_correlations",
     "ratio_label",
     "regression_verdict",

@@ -185,18 +185,46 @@ def objective_terms(text: object) -> list[tuple[str, float, dict]] | None:
 
 
 def encoder_role(row: dict) -> tuple[str, float] | None:
-    """The row's part in the ablation: ``("align alone", α)``, ``("uniform alone", t)``, ``("ratio", w)``.
+    """The row's part in the ablation: ``("align alone", α)``, ``("uniform alone", t)``, ``("ratio", w)``, or None.
+
+    A sweep whose grid gives each run its role (:mod:`aligniform.sweep`) writes it into the row (``role``,
+    ``role_value``; an empty ``role``: none); a row without those columns, from a grid without roles or a
+    sweep.csv written before grids had them, gets the role its objective names (:func:`objective_role`).
+
+    Examples:
+        >>> encoder_role({"objective": "4*align(alpha=2) + uniform(t=2)", "role": "ratio", "role_value": 4.0})
+        ('ratio', 4.0)
+        >>> encoder_role({"objective": "4*align(alpha=2) + uniform(t=2)", "role": "", "role_value": ""}) is None
+        True
+        >>> encoder_role({"objective": "4*align(alpha=2) + uniform(t=2)"})
+        ('ratio', 4.0)
+    """
+    from ..sweep import ROLE_COLUMNS
+
+    name_column, value_column = ROLE_COLUMNS
+    if name_column not in row:
+        return objective_role(row.get("objective"))
+    name, value = row[name_column], row.get(value_column)
+    if name in (None, ""):
+        return None
+    if not _finite(value):
+        raise ValueError(f"run {row.get('run')!r} has the role {name!r} without a number ({value_column} {value!r})")
+    return str(name), float(value)
+
+
+def objective_role(objective: object) -> tuple[str, float] | None:
+    """The ablation role an objective string names, as :func:`encoder_role` (for rows without a recorded role).
 
     ``ratio`` is an align(α = 2) + uniform(t = 2) sum with w = align weight / uniform weight; anything else
     is None.
 
     Examples:
-        >>> encoder_role({"objective": "4*align(alpha=2) + uniform(t=2)"})
+        >>> objective_role("4*align(alpha=2) + uniform(t=2)")
         ('ratio', 4.0)
-        >>> encoder_role({"objective": "align(alpha=1)"}), encoder_role({"objective": "contrastive(tau=0.2)"})
+        >>> objective_role("align(alpha=1)"), objective_role("contrastive(tau=0.2)")
         (('align alone', 1.0), None)
     """
-    terms = objective_terms(row.get("objective"))
+    terms = objective_terms(objective)
     if not terms:
         return None
     if len(terms) == 1:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from collections.abc import Iterable
 from typing import Any
 
+from .._numerics import is_finite_number
 from ..config import ConfigError, TrainConfig, parse_value
 from ..errors import OptionError
 
@@ -136,7 +136,7 @@ def validate_study_options(options: Any) -> Any:
     values = {field.name: getattr(options, field.name) for field in dataclasses.fields(options)}
     for name, value in values.items():
         items = value if isinstance(value, (tuple, list)) else [value]
-        if any(isinstance(item, float) and not math.isfinite(item) for item in items):
+        if any(isinstance(item, float) and not is_finite_number(item) for item in items):
             described = "hold finite numbers" if isinstance(value, (tuple, list)) else "be a finite number"
             raise OptionError(f"`{name}` must {described}, got {value!r}")
     trains_encoders = "dataset" in values

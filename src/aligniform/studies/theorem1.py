@@ -59,6 +59,7 @@ from ..losses.candidates import softmax_terms
 from ..plots import plot_theorem1, plot_theorem1_gaps, save_figure
 from ..stats import log_log_slope
 from .common import Progress, build_options, markdown_table, options_dict, torch_threads, write_outputs
+from .runs import train_or_reuse
 
 STUDY = "theorem1"
 ENCODER_CHOICES = ("train", "random", "none")
@@ -117,17 +118,17 @@ class Theorem1Options:
         self.taus = tuple(float(t) for t in self.taus)
         self.negatives = tuple(sorted({int(m) for m in self.negatives}))
         if not self.taus or min(self.taus) <= 0:
-            raise ValueError(f"taus must be positive temperatures, got {self.taus}")
+            raise OptionError(f"`taus` must be positive temperatures, got {self.taus}")
         if not self.negatives or self.negatives[0] < 1:
-            raise ValueError(f"negatives must be numbers M >= 1, got {self.negatives}")
+            raise OptionError(f"`negatives` must be numbers M >= 1, got {self.negatives}")
         for name in ("spread", "view_noise"):  # noise scales: a negative one is a typo, not a scale
             if getattr(self, name) < 0:
                 raise OptionError(f"`{name}` must be >= 0, got {getattr(self, name)!r}")
         if self.repeats < 2:
-            raise ValueError(f"repeats must be >= 2 (a std needs two batches), got {self.repeats}")
+            raise OptionError(f"`repeats` must be >= 2 (a std needs two batches), got {self.repeats}")
         if self.population < 4 * (self.negatives[-1] + 1):
-            raise ValueError(
-                f"population ({self.population}) must be at least four times the largest batch "
+            raise OptionError(
+                f"`population` ({self.population}) must be at least four times the largest batch "
                 f"({self.negatives[-1] + 1} pairs): the limit needs a much larger sample than one batch"
             )
 
@@ -307,9 +308,9 @@ def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress) -> tu
     """The encoder of part (b) and its training config: trained (or reused), random, or loaded from a checkpoint."""
     from ..data import dataset_info
     from ..models import build_model
+    from ..train import run
     from ..train.checkpoint import CheckpointError
     from ..train.restore import load_encoder
-    from ..train.reuse import same_config
 
     config = TrainConfig(
         dataset=options.dataset,
@@ -331,22 +332,17 @@ def fixed_encoder(options: Theorem1Options, out: Path, progress: Progress) -> tu
     if options.encoder != "train":
         progress(f"encoder: loaded from {options.encoder}")
         return load_encoder(options.encoder)
-    checkpoint = out / "theorem1_encoder" / "checkpoint.pt"
-    if checkpoint.is_file():
-        try:
-            model, saved = load_encoder(checkpoint)
-        except CheckpointError as error:  # e.g. saved by an older version of the model
-            progress(f"encoder: cannot reuse {checkpoint} ({str(error).splitlines()[0][:100]}...); training again")
-        else:
-            if same_config(saved, config):
-                progress(f"encoder: reusing {checkpoint} ({saved.epochs} epochs of {saved.objective})")
-                return model, saved
-    from ..train import Trainer
-
-    progress(f"encoder: training a convnet on {config.dataset} for {config.epochs} epoch(s) with {config.objective}")
-    trainer = Trainer(config)
-    trainer.fit(overwrite=True)
-    return trainer.model.cpu(), config
+    # The one train-or-reuse of the studies: a finished run is read back, an interrupted one resumed. A folder
+    # trained before, which holds a checkpoint of its last epoch but no results.json, is resumed: only its final
+    # evaluation runs. The encoder is the final checkpoint's, the same weights the training loop ended with.
+    checkpoint = Path(config.out) / "checkpoint.pt"
+    try:
+        train_or_reuse(config, progress)
+        return load_encoder(checkpoint)
+    except CheckpointError as error:  # e.g. saved by an older version of the model
+        progress(f"encoder: cannot reuse {checkpoint} ({str(error).splitlines()[0][:100]}...); training again")
+    run(config, overwrite=True)
+    return load_encoder(checkpoint)
 
 
 def _encoder_description(options: Theorem1Options, config: TrainConfig) -> str:
@@ -451,7 +447,7 @@ def run_theorem1_study(out: str | Path, options: Theorem1Options | None = None, 
     options = build_options(Theorem1Options, options, overrides)
     if options.encoder not in ENCODER_CHOICES and not Path(options.encoder).is_file():
         choices = ", ".join(ENCODER_CHOICES)
-        raise ValueError(f"encoder must be one of {choices} or a checkpoint file, got {options.encoder!r}")
+        raise OptionError(f"`encoder` must be one of {choices} or a checkpoint file, got {options.encoder!r}")
     with torch_threads(options.threads):
         return _run(Path(out), options)
 
