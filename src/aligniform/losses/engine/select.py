@@ -86,7 +86,7 @@ def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
         found = _hits(positions[:h], wanted[:, None], marks)
         rows, columns = found // m, found % m
         hit_rows.append(rows + start)
-        hit_values.append(tile[rows, columns])
+        hit_values.append(_take(tile, rows, columns))
         ranks.append(rank)
         sizes.append(torch.where(crowded, 0, inside))
     return _resolve(values, k, torch.cat(hit_rows), torch.cat(hit_values), torch.cat(ranks), torch.cat(sizes))
@@ -137,7 +137,7 @@ def _slab_kth(
     rows, columns = found // w, found % w
     order = torch.sort(columns * n + rows).indices
     rows, columns = rows[order], columns[order]
-    return _resolve(slab.T, k, columns, slab[rows, columns], rank, torch.where(crowded, 0, inside))
+    return _resolve(slab.T, k, columns, _take(slab, rows, columns), rank, torch.where(crowded, 0, inside))
 
 
 def _hits(position: torch.Tensor, wanted: torch.Tensor, marks: torch.Tensor) -> torch.Tensor:
@@ -154,7 +154,14 @@ def _hits(position: torch.Tensor, wanted: torch.Tensor, marks: torch.Tensor) -> 
     flat[size:].zero_()
     lane = (flat.view(LANES, lanes).sum(0) > 0).nonzero()[:, 0]
     candidates = (lane[None] + lanes * torch.arange(LANES, device=lane.device)[:, None]).view(-1)
-    return candidates[flat[candidates] > 0]  # ascending: lanes ascend within each group, groups follow each other
+    return candidates[flat.index_select(0, candidates) > 0]  # ascending: lanes ascend within each group, groups follow each other
+
+
+def _take(block: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """``block[rows, columns]`` through one flat view of its memory: ``index_select`` is several times faster."""
+    span = sum((size - 1) * stride for size, stride in zip(block.shape, block.stride(), strict=True)) + 1
+    flat = block.as_strided((span,), (1,))
+    return flat.index_select(0, rows * block.stride(0) + columns * block.stride(1))
 
 
 def _buckets(
@@ -197,7 +204,7 @@ def _direct(values: torch.Tensor, k: int) -> torch.Tensor:
 def _ranges(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per row: the low end of its sampled range, the bucket scale, and whether the range is usable."""
     m = values.shape[1]
-    sample = values[:, :: max(1, m // SAMPLES)]
+    sample = values[:, :: max(1, m // SAMPLES)].contiguous()  # one strided read, then in cache
     finite = torch.isfinite(sample)
     low = torch.where(finite, sample, math.inf).amin(1)
     high = torch.where(finite, sample, -math.inf).amax(1)
