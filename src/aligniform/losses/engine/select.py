@@ -45,6 +45,8 @@ SWEEP_ELEMENTS = 1 << 19
 # Values per slab of columns (kth_largest_columns): all rows of a few hundred columns, counted and gathered in
 # two sweeps while in the last-level cache.
 SLAB_ELEMENTS = 1 << 20
+# At most this many columns per slab: wider slabs cost more at N = 1024 (measured, 1 thread).
+SLAB_COLUMNS = 256
 # Strided groups in which the gathering looks for a wanted bucket's entries (see _hits).
 LANES = 8
 
@@ -108,7 +110,7 @@ def kth_largest_columns(values: torch.Tensor, k: int) -> torch.Tensor:
     n, m = values.shape
     if n < DIRECT_COLUMNS or min(k, n - k + 1) <= DIRECT_RANK or m == 0:
         return _direct(values.T, k)
-    width = max(1, min(m, SLAB_ELEMENTS // n))
+    width = max(1, min(m, SLAB_COLUMNS, SLAB_ELEMENTS // n))
     # Scratch for one slab, reused by every slab: fresh large buffers cost their page faults.
     scratch = values.new_empty(2, -(-n * width // LANES) * LANES)
     keys = torch.empty(n * width, dtype=torch.int32, device=values.device)
@@ -154,7 +156,8 @@ def _hits(position: torch.Tensor, wanted: torch.Tensor, marks: torch.Tensor) -> 
     flat[size:].zero_()
     lane = (flat.view(LANES, lanes).sum(0) > 0).nonzero()[:, 0]
     candidates = (lane[None] + lanes * torch.arange(LANES, device=lane.device)[:, None]).view(-1)
-    return candidates[flat.index_select(0, candidates) > 0]  # ascending: lanes ascend within each group, groups follow each other
+    # Ascending: the lanes ascend within each group, and the groups follow each other.
+    return candidates[flat.index_select(0, candidates) > 0]
 
 
 def _take(block: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
