@@ -174,8 +174,8 @@ class _HardestNegatives(torch.autograd.Function):
         return grad_rows, grad_columns, None, None, None, None
 
 
-# Both directions from one matrix when it fits: two kept (n × n) matrices of 2^25 float32 = 256 MiB in all,
-# the kept-tile budget of logsumexp.py.
+# Both directions from one matrix when it fits: one kept (n × n) matrix of at most 2^25 float32 = 128 MiB (the
+# bound dates from when two were kept; unchanged, so the same inputs take the same path).
 PAIRED_ELEMENTS = 1 << 25
 
 
@@ -187,8 +187,10 @@ def hardest_logsumexp_both(
     Row i's negatives are ``l_ij`` (j ≠ i) and column j's are ``l_ij`` (i ≠ j), each keeping its own ``kept``
     largest (plus ties), as two calls ``hardest_logsumexp(rows, columns, kept)`` and
     ``hardest_logsumexp(columns, rows, kept)`` would (to float32 rounding: ``l`` is computed once, as
-    ``rows @ columns.T``). One GEMM forward instead of two, and the matrix is kept for backward (two GEMMs,
-    none recomputed), so it takes O(n²) memory (two n × n matrices): for ``n² <= PAIRED_ELEMENTS`` only.
+    ``rows @ columns.T``). One GEMM forward instead of two, and the logits are kept for backward (two GEMMs,
+    none recomputed; the exps are recomputed tile by tile), so it takes O(n²) memory (one n × n matrix):
+    for ``n² <= PAIRED_ELEMENTS`` only. The columns' thresholds are counted on the same floats, in slabs of
+    columns (:func:`.select.kth_largest_columns`), not on a transposed copy.
 
     Examples:
         >>> import torch

@@ -1,4 +1,4 @@
-"""Exact per-row k-th largest value by counting: a histogram per row, then the values of one bucket.
+"""Exact per-row (or per-column) k-th largest value by counting: a histogram per row, then one bucket's values.
 
 ``kthvalue`` on a (rows × M) block copies and partially sorts every row: several GEMMs' time on a CPU at
 M = 4096 (docs/benchmarks.md), once the hard loss's main cost. Here each row's threshold is found by counting:
@@ -9,13 +9,19 @@ M = 4096 (docs/benchmarks.md), once the hard loss's main cost. Here each row's t
 2. **Counts, per tile of rows.** The rows are walked in tiles of about ``SWEEP_ELEMENTS`` values, small enough
    to stay in a core's cache. Each value's bucket (``BUCKETS`` equal buckets over the range) is a monotone
    function of the value within its row — a subtraction, then a multiplication by a positive scale, each
-   rounded by IEEE rules, then a truncation — so a higher bucket never holds a smaller value. One ``bincount``
+   rounded by IEEE rules, then a floor — so a higher bucket never holds a smaller value. One ``bincount``
    over (row, bucket) keys counts the tile; a cumulative sum and a ``searchsorted`` name the bucket holding
    each row's k-th largest value and how many values lie above it.
 3. **Resolve exactly.** That bucket's values (a few dozen per row for continuous data) are gathered while the
    tile is still in cache, and sorted; the wanted value is the one at the remaining rank. Counting and
    gathering read the same bucket indices, so the result is the exact k-th largest float, ties included,
-   whatever the rounding of the bucket bounds.
+   whatever the rounding of the bucket bounds. The gathering avoids boolean masks over every entry (torch's
+   comparisons into ``bool`` and ``nonzero`` are not vectorised on a CPU): the bucket indices are compared
+   into a float 0/1 buffer, summed over ``LANES`` strided groups, and only the groups holding a hit are read.
+
+:func:`kth_largest_columns` does the same per column of a row-major matrix without transposing it (a
+transposed copy costs a pass with poor locality and a fresh buffer): slabs of a few hundred columns, all rows,
+are counted (one ``bincount`` over (column, bucket) keys per slab) and then gathered, each in one sweep.
 
 Rows whose bucket holds too many values (a constant row, a row of a few distinct values: heavy ties at the
 threshold) take a partial ``topk``: correct, not fast; so do narrow rows, and a k-th largest within
