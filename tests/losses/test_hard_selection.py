@@ -1,4 +1,4 @@
-"""The hard loss's exact selection: each row's k-th largest by counting, against ``torch.topk``.
+"""The hard loss's exact selection: each row's (and column's) k-th largest by counting, against ``torch.topk``.
 
 The counting selection (``engine/select.py``) must give the very float ``topk`` gives as the k-th value, on any
 data: ties, duplicates, ``-inf`` (excluded entries), ``+inf``, values far outside the sampled range, rows of

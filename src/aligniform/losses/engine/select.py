@@ -7,7 +7,7 @@ M = 4096 (docs/benchmarks.md), once the hard loss's main cost. Here each row's t
    ones only): a few thousand elements in all, not a pass over the rows. The range only has to be *useful*, not
    right: values outside it fall into the first or last bucket and are still counted.
 2. **Counts, per tile of rows.** The rows are walked in tiles of about ``SWEEP_ELEMENTS`` values, small enough
-   to stay in a core's cache. Each value's bucket (``BUCKETS`` equal buckets over the range) is a monotone
+   to stay in the last-level cache. Each value's bucket (``BUCKETS`` equal buckets over the range) is a monotone
    function of the value within its row — a subtraction, then a multiplication by a positive scale, each
    rounded by IEEE rules, then a floor — so a higher bucket never holds a smaller value. One ``bincount``
    over (row, bucket) keys counts the tile; a cumulative sum and a ``searchsorted`` name the bucket holding
