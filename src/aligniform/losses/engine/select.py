@@ -103,8 +103,9 @@ def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
 def kth_largest_columns(values: torch.Tensor, k: int) -> torch.Tensor:
     """Each column's ``k``-th largest entry (1 <= k <= rows), exactly, as ``kth_largest(values.T, k)``.
 
-    Read in place, without a transposed copy: the columns are taken in slabs of ``SLAB_ELEMENTS`` values (all
-    rows, a few hundred columns; rows of the slab are contiguous runs), each column with its own sampled range.
+    Read in place, without a transposed copy: the columns are taken in slabs of all rows and at most
+    ``SLAB_COLUMNS`` columns (about ``SLAB_ELEMENTS`` values at most; each row of a slab is a contiguous run),
+    each column with its own sampled range.
     A slab is walked twice: once to count each (column, bucket), once to gather each column's wanted bucket.
 
     Examples:
