@@ -3,6 +3,8 @@
 Usage:
     python benchmarks/bench_hard.py                                  # N 256 1024 4096, alpha 0.01 0.08 0.3 0.6
     python benchmarks/bench_hard.py --n 4096 --alpha 0.3 --repeats 9 --threads 1
+    python benchmarks/bench_hard.py --n 4096 --alpha 0.3 --parts      # where the time goes, pass by pass
+    python benchmarks/bench_hard.py --n 4096 --alpha 0.3 --profile    # torch.profiler's table, one step
 
 ``run.py`` times the hard loss at one alpha (``forms.HARD_ALPHA``); the selection's cost depends on alpha, so
 this script times ``hard_contrastive_loss`` (symmetric, in-batch, tau = 0.1, d = 128, float32, forward +
@@ -10,6 +12,10 @@ backward) against the dense top-k form (``x @ y.T``, ``topk`` of each row's nega
 N x N GEMM, interleaved in one process (one call of each per round, after a warm-up). Each round gives the
 paired ratios ours / plain and ours / GEMM; a line reports their median and their spread (min to max over the
 rounds). Before timing, the two forms' values are checked equal in float64.
+
+``--parts`` times the paired engine's passes instead, interleaved likewise, in GEMM-equivalents: each
+direction's threshold selection on the logits, the forward (GEMM, selections, the masked-exp sums), and forward
++ backward; ``--profile`` prints torch.profiler's table (self CPU time per operator) of one forward + backward.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from statistics import median
 import torch
 
 import aligniform as af
-from aligniform.losses.engine import kept_negatives
+from aligniform.losses.engine import hardest_logsumexp_both, kept_negatives
+from aligniform.losses.engine.select import kth_largest, kth_largest_columns
 from bench_losses import TAU, timed_samples
 from forms import batch, forward_backward
 
@@ -82,6 +89,46 @@ def measure(n: int, alphas: list[float], repeats: int, dim: int, device: torch.d
     return rows
 
 
+def parts(n: int, alpha: float, repeats: int, dim: int, device: torch.device) -> None:
+    """Print the median time of each pass of the paired engine (symmetric in-batch), in GEMM-equivalents."""
+    x, y, _ = batch(n, dim, device)
+    anchors, kept = x / TAU, kept_negatives(alpha, n - 1)
+    logits = anchors @ y.T
+    logits.diagonal().fill_(-math.inf)
+
+    def forward_backward() -> None:
+        a, b = anchors.detach().requires_grad_(), y.detach().requires_grad_()
+        row_part, column_part = hardest_logsumexp_both(a, b, kept)
+        (row_part.sum() + column_part.sum()).backward()
+
+    def forward() -> None:
+        with torch.no_grad():
+            hardest_logsumexp_both(anchors, y, kept)
+
+    fns = {
+        "GEMM": lambda: x @ y.T,
+        "row thresholds": lambda: kth_largest(logits, kept),
+        "column thresholds": lambda: kth_largest_columns(logits, kept),
+        "forward": forward,
+        "forward + backward": forward_backward,
+    }
+    samples = timed_samples(fns, repeats, device)
+    gemm = median(samples["GEMM"])
+    print(f"N = {n}, alpha = {alpha} (kept {kept}): median ms and GEMM-equivalents over {repeats} rounds")
+    for name, values in samples.items():
+        print(f"  {name:20s} {median(values) * 1e3:8.1f} ms  {median(values) / gemm:5.2f}")
+
+
+def profile(n: int, alpha: float, dim: int, device: torch.device) -> None:
+    """Print torch.profiler's operator table for one forward + backward of the hard loss (after a warm-up)."""
+    x, y, labels = batch(n, dim, device)
+    step = forward_backward(lambda a, b, _: af.hard_contrastive_loss(a, b, TAU, alpha), x, y, labels)
+    step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        step()
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096])
@@ -90,9 +137,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--parts", action="store_true", help="time the engine's passes instead")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler's table of one step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.parts or args.profile:
+        for n in args.n:
+            for alpha in args.alpha:
+                if args.parts:
+                    parts(n, alpha, args.repeats, args.dim, device)
+                else:
+                    profile(n, alpha, args.dim, device)
+        return
     for alpha in args.alpha:
         check(alpha, device)
     print(f"torch {torch.__version__}, {device}, {args.threads} thread(s), {args.repeats} rounds, d = {args.dim}")

@@ -1,4 +1,4 @@
-"""The hard loss's exact selection: each row's k-th largest by counting, against ``torch.topk``.
+"""The hard loss's exact selection: each row's (and column's) k-th largest by counting, against ``torch.topk``.
 
 The counting selection (``engine/select.py``) must give the very float ``topk`` gives as the k-th value, on any
 data: ties, duplicates, ``-inf`` (excluded entries), ``+inf``, values far outside the sampled range, rows of
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import aligniform as af
 from aligniform.losses.engine import hardest_logsumexp, hardest_logsumexp_both, kept_negatives, select
-from aligniform.losses.engine.select import kth_largest
+from aligniform.losses.engine.select import kth_largest, kth_largest_columns
 
 
 def _topk_kth(values, k):
@@ -73,6 +73,29 @@ def test_kth_largest_equals_topk_on_adversarial_rows(kind, dtype, monkeypatch):
         ranks = {1, 2, select.DIRECT_RANK, select.DIRECT_RANK + 1, m // 13, m // 3, m // 2, m - 40, m - 1, m}
         for k in sorted(ranks):
             assert torch.equal(kth_largest(values, k), _topk_kth(values, k)), (kind, n, m, k)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kth_largest_columns_equals_topk_on_adversarial_columns(kind, dtype, monkeypatch):
+    # The same data as the rows' test, as columns: read in slabs of columns (several, the last one narrow).
+    monkeypatch.setattr(select, "SLAB_ELEMENTS", 3000)
+    generator = torch.Generator().manual_seed(KINDS.index(kind))
+    for m, n in [(1, 512), (7, 700), (13, 1031)]:
+        values = _adversarial(kind, m, n, dtype, generator).T.contiguous()  # n rows, m columns
+        ranks = {1, 2, select.DIRECT_RANK, select.DIRECT_RANK + 1, n // 13, n // 3, n // 2, n - 40, n - 1, n}
+        for k in sorted(ranks):
+            assert torch.equal(kth_largest_columns(values, k), _topk_kth(values.T, k)), (kind, n, m, k)
+
+
+def test_kth_largest_columns_counts_on_a_strided_block():
+    # Columns of a block of a larger matrix (not contiguous), at the hard loss's height, several default slabs.
+    generator = torch.Generator().manual_seed(1)
+    values = torch.randn(4096, 700, generator=generator)
+    values[torch.arange(600), torch.arange(600)] = -math.inf
+    block = values[:, 50:650]
+    for k in [33, 41, 328, 1229, 2048, 4000]:
+        assert torch.equal(kth_largest_columns(block, k), _topk_kth(block.T, k)), k
 
 
 def test_kth_largest_counts_on_wide_random_rows():

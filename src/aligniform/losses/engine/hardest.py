@@ -20,7 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .logsumexp import _unshifted_is_safe, tile_shape
-from .select import kth_largest
+from .select import kth_largest, kth_largest_columns
 
 Reduction = Literal["logsumexp", "sum"]
 
@@ -174,8 +174,8 @@ class _HardestNegatives(torch.autograd.Function):
         return grad_rows, grad_columns, None, None, None, None
 
 
-# Both directions from one matrix when it fits: two kept (n × n) matrices of 2^25 float32 = 256 MiB in all,
-# the kept-tile budget of logsumexp.py.
+# Both directions from one matrix when it fits: one kept (n × n) matrix of at most 2^25 float32 = 128 MiB (the
+# bound dates from when two were kept; unchanged, so the same inputs take the same path).
 PAIRED_ELEMENTS = 1 << 25
 
 
@@ -187,8 +187,10 @@ def hardest_logsumexp_both(
     Row i's negatives are ``l_ij`` (j ≠ i) and column j's are ``l_ij`` (i ≠ j), each keeping its own ``kept``
     largest (plus ties), as two calls ``hardest_logsumexp(rows, columns, kept)`` and
     ``hardest_logsumexp(columns, rows, kept)`` would (to float32 rounding: ``l`` is computed once, as
-    ``rows @ columns.T``). One GEMM forward instead of two, and the matrix is kept for backward (two GEMMs,
-    none recomputed), so it takes O(n²) memory (two n × n matrices): for ``n² <= PAIRED_ELEMENTS`` only.
+    ``rows @ columns.T``). One GEMM forward instead of two, and the logits are kept for backward (two GEMMs,
+    none recomputed; the exps are recomputed tile by tile), so it takes O(n²) memory (one n × n matrix):
+    for ``n² <= PAIRED_ELEMENTS`` only. The columns' thresholds are counted on the same floats, in slabs of
+    columns (:func:`.select.kth_largest_columns`), not on a transposed copy.
 
     Examples:
         >>> import torch
@@ -215,6 +217,31 @@ def _weights(logits: torch.Tensor, keep: torch.Tensor, out: torch.Tensor, reduct
     return keep.to(logits.dtype)
 
 
+# Rows per tile of the paired form's elementwise passes (masks, exps, weights): about 2^18 values, small enough
+# to stay in cache between the passes over one tile, large enough that per-call overhead stays small.
+PAIRED_TILE_ELEMENTS = 1 << 18
+
+
+def _paired_tiles(n: int) -> range:
+    return range(0, n, max(1, PAIRED_TILE_ELEMENTS // max(1, n)))
+
+
+def _kept_exps(
+    tile: torch.Tensor, row_thresholds: torch.Tensor, column_thresholds: torch.Tensor, scratch: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """exp(tile) and the rows' and the columns' kept masks as 0/1 floats, written into ``scratch`` (3, h, n).
+
+    A comparison written to a float tensor is vectorised where a boolean one is not (several times faster on a
+    CPU), and multiplying by a 0/1 float is exact, so the masks are floats.
+    """
+    h = tile.shape[0]
+    exp, row_keep, column_keep = scratch[0, :h], scratch[1, :h], scratch[2, :h]
+    torch.exp(tile, out=exp)
+    torch.ge(tile, row_thresholds[:, None], out=row_keep)
+    torch.ge(tile, column_thresholds[None], out=column_keep)
+    return exp, row_keep, column_keep
+
+
 class _HardestBoth(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -223,43 +250,63 @@ class _HardestBoth(torch.autograd.Function):
         with torch.no_grad():
             logits = rows @ columns.T
             logits.diagonal().fill_(-math.inf)  # the positives: excluded from both directions
-            # The columns' selection reads contiguous rows of the transpose (an exact copy of the same floats).
-            transposed = torch.empty_like(logits).copy_(logits.T)
-            column_thresholds = _thresholds(transposed, kept, 0, 0)
-            row_thresholds = _thresholds(logits, kept, 0, 0)
-            if reduction == "logsumexp" and _unshifted_is_safe(rows, columns):
-                # Every logit within ±UNSHIFTED_LIMIT: one exp for both directions, no shift; the two masked
-                # exp matrices are backward's weights up to a per-row and a per-column scale. The rows' one
-                # reuses the transpose's memory: a fresh n × n tensor costs its page faults (docs/benchmarks.md).
-                row_drop, column_drop = logits < row_thresholds[:, None], logits < column_thresholds[None]
-                exp = logits.exp_()
-                row_exp = transposed.copy_(exp).masked_fill_(row_drop, 0)
-                column_exp = exp.masked_fill_(column_drop, 0)
-                row_out, column_out = row_exp.sum(1).log_(), column_exp.sum(0).log_()
-                saved: tuple[torch.Tensor, ...] = (row_exp, column_exp)
+            # The columns' thresholds are read from the same floats, a slab of columns at a time (no transpose).
+            row_thresholds = kth_largest(logits, kept)
+            column_thresholds = kth_largest_columns(logits, kept)
+            ctx.unshifted = reduction == "logsumexp" and _unshifted_is_safe(rows, columns)
+            if ctx.unshifted:
+                # Every logit within ±UNSHIFTED_LIMIT: exp without a shift, plain sums. Tile by tile (in cache),
+                # into small scratch buffers: the logits are the only n × n tensor, kept for backward, which
+                # recomputes the exps (a fresh n × n tensor costs its page faults: docs/benchmarks.md).
+                n = logits.shape[0]
+                step = _paired_tiles(n).step
+                scratch = logits.new_empty(3, min(step, n), n)
+                row_sum, column_sum = logits.new_empty(n), logits.new_zeros(n)
+                for start in _paired_tiles(n):
+                    stop = min(start + step, n)
+                    exp, row_keep, column_keep = _kept_exps(
+                        logits[start:stop], row_thresholds[start:stop], column_thresholds, scratch
+                    )
+                    column_sum.add_(column_keep.mul_(exp).sum(0))
+                    row_sum[start:stop] = row_keep.mul_(exp).sum(1)
+                row_out, column_out = row_sum.log_(), column_sum.log_()
             else:
                 row_keep, column_keep = logits >= row_thresholds[:, None], logits >= column_thresholds[None]
                 row_out = _reduce(logits, row_keep, reduction, 1)
                 column_out = _reduce(logits, column_keep, reduction, 0)
-                saved = (logits, row_thresholds, column_thresholds)
-        ctx.save_for_backward(rows, columns, row_out, column_out, *saved)
+        ctx.save_for_backward(rows, columns, row_out, column_out, logits, row_thresholds, column_thresholds)
         ctx.reduction = reduction
         return row_out, column_out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_row: torch.Tensor, grad_column: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        rows, columns, row_out, column_out, *saved = ctx.saved_tensors
-        if len(saved) == 2:  # the unshifted exps: d out_i / d l_ij = exp(l_ij) / exp(out_i) on kept pairs
-            row_exp, column_exp = saved
-            weights = row_exp * (grad_row * torch.exp(-row_out))[:, None]
-            weights.addcmul_(column_exp, (grad_column * torch.exp(-column_out))[None])
-        else:
-            logits, row_thresholds, column_thresholds = saved
+        rows, columns, row_out, column_out, logits, row_thresholds, column_thresholds = ctx.saved_tensors
+        need_rows, need_columns = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not ctx.unshifted:
             weights = _weights(logits, logits >= row_thresholds[:, None], row_out[:, None], ctx.reduction)
             weights.mul_(grad_row[:, None])
             column_weights = _weights(logits, logits >= column_thresholds[None], column_out[None], ctx.reduction)
             weights.addcmul_(column_weights, grad_column[None])
-        grad_rows = weights @ columns if ctx.needs_input_grad[0] else None
-        grad_columns = weights.T @ rows if ctx.needs_input_grad[1] else None
+            grad_rows = weights @ columns if need_rows else None
+            grad_columns = weights.T @ rows if need_columns else None
+            return grad_rows, grad_columns, None, None
+        # d out_i / d l_ij = exp(l_ij) / exp(out_i) on kept pairs: the weights of a tile of rows, then its share
+        # of both gradients' GEMMs, in cache.
+        row_scale, column_scale = grad_row * torch.exp(-row_out), grad_column * torch.exp(-column_out)
+        n = logits.shape[0]
+        step = _paired_tiles(n).step
+        scratch = logits.new_empty(3, min(step, n), n)
+        grad_rows = torch.empty_like(rows) if need_rows else None
+        grad_columns = torch.zeros_like(columns) if need_columns else None
+        for start in _paired_tiles(n):
+            stop = min(start + step, n)
+            exp, row_keep, column_keep = _kept_exps(
+                logits[start:stop], row_thresholds[start:stop], column_thresholds, scratch
+            )
+            weights = row_keep.mul_(row_scale[start:stop, None]).addcmul_(column_keep, column_scale[None]).mul_(exp)
+            if grad_rows is not None:
+                torch.mm(weights, columns, out=grad_rows[start:stop])
+            if grad_columns is not None:
+                grad_columns.addmm_(weights.T, rows[start:stop])
         return grad_rows, grad_columns, None, None
