@@ -19,18 +19,9 @@ Public: :mod:`aligniform.metrics` and the losses use these names only.
 
 from .balanced import balanced_pairs_logsumexp, combine_logsumexp
 from .hardest import PAIRED_ELEMENTS, hardest_logsumexp, hardest_logsumexp_both, hardest_negatives_mask, kept_negatives
-from .logsumexp import (
-    BLOCK_COLUMNS,
-    BLOCK_ELEMENTS,
-    Mask,
-    as_columns,
-    as_rows,
-    pair_count,
-    pairwise_logsumexp,
-    tile_shape,
-    tiled_logsumexp,
-)
+from .logsumexp import BLOCK_COLUMNS, BLOCK_ELEMENTS, Mask, tile_shape, tiled_logsumexp
 from .softplus import tiled_softplus_sum
+from .uniformity import as_columns, as_rows, pair_count, pairwise_logsumexp
 
 __all__ = [
     "PAIRED_ELEMENTS",
