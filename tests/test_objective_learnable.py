@@ -11,13 +11,11 @@ from torch.func import functional_call
 from aligniform import ContrastiveLoss, Objective, contrastive_loss, uniform_loss
 from aligniform.losses import learn
 from aligniform.objective import Learn
+from tests.support.sphere import leaves, noisy_pairs, unit_rows
 
 
 def _pairs(n=6, d=4, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    x = F.normalize(torch.randn(n, d, generator=generator, dtype=torch.float64), dim=1)
-    y = F.normalize(x + 0.5 * torch.randn(n, d, generator=generator, dtype=torch.float64), dim=1)
-    return x, y
+    return noisy_pairs(n, d, 0.5, torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize(
@@ -91,8 +89,7 @@ def test_gradcheck_in_x_y_and_the_learnt_parameters():
     def loss(x, y, *values):
         return functional_call(objective, dict(zip(names, values)), (F.normalize(x, dim=1), F.normalize(y, dim=1)))
 
-    inputs = [x.clone().requires_grad_(), y.clone().requires_grad_()]
-    inputs += [p.detach().clone().requires_grad_() for p in objective.parameters()]
+    inputs = leaves(x, y, *objective.parameters())
     assert torch.autograd.gradcheck(loss, inputs)
 
 
@@ -113,8 +110,7 @@ def test_a_temperature_driven_to_its_bound_recovers():
     objective = Objective.parse("contrastive(tau=learn(0.1, min=0.05))").double()
     optimiser = torch.optim.Adam(objective.parameters(), lr=0.05)
     generator = torch.Generator().manual_seed(0)
-    x = F.normalize(torch.randn(32, 8, generator=generator, dtype=torch.float64), dim=1)
-    y = F.normalize(torch.randn(32, 8, generator=generator, dtype=torch.float64), dim=1)
+    x, y = unit_rows(32, 8, generator), unit_rows(32, 8, generator)
     for step in range(500):
         optimiser.zero_grad()
         objective(x, x if step < 200 else y).backward()

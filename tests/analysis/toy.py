@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from tests.support.sphere import normalize_rows
+
 
 def unit_pairs(n=300, d=12, classes=4, seed=0):
     """Unit-norm float64 positive pairs clustered by class, with their labels (numpy)."""
@@ -10,5 +12,4 @@ def unit_pairs(n=300, d=12, classes=4, seed=0):
     centres = rng.normal(size=(classes, d))
     x = centres[labels] + 0.8 * rng.normal(size=(n, d))
     y = x + 0.3 * rng.normal(size=(n, d))
-    normalise = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    return normalise(x), normalise(y), labels
+    return normalize_rows(x), normalize_rows(y), labels

@@ -8,45 +8,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from aligniform.cli import main
-from aligniform.cli.errors import EXIT_USER_ERROR
-
-from .test_errors import check_one_line
-from .test_outputs_safe import snapshot
+from tests.support.cli import refused as refused_anywhere
+from tests.support.files import snapshot
 
 
 def refused(capsys, root: Path, argv: list, command: str, *fragments: str) -> str:
-    """``argv`` exits 2 (argparse's refusals too) with one line holding the fragments; ``root`` is as it was."""
-    before = snapshot(root)
-    try:
-        code = main([str(part) for part in argv])
-    except SystemExit as exit:
-        code = exit.code
-    assert code == EXIT_USER_ERROR
-    line = check_one_line(capsys.readouterr().err, command, *fragments)
-    assert snapshot(root) == before
-    return line
-
-
-@pytest.fixture
-def pairs(tmp_path: Path) -> Path:
-    angles = np.linspace(0, 2 * np.pi, 40, endpoint=False)
-    x = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    np.savez(tmp_path / "pairs.npz", x=x, y=np.roll(x, 1, axis=0))
-    return tmp_path / "pairs.npz"
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Path:
-    folder = tmp_path / "run"
-    folder.mkdir()
-    (folder / "config.yaml").write_text("dataset: digits\n")
-    (folder / "checkpoint.pt").write_bytes(b"not really a checkpoint")
-    (folder / "results.json").write_text('{"knn_acc": 0.5}')
-    return folder
+    """The refusal of every case here: by the command or already by its argument parser."""
+    return refused_anywhere(capsys, root, argv, command, *fragments, parser=True)
 
 
 def test_an_output_through_a_dangling_link_is_refused_and_the_link_kept(capsys, tmp_path, run):

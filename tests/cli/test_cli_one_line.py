@@ -18,8 +18,7 @@ import yaml
 
 from aligniform.cli import main
 from aligniform.cli.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR
-
-from .test_errors import check_one_line, tree_digest
+from tests.support.cli import check_one_line, refused
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -30,15 +29,6 @@ def usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], command: st
         main(argv)
     assert exit_info.value.code == EXIT_USER_ERROR
     return check_one_line(capsys.readouterr().err, command, *fragments)
-
-
-def refused_in(capsys, folder: Path, argv: list[str], command: str, *fragments: str) -> str:
-    """``argv`` exits 2 with one line holding the fragments; every file under ``folder`` is unchanged."""
-    before = tree_digest(folder)
-    assert main(argv) == EXIT_USER_ERROR
-    line = check_one_line(capsys.readouterr().err, command, *fragments)
-    assert tree_digest(folder) == before
-    return line
 
 
 @pytest.fixture
@@ -106,12 +96,12 @@ def test_a_bad_config_file_is_one_line_naming_it(capsys, tmp_path, existing_out,
     config = tmp_path / "config.yaml"
     config.write_bytes(content)
     argv = ["train", "--config", str(config), "--out", str(existing_out), "--no-progress"]
-    refused_in(capsys, tmp_path, argv, "train", str(config), *fragments)
+    refused(capsys, tmp_path, argv, "train", str(config), *fragments)
 
 
 def test_a_config_that_is_a_folder_says_so(capsys, tmp_path, existing_out):
     argv = ["train", "--config", str(tmp_path), "--out", str(existing_out)]
-    line = refused_in(capsys, tmp_path, argv, "train", f"{tmp_path} is a folder, not a file")
+    line = refused(capsys, tmp_path, argv, "train", f"{tmp_path} is a folder, not a file")
     assert "does not exist" not in line
 
 
@@ -119,8 +109,8 @@ def test_a_sweep_grid_that_is_not_utf8_or_a_folder_is_one_line(capsys, tmp_path)
     grid = tmp_path / "grid.yaml"
     grid.write_bytes(b"grid: {seed: [0, 1]}\n# \xe9t\xe9\n")
     out = tmp_path / "sweep"
-    refused_in(capsys, tmp_path, ["sweep", str(grid), "--out", str(out)], "sweep", str(grid), "is not UTF-8 text")
-    refused_in(capsys, tmp_path, ["sweep", str(tmp_path), "--out", str(out)], "sweep", "is a folder, not a file")
+    refused(capsys, tmp_path, ["sweep", str(grid), "--out", str(out)], "sweep", str(grid), "is not UTF-8 text")
+    refused(capsys, tmp_path, ["sweep", str(tmp_path), "--out", str(out)], "sweep", "is a folder, not a file")
 
 
 # ----------------------------------------------------------------------------- grids
@@ -137,7 +127,7 @@ def test_a_huge_sweep_grid_is_refused_before_it_is_expanded(capsys, tmp_path, ex
     grid = write_grid(tmp_path / "huge.yaml", options=10, values=8)  # 8**10, about 1e9 runs
     started = time.perf_counter()
     argv = ["sweep", str(grid), "--out", str(existing_out), *extra]
-    refused_in(capsys, tmp_path, argv, "sweep", "makes 1,073,741,824 runs", "more than --max-runs (10,000)")
+    refused(capsys, tmp_path, argv, "sweep", "makes 1,073,741,824 runs", "more than --max-runs (10,000)")
     assert time.perf_counter() - started < 10  # counted, not expanded
 
 
@@ -145,7 +135,7 @@ def test_max_runs_lets_a_larger_grid_through(capsys, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({"base": {"dataset": "digits"}, "grid": {"seed": [0, 1, 2], "dim": [4, 8]}}))
     out = tmp_path / "sweep"
-    refused_in(capsys, tmp_path, ["sweep", str(grid), "--out", str(out), "--max-runs", "5"], "sweep", "6 runs")
+    refused(capsys, tmp_path, ["sweep", str(grid), "--out", str(out), "--max-runs", "5"], "sweep", "6 runs")
     assert main(["sweep", str(grid), "--out", str(out), "--max-runs", "6", "--emit-commands"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 6
 
@@ -154,7 +144,7 @@ def test_study_correlation_refuses_a_huge_grid_before_creating_out(capsys, tmp_p
     grid = write_grid(tmp_path / "huge.yaml", options=10, values=8)
     out = tmp_path / "study"
     argv = ["study", "correlation", "--set", f"grid={grid}", "--out", str(out)]
-    refused_in(capsys, tmp_path, argv, "study", "more than --set max_runs (10,000)", "raise --set max_runs")
+    refused(capsys, tmp_path, argv, "study", "more than --set max_runs (10,000)", "raise --set max_runs")
     assert not out.exists()
 
 
@@ -188,7 +178,7 @@ def test_study_options_are_checked_before_out_is_touched(capsys, tmp_path, exist
     new_out = tmp_path / "new"
     for out in (new_out, existing_out):
         argv = ["study", study, "--set", assignment, "--out", str(out)]
-        refused_in(capsys, tmp_path, argv, "study", fragment)
+        refused(capsys, tmp_path, argv, "study", fragment)
     assert not new_out.exists()
 
 
@@ -196,7 +186,7 @@ def test_summary_update_file_that_is_not_utf8_names_it(capsys, tmp_path):
     update = tmp_path / "REPRODUCTION.md"
     update.write_bytes(b"# Reproduction\n\xff\n")
     argv = ["study", "summary", "--set", f"update={update}", "--out", str(tmp_path / "summary")]
-    refused_in(capsys, tmp_path, argv, "study", f"--set update {update} is not UTF-8 text")
+    refused(capsys, tmp_path, argv, "study", f"--set update {update} is not UTF-8 text")
 
 
 # ----------------------------------------------------------------------------- Ctrl-C

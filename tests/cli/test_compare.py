@@ -10,19 +10,16 @@ import pytest
 
 from aligniform import metrics
 from aligniform.cli import main
+from tests.support.sphere import normalize_rows
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def unit(a):
-    return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
 @pytest.fixture
 def two_npz(tmp_path):
     rng = np.random.default_rng(0)
-    x = unit(rng.normal(size=(150, 12)))
-    near, far = unit(x + 0.2 * rng.normal(size=x.shape)), unit(x + 1.0 * rng.normal(size=x.shape))
+    x = normalize_rows(rng.normal(size=(150, 12)))
+    near, far = normalize_rows(x + 0.2 * rng.normal(size=x.shape)), normalize_rows(x + 1.0 * rng.normal(size=x.shape))
     labels = np.arange(150) % 3
     np.savez(tmp_path / "near.npz", x=x, y=near, labels=labels)
     np.savez(tmp_path / "far.npz", x=x, y=far, labels=labels)
@@ -122,7 +119,7 @@ def test_simcse_protocol_with_a_real_sentence_model(tmp_path, capsys):
     row = json.loads(capsys.readouterr().out)["inputs"][0]
     model = sentence_transformers.SentenceTransformer(str(folder), device="cpu")
     texts = list(dict.fromkeys([r[0] for r in rows[1:]] + [r[1] for r in rows[1:]]))
-    embedded = unit(model.encode(texts, convert_to_numpy=True).astype(np.float64))
+    embedded = normalize_rows(model.encode(texts, convert_to_numpy=True).astype(np.float64))
     kept = [r for r in rows[1:] if r[2] >= 4]
     x = embedded[[texts.index(r[0]) for r in kept]]
     y = embedded[[texts.index(r[1]) for r in kept]]

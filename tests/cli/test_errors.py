@@ -7,7 +7,6 @@ byte-identical; results that were computed are printed before a failure to save 
 
 import argparse
 import errno
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,60 +19,19 @@ import yaml
 
 from aligniform.cli import main
 from aligniform.cli.errors import EXIT_USER_ERROR, describe_os_error, run_handler
+from tests.support.cli import check_one_line, one_line_error, refused
+from tests.support.files import snapshot
+from tests.support.sphere import noisy_pairs
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def tree_digest(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (and every folder, as ``dir``) with the SHA-256 of its bytes."""
-    digest = {}
-    for path in sorted(root.rglob("*")):
-        relative = str(path.relative_to(root))
-        digest[relative] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return digest
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], command: str, *fragments: str) -> str:
-    """The captured stderr is one ``aligniform COMMAND: error:`` line holding every fragment; no traceback."""
-    return check_one_line(capsys.readouterr().err, command, *fragments)
-
-
-def check_one_line(err: str, command: str, *fragments: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"aligniform {command}: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
-def refused(capsys, tmp_path: Path, argv: list[str], command: str, *fragments: str) -> str:
-    """Run ``argv``: exit code 2, one line with the fragments, and ``tmp_path`` byte-identical afterwards."""
-    before = tree_digest(tmp_path)
-    assert main(argv) == EXIT_USER_ERROR
-    line = one_line_error(capsys, command, *fragments)
-    assert tree_digest(tmp_path) == before
-    return line
-
-
 @pytest.fixture
 def pairs_npz(tmp_path: Path) -> Path:
-    generator = torch.Generator().manual_seed(0)
-    x = F.normalize(torch.randn(60, 2, generator=generator), dim=1)
-    y = F.normalize(x + 0.1 * torch.randn(60, 2, generator=generator), dim=1)
+    x, y = noisy_pairs(60, 2, 0.1, torch.Generator().manual_seed(0), torch.float32)
     path = tmp_path / "pairs.npz"
     np.savez(path, x=x.numpy(), y=y.numpy(), labels=np.arange(60) % 3)
     return path
-
-
-@pytest.fixture
-def run_folder(tmp_path: Path) -> Path:
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text("dataset: digits\n")
-    (run / "results.json").write_text(json.dumps({"knn_acc": 0.5}))
-    return run
 
 
 def no_space(*args, **kwargs):
@@ -114,36 +72,36 @@ def test_os_error_without_a_matching_option_names_the_path_and_one_without_errno
     assert describe_os_error(OSError(errno.ENOSPC, "No space left on device")).startswith("no space left")
 
 
-def test_a_library_os_error_under_an_option_names_that_option(capsys, tmp_path, run_folder, monkeypatch):
+def test_a_library_os_error_under_an_option_names_that_option(capsys, tmp_path, run, monkeypatch):
     import aligniform._io
 
     def refuse(source, target):  # as the rename of the atomic writer fails: it names the temporary file
         raise PermissionError(errno.EACCES, "Permission denied", str(source), None, str(target))
 
     monkeypatch.setattr(aligniform._io.os, "replace", refuse)
-    assert main(["report", str(run_folder), "-o", str(tmp_path / "r.html")]) == EXIT_USER_ERROR
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == EXIT_USER_ERROR
     one_line_error(capsys, "report", f"-o/--output {tmp_path / 'r.html'}", "permission denied", "choose a location")
 
 
 # ----------------------------------------------------------------------------- defect 6: outputs, refused up front
 
 
-def test_report_into_a_folder_is_refused_before_any_work(capsys, tmp_path, run_folder):
-    refused(capsys, tmp_path, ["report", str(run_folder), "-o", str(tmp_path)], "report", "-o/--output", "is a folder")
+def test_report_into_a_folder_is_refused_before_any_work(capsys, tmp_path, run):
+    refused(capsys, tmp_path, ["report", str(run), "-o", str(tmp_path)], "report", "-o/--output", "is a folder")
 
 
-def test_report_under_a_file_is_refused(capsys, tmp_path, run_folder):
-    target = run_folder / "results.json" / "report.html"
-    refused(capsys, tmp_path, ["report", str(run_folder), "-o", str(target)], "report", "which is a file, not a folder")
+def test_report_under_a_file_is_refused(capsys, tmp_path, run):
+    target = run / "results.json" / "report.html"
+    refused(capsys, tmp_path, ["report", str(run), "-o", str(target)], "report", "which is a file, not a folder")
 
 
-def test_report_api_checks_its_output_before_rendering(tmp_path, run_folder, monkeypatch):
+def test_report_api_checks_its_output_before_rendering(tmp_path, run, monkeypatch):
     import aligniform.report
     from aligniform.report import write_report
 
     monkeypatch.setattr(aligniform.report, "render_report", lambda *a, **k: pytest.fail("rendered before checking"))
     with pytest.raises(ValueError, match="is a folder, not a file"):
-        write_report([run_folder], tmp_path)
+        write_report([run], tmp_path)
 
 
 def test_study_out_a_file_is_refused(capsys, tmp_path):
@@ -223,10 +181,10 @@ def test_eval_json_that_cannot_be_written_is_refused_before_evaluating(
     monkeypatch.setattr(aligniform.train.restore, "evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated"))
     (tmp_path / "a_file").write_text("x")
     run = digits_checkpoint.parent
-    before = tree_digest(run)
+    before = snapshot(run)
     for target, message in [(tmp_path, "is a folder, not a file"), (tmp_path / "a_file" / "e.json", "is a file")]:
         refused(capsys, tmp_path, eval_argv(digits_checkpoint, "--json", str(target)), "eval", "--json", message)
-    assert tree_digest(run) == before
+    assert snapshot(run) == before
 
 
 def test_eval_on_a_read_only_run_is_refused_before_evaluating(capsys, digits_checkpoint, monkeypatch):
@@ -254,12 +212,12 @@ def test_eval_prints_its_table_before_failing_to_save_it(capsys, tmp_path, digit
     import aligniform._io
 
     monkeypatch.setattr(aligniform._io, "write_json", no_space)
-    before = tree_digest(digits_checkpoint.parent)
+    before = snapshot(digits_checkpoint.parent)
     assert main(eval_argv(digits_checkpoint, "--json", str(tmp_path / "eval.json"))) == EXIT_USER_ERROR
     captured = capsys.readouterr()
     assert "5-NN %" in captured.out and "checkpoint.pt" in captured.out  # the table reached the terminal
     check_one_line(captured.err, "eval", f"the results above were not saved to {tmp_path / 'eval.json'}", "no space")
-    assert tree_digest(digits_checkpoint.parent) == before
+    assert snapshot(digits_checkpoint.parent) == before
 
 
 # ----------------------------------------------------------------------------- defect 7: late or missing validation

@@ -7,10 +7,7 @@ byte-identical: the SHA-256 and mode of every file, and where every link points,
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -19,56 +16,7 @@ import pytest
 from aligniform import _faults
 from aligniform.cli import main
 from aligniform.cli.errors import EXIT_USER_ERROR
-
-from .test_errors import check_one_line
-
-
-def snapshot(root: Path) -> dict[str, tuple[str, int]]:
-    """Every entry under ``root``: a file's SHA-256, a link's target, ``dir``; each with its mode bits."""
-    entries = {}
-    for path in sorted(root.rglob("*")):
-        status = path.lstat()
-        if path.is_symlink():
-            content = "link -> " + os.readlink(path)
-        elif path.is_dir():
-            content = "dir"
-        elif path.is_file():
-            content = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            content = "special"
-        entries[str(path.relative_to(root))] = (content, stat.S_IMODE(status.st_mode))
-    return entries
-
-
-def refused(capsys, root: Path, argv: list[str], command: str, *fragments: str) -> str:
-    """``argv`` exits 2 with one line holding the fragments, and ``root`` is exactly as it was."""
-    before = snapshot(root)
-    assert main([str(part) for part in argv]) == EXIT_USER_ERROR
-    line = check_one_line(capsys.readouterr().err, command, *fragments)
-    assert snapshot(root) == before
-    return line
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Path:
-    """A run folder as training leaves it (the checkpoint's bytes do not matter: nothing reads them)."""
-    folder = tmp_path / "run"
-    folder.mkdir()
-    (folder / "config.yaml").write_text("dataset: digits\n")
-    (folder / "checkpoint.pt").write_bytes(b"not really a checkpoint")
-    (folder / "best.pt").write_bytes(b"best")
-    (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": 0.5}) + "\n")
-    (folder / "results.json").write_text(json.dumps({"knn_acc": 0.5}))
-    return folder
-
-
-@pytest.fixture
-def pairs(tmp_path: Path) -> Path:
-    angles = np.linspace(0, 2 * np.pi, 40, endpoint=False)
-    x = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    path = tmp_path / "pairs.npz"
-    np.savez(path, x=x, y=np.roll(x, 1, axis=0))
-    return path
+from tests.support.cli import check_one_line, refused
 
 
 @pytest.mark.parametrize("name", ["checkpoint.pt", "best.pt", "metrics.jsonl", "config.yaml", "results.json"])

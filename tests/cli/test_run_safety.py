@@ -7,8 +7,9 @@ import torch
 
 from aligniform.cli import main
 from aligniform.train import load_checkpoint
+from tests.support.files import snapshot
 
-from ..train.folders import snapshot, train, train_args
+from ..train.folders import train, train_args
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

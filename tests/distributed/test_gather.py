@@ -32,6 +32,7 @@ from aligniform.distributed import (
     wrap_ddp,
 )
 from tests.support.distributed import WORLD_SIZE, Normalize, launch, rows_of
+from tests.support.sphere import raw_views, sphere
 
 GLOBAL_BATCH = 12
 INPUT_DIM, FEATURE_DIM, QUEUE_SIZE = 6, 4, 10
@@ -60,15 +61,11 @@ def _encoder() -> nn.Module:
 
 
 def _global_views(n: int = GLOBAL_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(7)
-    first = torch.randn(n, INPUT_DIM, generator=generator, dtype=torch.float64)
-    second = first + 0.3 * torch.randn(n, INPUT_DIM, generator=generator, dtype=torch.float64)
-    return first, second
+    return raw_views(n, INPUT_DIM, 0.3, torch.Generator().manual_seed(7))
 
 
 def _queue() -> torch.Tensor:
-    generator = torch.Generator().manual_seed(11)
-    return F.normalize(torch.randn(QUEUE_SIZE, FEATURE_DIM, generator=generator, dtype=torch.float64), dim=1)
+    return sphere(QUEUE_SIZE, FEATURE_DIM, seed=11)
 
 
 def _encode_pair(model, first, second):

@@ -41,6 +41,7 @@ from aligniform.losses import nt_xent_loss, supervised_contrastive_loss
 from aligniform.losses.engine import as_columns, as_rows, balanced_pairs_logsumexp
 from aligniform.objective import REQUIRED, TERMS
 from tests.support.distributed import Normalize, launch, rows_of
+from tests.support.sphere import leaves, noisy_pairs, raw_views, unit_rows
 
 DIM, QUEUE_SIZE, INPUT_DIM = 5, 6, 7
 LOSS_TOLERANCE, GRAD_TOLERANCE = 1e-12, 1e-9
@@ -125,10 +126,8 @@ def _learnable_objective():
 
 def _global_batch(n, seed=3):
     generator = torch.Generator().manual_seed(seed)
-    x = F.normalize(torch.randn(n, DIM, generator=generator, dtype=torch.float64), dim=1)
-    y = F.normalize(x + 0.7 * torch.randn(n, DIM, generator=generator, dtype=torch.float64), dim=1)
-    queue = F.normalize(torch.randn(QUEUE_SIZE, DIM, generator=generator, dtype=torch.float64), dim=1)
-    return x, y, queue
+    x, y = noisy_pairs(n, DIM, 0.7, generator)
+    return x, y, unit_rows(QUEUE_SIZE, DIM, generator)
 
 
 def _encoder():
@@ -137,16 +136,14 @@ def _encoder():
 
 
 def _inputs(n):
-    generator = torch.Generator().manual_seed(n)
-    first = torch.randn(n, INPUT_DIM, generator=generator, dtype=torch.float64)
-    return first, first + 0.3 * torch.randn(n, INPUT_DIM, generator=generator, dtype=torch.float64)
+    return raw_views(n, INPUT_DIM, 0.3, torch.Generator().manual_seed(n))
 
 
 def _loss_and_grads(loss_fn, x, y, queue, options, shard_rows=None, world_size=1):
     """The loss and its gradient in (x, y): the plain call, or global_loss on the rows [shard_rows]."""
     if shard_rows is not None:
         x, y = x[shard_rows], y[shard_rows]
-    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    x, y = leaves(x, y)
     if shard_rows is None:
         loss = loss_fn(x, y, **({"queue": queue} if queue is not None else {}), **options)
     else:
@@ -289,7 +286,7 @@ def test_one_rank_shard_is_the_plain_loss(name, no_torchrun):
     x, y, queue = _global_batch(9)
     queue = queue if use_queue else None
     reference = _loss_and_grads(loss_fn, x, y, queue, options)
-    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    x, y = leaves(x, y)
     kwargs = {"queue": queue} if queue is not None else {}
     loss = loss_fn(x, y, shard=Shard.of(x, y), **kwargs, **options)
     grads = torch.autograd.grad(loss, [x, y], allow_unused=True)

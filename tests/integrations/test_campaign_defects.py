@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from aligniform.integrations.common import hypersphere_metrics
+from tests.support.sphere import sphere
 
 
-def _unit(rows=8, dim=4):
-    return torch.nn.functional.normalize(torch.randn(rows, dim, generator=torch.Generator().manual_seed(0)), dim=1)
+def _unit():
+    return sphere(8, 4, dtype=torch.float32)
 
 
 def test_torchmetrics_update_names_an_argument_that_is_no_array():

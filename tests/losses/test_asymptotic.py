@@ -8,22 +8,8 @@ import torch
 import aligniform as af
 from tests.losses import plain
 from tests.support import reference as ref
+from tests.support.forms import FORMS, SIZES, expected_batch_negatives
 from tests.support.sphere import positive_pairs, sphere
-
-SIZES = [(2, 3), (5, 4), (17, 8), (33, 16)]
-
-
-FORMS = {  # (symmetric, batch_negatives): what the docs promise
-    "symmetric": (True, None),
-    "moco": (False, None),
-    "moco_with_batch_keys": (False, True),
-    "symmetric_queue_only": (True, False),
-}
-
-
-def _expected_batch_negatives(form):
-    symmetric, batch_negatives = FORMS[form]
-    return batch_negatives if batch_negatives is not None else symmetric
 
 
 @pytest.mark.parametrize("n,d", SIZES)
@@ -50,5 +36,5 @@ def test_asymptotic_forms_match_loop(form):
     x, y = positive_pairs(7, 5, seed=6)
     queue = sphere(12, 5, seed=7)
     value = af.asymptotic_contrastive_loss(x, y, 0.4, queue=queue, symmetric=symmetric, batch_negatives=batch_negatives)
-    expected = plain.asymptotic(x, y, 0.4, queue, symmetric, _expected_batch_negatives(form))
+    expected = plain.asymptotic(x, y, 0.4, queue, symmetric, expected_batch_negatives(form))
     assert value.item() == pytest.approx(expected, rel=1e-11)

@@ -10,6 +10,7 @@ import aligniform as af
 from aligniform.distributed import Shard, cleanup_distributed, global_loss, init_distributed
 from aligniform.losses import REGISTRY, BarlowTwinsLoss, barlow_twins_loss
 from tests.support.distributed import launch, rows_of
+from tests.support.sphere import leaves
 
 
 def reference(x, y, lam):
@@ -72,7 +73,7 @@ def test_invariant_to_each_dimensions_offset_and_scale():
 
 def test_gradcheck():
     x, y = embeddings(6, 3)
-    inputs = (x.clone().requires_grad_(), y.clone().requires_grad_())
+    inputs = leaves(x, y)
     assert torch.autograd.gradcheck(lambda a, b: barlow_twins_loss(a, b, 0.3), inputs)
 
 
@@ -111,7 +112,7 @@ SHARDS = [(3, 5), (1, 7), (4, 4)]
 def _loss_and_grads(x, y, rows=None, world_size=1):
     if rows is not None:
         x, y = x[rows], y[rows]
-    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    x, y = leaves(x, y)
     loss_fn = functools.partial(barlow_twins_loss, lam=0.05)
     loss = loss_fn(x, y) if rows is None else global_loss(loss_fn, x, y)
     grads = torch.autograd.grad(loss, [x, y])

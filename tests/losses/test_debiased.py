@@ -9,7 +9,7 @@ import aligniform as af
 from aligniform.losses import DebiasedContrastiveLoss, debiased_contrastive_loss, nt_xent_loss
 from aligniform.losses.engine import logsumexp as tiles
 from tests.support import reference as ref
-from tests.support.sphere import positive_pairs, sphere
+from tests.support.sphere import leaves, positive_pairs, sphere
 
 
 @pytest.mark.parametrize("n,d", [(2, 3), (5, 4), (17, 8), (33, 16)])
@@ -57,14 +57,14 @@ def test_the_correction_lowers_the_loss():
 @pytest.mark.parametrize("keep_tiles", [True, False])
 def test_tiles_that_do_not_divide_n(beta, keep_tiles, monkeypatch):
     x, y = positive_pairs(23, 6, seed=4)
-    whole = [t.clone().requires_grad_() for t in (x, y)]
+    whole = leaves(x, y)
     expected = debiased_contrastive_loss(*whole, 0.2, 0.1, beta)
     expected.backward()
     monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
     monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     if not keep_tiles:
         monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
-    tiled = [t.clone().requires_grad_() for t in (x, y)]
+    tiled = leaves(x, y)
     value = debiased_contrastive_loss(*tiled, 0.2, 0.1, beta)
     value.backward()
     assert value.item() == pytest.approx(expected.item(), rel=1e-12)
@@ -77,8 +77,7 @@ def test_tiles_that_do_not_divide_n(beta, keep_tiles, monkeypatch):
 def test_gradcheck_in_features_and_temperature(beta, tau_plus):
     x, y = positive_pairs(6, 4, seed=3)
     queue = sphere(3, 4, seed=5)
-    inputs = (x.clone().requires_grad_(), y.clone().requires_grad_(), torch.tensor(0.4, dtype=torch.float64))
-    inputs[2].requires_grad_()
+    inputs = leaves(x, y, 0.4)
     assert torch.autograd.gradcheck(lambda a, b, t: debiased_contrastive_loss(a, b, t, tau_plus, beta), inputs)
     assert torch.autograd.gradcheck(
         lambda a, b, t: debiased_contrastive_loss(a, b, t, tau_plus, beta, queue=queue), inputs

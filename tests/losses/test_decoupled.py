@@ -9,7 +9,7 @@ import aligniform as af
 from aligniform.losses import DecoupledContrastiveLoss, decoupled_contrastive_loss, nt_xent_loss
 from aligniform.losses.engine import logsumexp as tiles
 from tests.support import reference as ref
-from tests.support.sphere import positive_pairs, sphere
+from tests.support.sphere import leaves, positive_pairs, sphere
 
 
 @pytest.mark.parametrize("n,d", [(2, 3), (5, 4), (17, 8), (33, 16)])
@@ -67,14 +67,14 @@ def test_dclw_weights_average_to_one():
 @pytest.mark.parametrize("keep_tiles", [True, False])
 def test_tiles_that_do_not_divide_n(tau, keep_tiles, monkeypatch):
     x, y = positive_pairs(23, 6, seed=4)
-    whole = [t.clone().requires_grad_() for t in (x, y)]
+    whole = leaves(x, y)
     expected = decoupled_contrastive_loss(*whole, tau, weighted=True)
     expected.backward()
     monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
     monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     if not keep_tiles:
         monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
-    tiled = [t.clone().requires_grad_() for t in (x, y)]
+    tiled = leaves(x, y)
     value = decoupled_contrastive_loss(*tiled, tau, weighted=True)
     value.backward()
     assert value.item() == pytest.approx(expected.item(), rel=1e-12)
@@ -86,8 +86,7 @@ def test_tiles_that_do_not_divide_n(tau, keep_tiles, monkeypatch):
 def test_gradcheck_in_features_and_temperature(weighted):
     x, y = positive_pairs(6, 4, seed=3)
     queue = sphere(3, 4, seed=5)
-    inputs = (x.clone().requires_grad_(), y.clone().requires_grad_(), torch.tensor(0.3, dtype=torch.float64))
-    inputs[2].requires_grad_()
+    inputs = leaves(x, y, 0.3)
     assert torch.autograd.gradcheck(lambda a, b, t: decoupled_contrastive_loss(a, b, t, weighted), inputs)
     assert torch.autograd.gradcheck(lambda a, b, t: decoupled_contrastive_loss(a, b, t, weighted, queue=queue), inputs)
 

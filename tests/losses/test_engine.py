@@ -15,6 +15,7 @@ from aligniform.losses.engine import (
 from aligniform.losses.engine import logsumexp as tiles
 from aligniform.losses.engine.select import kth_largest
 from tests.losses.plain import exact_kept
+from tests.support.sphere import unit_rows
 
 
 def _dense_logits(rows, columns, mask, offset, clamp_max=None):
@@ -213,8 +214,8 @@ def test_kth_largest_equals_kthvalue(kind, dtype):
 def test_hardest_logsumexp_wide_rows_equal_dense_mask(alpha, n, offset):
     # 600 candidates: the bucket-count selection (narrow rows take kthvalue directly), float32 as the losses run.
     generator = torch.Generator().manual_seed(n)
-    rows = torch.nn.functional.normalize(torch.randn(n, 8, generator=generator), dim=1) / 0.1
-    columns = torch.nn.functional.normalize(torch.randn(600, 8, generator=generator), dim=1)
+    rows = unit_rows(n, 8, generator, torch.float32) / 0.1
+    columns = unit_rows(600, 8, generator, torch.float32)
     columns[300:400] = columns[200:300]  # duplicated candidates: tied logits
     kept = exact_kept(alpha, 600 - (offset is not None))
     logits = rows @ columns.T

@@ -10,7 +10,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from aligniform import (
     Objective,
@@ -21,6 +20,7 @@ from aligniform import (
 )
 from aligniform.distributed import Shard, cleanup_distributed, global_loss, init_distributed
 from tests.support.distributed import launch, rows_of
+from tests.support.sphere import leaves, noisy_pairs, unit_rows
 
 DIM, QUEUE_SIZE, CLASSES = 5, 6, 3
 SHARDS = [(3, 5), (4, 4), (1, 6)]
@@ -64,16 +64,15 @@ OBJECTIVE = (
 
 def _global_batch(n, seed=3):
     generator = torch.Generator().manual_seed(seed)
-    x = F.normalize(torch.randn(n, DIM, generator=generator, dtype=torch.float64), dim=1)
-    y = F.normalize(x + 0.7 * torch.randn(n, DIM, generator=generator, dtype=torch.float64), dim=1)
-    queue = F.normalize(torch.randn(QUEUE_SIZE, DIM, generator=generator, dtype=torch.float64), dim=1)
+    x, y = noisy_pairs(n, DIM, 0.7, generator)
+    queue = unit_rows(QUEUE_SIZE, DIM, generator)
     labels = torch.randint(0, CLASSES, (n,), generator=generator)
     queue_labels = torch.randint(0, CLASSES + 1, (QUEUE_SIZE,), generator=generator)
     return x, y, labels, queue, queue_labels
 
 
 def _parameters():
-    return [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.3, math.log(6.0), -4.0)]
+    return leaves(0.3, math.log(6.0), -4.0)
 
 
 def _loss_and_grads(name, batch, rows=None, world_size=1):
@@ -81,7 +80,7 @@ def _loss_and_grads(name, batch, rows=None, world_size=1):
     x, y, labels, queue, queue_labels = batch
     if rows is not None:
         x, y, labels = x[rows], y[rows], labels[rows]
-    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    x, y = leaves(x, y)
     tau, log_scale, bias = _parameters()
     loss_fn, uses_queue = CASES[name]
     shard = None if rows is None else Shard.of(x, y)
@@ -97,7 +96,7 @@ def _objective_step(batch, rows=None, world_size=1):
     if rows is not None:
         x, y, labels = x[rows], y[rows], labels[rows]
     objective = Objective.parse(OBJECTIVE).double()
-    x, y = x.clone().requires_grad_(), y.clone().requires_grad_()
+    x, y = leaves(x, y)
     loss = global_loss(objective, x, y, labels=labels)
     parameters = list(objective.parameters())
     grads = torch.autograd.grad(loss, [x, y, *parameters])

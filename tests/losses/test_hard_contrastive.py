@@ -6,22 +6,8 @@ import torch
 import aligniform as af
 from tests.losses import plain
 from tests.support import reference as ref
+from tests.support.forms import FORMS, SIZES, expected_batch_negatives
 from tests.support.sphere import positive_pairs, sphere
-
-SIZES = [(2, 3), (5, 4), (17, 8), (33, 16)]
-
-
-FORMS = {  # (symmetric, batch_negatives): what the docs promise
-    "symmetric": (True, None),
-    "moco": (False, None),
-    "moco_with_batch_keys": (False, True),
-    "symmetric_queue_only": (True, False),
-}
-
-
-def _expected_batch_negatives(form):
-    symmetric, batch_negatives = FORMS[form]
-    return batch_negatives if batch_negatives is not None else symmetric
 
 
 @pytest.mark.parametrize("n,d", SIZES[1:])
@@ -48,7 +34,7 @@ def test_hard_contrastive_forms_match_loop(form, alpha):
     x, y = positive_pairs(7, 5, seed=2)
     queue = sphere(30, 5, seed=3)
     value = af.hard_contrastive_loss(x, y, 0.3, alpha, queue, symmetric=symmetric, batch_negatives=batch_negatives)
-    expected = plain.infonce(x, y, 0.3, queue, symmetric, _expected_batch_negatives(form), alpha=alpha)
+    expected = plain.infonce(x, y, 0.3, queue, symmetric, expected_batch_negatives(form), alpha=alpha)
     assert value.item() == pytest.approx(expected, rel=1e-11)
 
 

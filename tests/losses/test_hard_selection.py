@@ -9,11 +9,11 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import aligniform as af
 from aligniform.losses.engine import hardest_logsumexp, hardest_logsumexp_both, kept_negatives, select
 from aligniform.losses.engine.select import kth_largest, kth_largest_columns
+from tests.support.sphere import noisy_pairs, unit_rows
 
 
 def _topk_kth(values, k):
@@ -118,8 +118,8 @@ def _dense_mask(logits, kept):
 def test_both_directions_keep_the_dense_top_k_set(n, alpha):
     # Duplicated rows and columns: tied logits at every threshold; float32 as the losses run.
     generator = torch.Generator().manual_seed(n)
-    rows = F.normalize(torch.randn(n, 6, generator=generator), dim=1) / 0.1
-    columns = F.normalize(torch.randn(n, 6, generator=generator), dim=1)
+    rows = unit_rows(n, 6, generator, torch.float32) / 0.1
+    columns = unit_rows(n, 6, generator, torch.float32)
     columns[n // 2 : n // 2 + 50] = columns[:50]
     rows[n // 3 : n // 3 + 40] = rows[:40]
     kept = kept_negatives(alpha, n - 1)
@@ -135,8 +135,7 @@ def test_both_directions_keep_the_dense_top_k_set(n, alpha):
 @pytest.mark.parametrize("alpha", [0.001, 0.3, 0.999])
 def test_one_direction_with_queue_keeps_the_dense_top_k_set(alpha):
     generator = torch.Generator().manual_seed(7)
-    rows = F.normalize(torch.randn(50, 4, generator=generator, dtype=torch.float64), dim=1)
-    columns = F.normalize(torch.randn(900, 4, generator=generator, dtype=torch.float64), dim=1)
+    rows, columns = unit_rows(50, 4, generator), unit_rows(900, 4, generator)
     columns[450:] = columns[:450]  # every candidate twice
     kept = kept_negatives(alpha, 899)
     logits = rows @ columns.T
@@ -170,8 +169,7 @@ def _plain_top_k(x, y, tau, alpha):
 @pytest.mark.parametrize("alpha", [0.001, 0.05, 0.3, 0.999])
 def test_hard_loss_equals_plain_top_k_form_with_duplicates(alpha):
     generator = torch.Generator().manual_seed(3)
-    x = F.normalize(torch.randn(700, 8, generator=generator, dtype=torch.float64), dim=1)
-    y = F.normalize(x + 0.3 * torch.randn(700, 8, generator=generator, dtype=torch.float64), dim=1)
+    x, y = noisy_pairs(700, 8, 0.3, generator)
     x[600:], y[600:] = x[:100], y[:100]  # duplicate pairs: tied negatives
     x.requires_grad_(True)
     value = af.hard_contrastive_loss(x, y, 0.2, alpha)

@@ -7,11 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from aligniform.losses import arora_logistic_loss
+from tests.support.sphere import unit_rows
 
 
 def test_arora_logistic_loss_matches_a_hand_written_loop():
     generator = torch.Generator().manual_seed(0)
-    anchor, positive = (F.normalize(torch.randn(6, 5, generator=generator, dtype=torch.float64), dim=1) for _ in "ab")
+    anchor, positive = unit_rows(6, 5, generator), unit_rows(6, 5, generator)
     negatives = F.normalize(torch.randn(6, 3, 5, generator=generator, dtype=torch.float64), dim=-1)
 
     def by_hand(k):

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 import aligniform as af
 from aligniform.losses import nt_xent_loss
 from aligniform.losses.engine import logsumexp as tiles
-from tests.support.sphere import positive_pairs, sphere
+from tests.support.sphere import leaves, positive_pairs, sphere
 
 
 def _gradcheck_inputs(n=6, d=4):
     x, y = positive_pairs(n, d, seed=3)
-    return x.clone().requires_grad_(), y.clone().requires_grad_()
+    return leaves(x, y)
 
 
 LOSSES = {
@@ -194,7 +194,7 @@ def test_tiles_that_do_not_divide_n_give_the_same_losses_and_gradients(numerics,
 @pytest.mark.parametrize("name", sorted(TEMPERATURE_LOSSES))
 def test_gradcheck_in_x_y_and_temperature(name):
     x, y = positive_pairs(6, 4, seed=3)
-    inputs = (x.requires_grad_(), y.requires_grad_(), torch.tensor(0.4, dtype=torch.float64, requires_grad=True))
+    inputs = leaves(x, y, 0.4)
     assert torch.autograd.gradcheck(TEMPERATURE_LOSSES[name], inputs, eps=1e-6, atol=1e-6)
 
 

@@ -11,7 +11,7 @@ from aligniform.losses import SigmoidLoss, sigmoid_loss
 from aligniform.losses.engine import logsumexp as tiles
 from aligniform.losses.engine import tiled_softplus_sum
 from tests.support import reference as ref
-from tests.support.sphere import positive_pairs
+from tests.support.sphere import leaves, positive_pairs
 
 
 def dense_sigmoid(x, y, scale, bias):
@@ -43,16 +43,16 @@ def test_engine_places_the_positives_by_offset(offset):
 def test_tiles_that_do_not_divide_n(monkeypatch):
     x, y = positive_pairs(23, 6, seed=4)
     scale, bias = torch.tensor(5.0, dtype=torch.float64), torch.tensor(-4.0, dtype=torch.float64)
-    leaves = [t.clone().requires_grad_() for t in (x, y, scale, bias)]
-    expected = sigmoid_loss(*leaves)
+    whole = leaves(x, y, scale, bias)
+    expected = sigmoid_loss(*whole)
     expected.backward()
     monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
     monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
-    tiled = [t.clone().requires_grad_() for t in (x, y, scale, bias)]
+    tiled = leaves(x, y, scale, bias)
     value = sigmoid_loss(*tiled)
     value.backward()
     assert value.item() == pytest.approx(expected.item(), rel=1e-12)
-    for a, b in zip(tiled, leaves):
+    for a, b in zip(tiled, whole):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
 
 
@@ -60,15 +60,14 @@ def test_gradcheck_in_features_scale_and_bias(monkeypatch):
     monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 4)
     monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 12)
     x, y = positive_pairs(7, 4, seed=3)
-    inputs = [x, y, torch.tensor(math.log(10.0), dtype=torch.float64), torch.tensor(-3.0, dtype=torch.float64)]
-    inputs = tuple(t.clone().requires_grad_() for t in inputs)
+    inputs = leaves(x, y, math.log(10.0), -3.0)
     assert torch.autograd.gradcheck(lambda a, b, t, c: sigmoid_loss(a, b, t.exp(), c), inputs)
 
 
 def test_gradient_matches_dense_autograd():
     x, y = positive_pairs(40, 8, seed=1)
-    dense_leaves = [t.clone().requires_grad_() for t in (x, y, torch.tensor(12.0, dtype=torch.float64))]
-    tiled_leaves = [t.detach().clone().requires_grad_() for t in dense_leaves]
+    dense_leaves = leaves(x, y, 12.0)
+    tiled_leaves = leaves(*dense_leaves)
     dense_sigmoid(*dense_leaves, -8.0).backward()
     sigmoid_loss(*tiled_leaves, -8.0).backward()
     for a, b in zip(tiled_leaves, dense_leaves):
@@ -78,10 +77,10 @@ def test_gradient_matches_dense_autograd():
 def test_extreme_logits_stay_finite_in_float32():
     x, y = positive_pairs(32, 8, seed=2, dtype=torch.float32)
     for scale, bias in ((1000.0, -1000.0), (1000.0, 500.0)):
-        leaves = [t.clone().requires_grad_() for t in (x, y)]
-        value = sigmoid_loss(*leaves, scale, bias)
+        inputs = leaves(x, y)
+        value = sigmoid_loss(*inputs, scale, bias)
         value.backward()
-        assert torch.isfinite(value) and all(torch.isfinite(t.grad).all() for t in leaves)
+        assert torch.isfinite(value) and all(torch.isfinite(t.grad).all() for t in inputs)
         assert value.item() == pytest.approx(ref.sigmoid(x, y, scale, bias), rel=1e-5)
 
 

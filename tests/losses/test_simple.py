@@ -5,19 +5,8 @@ import pytest
 import aligniform as af
 from tests.losses import plain
 from tests.support import reference as ref
+from tests.support.forms import FORMS, expected_batch_negatives
 from tests.support.sphere import positive_pairs, sphere
-
-FORMS = {  # (symmetric, batch_negatives): what the docs promise
-    "symmetric": (True, None),
-    "moco": (False, None),
-    "moco_with_batch_keys": (False, True),
-    "symmetric_queue_only": (True, False),
-}
-
-
-def _expected_batch_negatives(form):
-    symmetric, batch_negatives = FORMS[form]
-    return batch_negatives if batch_negatives is not None else symmetric
 
 
 @pytest.mark.parametrize("hard_alpha", [None, 0.2, 0.5])
@@ -35,5 +24,5 @@ def test_simple_forms_match_loop(form, hard_alpha):
     x, y = positive_pairs(7, 5, seed=4)
     queue = sphere(12, 5, seed=5)
     value = af.simple_loss(x, y, 0.2, hard_alpha, queue, symmetric=symmetric, batch_negatives=batch_negatives)
-    expected = plain.simple(x, y, 0.2, queue, symmetric, _expected_batch_negatives(form), hard_alpha)
+    expected = plain.simple(x, y, 0.2, queue, symmetric, expected_batch_negatives(form), hard_alpha)
     assert value.item() == pytest.approx(expected, rel=1e-11, abs=1e-12)

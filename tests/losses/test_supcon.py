@@ -8,7 +8,7 @@ import aligniform as af
 from aligniform.losses import SupervisedContrastiveLoss, nt_xent_loss, supervised_contrastive_loss
 from aligniform.losses.engine import logsumexp as tiles
 from tests.support import reference as ref
-from tests.support.sphere import positive_pairs, sphere
+from tests.support.sphere import leaves, positive_pairs, sphere
 
 
 def _labels(n, classes, seed=0):
@@ -56,14 +56,14 @@ def test_tiles_that_do_not_divide_n(tau, keep_tiles, monkeypatch):
     # Small tiles (7 x 5) and both numerical paths (tau = 0.01 needs the shifted one); the gradient too.
     x, y = positive_pairs(23, 6, seed=4)
     labels = _labels(23, 4)
-    whole = [t.clone().requires_grad_() for t in (x, y)]
+    whole = leaves(x, y)
     expected = supervised_contrastive_loss(*whole, labels, tau)
     expected.backward()
     monkeypatch.setattr(tiles, "BLOCK_COLUMNS", 5)
     monkeypatch.setattr(tiles, "BLOCK_ELEMENTS", 35)
     if not keep_tiles:
         monkeypatch.setattr(tiles, "SAVED_ELEMENTS", 0)
-    tiled = [t.clone().requires_grad_() for t in (x, y)]
+    tiled = leaves(x, y)
     value = supervised_contrastive_loss(*tiled, labels, tau)
     value.backward()
     assert value.item() == pytest.approx(expected.item(), rel=1e-12)
@@ -74,8 +74,7 @@ def test_tiles_that_do_not_divide_n(tau, keep_tiles, monkeypatch):
 def test_gradcheck_in_features_and_temperature():
     x, y = positive_pairs(6, 4, seed=3)
     queue, labels, queue_labels = sphere(3, 4, seed=5), _labels(6, 2), _labels(3, 2, seed=1)
-    inputs = (x.clone().requires_grad_(), y.clone().requires_grad_(), torch.tensor(0.3, dtype=torch.float64))
-    inputs[2].requires_grad_()
+    inputs = leaves(x, y, 0.3)
     assert torch.autograd.gradcheck(lambda a, b, t: supervised_contrastive_loss(a, b, labels, t), inputs)
     assert torch.autograd.gradcheck(
         lambda a, b, t: supervised_contrastive_loss(a, b, labels, t, queue, queue_labels), inputs

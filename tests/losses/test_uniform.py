@@ -7,9 +7,8 @@ import torch.nn.functional as F
 import aligniform as af
 from aligniform.losses.engine import logsumexp as pairwise
 from tests.support import reference as ref
+from tests.support.forms import SIZES
 from tests.support.sphere import sphere
-
-SIZES = [(2, 3), (5, 4), (17, 8), (33, 16)]
 
 
 @pytest.mark.parametrize("n,d", SIZES)

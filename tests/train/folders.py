@@ -1,4 +1,4 @@
-"""Helpers of the run-folder tests: tiny training commands, byte snapshots of a folder, the consistency invariants."""
+"""Helpers of the run-folder tests: tiny training commands, the run's own files, the consistency invariants."""
 
 import json
 
@@ -10,6 +10,7 @@ from aligniform.train import load_checkpoint
 from aligniform.train.lifecycle import RunLock
 from aligniform.train.run_folder import RUN_FILES
 from aligniform.train.run_log import metrics_line
+from tests.support.files import snapshot
 
 # Tiny digits runs: 1 400 training images in batches of 128 -> 10 steps an epoch.
 TINY = ["--dataset", "digits", "--batch-size", "128", "--dim", "8", "--no-progress", "--linear-probe", "none"]
@@ -25,19 +26,8 @@ def train(out, *extra, epochs=2):
     return main(train_args(out, *extra, epochs=epochs))
 
 
-def snapshot(folder):
-    """Every file under ``folder`` with its mode and bytes (None when the folder does not exist)."""
-    if not folder.exists():
-        return None
-    return {
-        str(path.relative_to(folder)): (path.stat().st_mode, path.read_bytes())
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
 def run_files(folder):
-    """The :func:`snapshot` of the run's own files (no lock, no temporary or staging folder)."""
+    """The :func:`~tests.support.files.snapshot` of the run's own files (no lock, no temporary or staging folder)."""
     return {
         name: value
         for name, value in (snapshot(folder) or {}).items()

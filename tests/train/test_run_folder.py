@@ -23,8 +23,9 @@ from aligniform.train.checkpoint import FORMAT, save_atomic, set_rng_state
 from aligniform.train.lifecycle import RunLock
 from aligniform.train.run_folder import LOCK_FILE, RESUMABLE_OPTIONS, RunFolderWriteError, check_folder
 from aligniform.train.run_log import recover_metrics
+from tests.support.files import snapshot
 
-from .folders import assert_consistent, snapshot, train, train_args
+from .folders import assert_consistent, train, train_args
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
