@@ -286,7 +286,8 @@ class Trainer:
             terms = self._train_step(images.to(self.device, non_blocking=True), epoch, step + 1, labels)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + value
-            bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
+            # No refresh of its own: tqdm redraws at most every 0.1 s (mininterval), not once per step.
+            bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()}, refresh=False)
         lr = self.optimizer.param_groups[0]["lr"]
         # The schedule steps from its own value (a step schedule multiplies the lr).
         set_warmup(self.optimizer, scheduled, 1.0, self.config.warmup_epochs > 0)
