@@ -189,6 +189,7 @@ def test_metrics_are_fsynced_only_with_the_runs_last_epoch(tmp_path, monkeypatch
     assert (tmp_path / "metrics.jsonl").read_text() == '{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "loss": 0.4}\n'
     written = []
     monkeypatch.setattr(RunLog, "write", lambda self, record, sync=True: written.append((record["epoch"], sync)))
-    with Trainer(TrainConfig(dataset="digits", epochs=2, batch_size=256, dim=8, out=str(tmp_path / "run"), progress=False)) as trainer:
+    config = TrainConfig(dataset="digits", epochs=2, batch_size=256, dim=8, out=str(tmp_path / "run"), progress=False)
+    with Trainer(config) as trainer:
         trainer.fit()
     assert written == [(1, False), (2, True)]
