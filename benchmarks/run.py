@@ -19,7 +19,8 @@ A row per (loss, N, threads): ``ratio_to_plain`` (ours / plain time: below 1 is 
 process: the resident set sampled every 5 ms with ``MALLOC_MMAP_THRESHOLD_`` set so that freed blocks leave it, or
 the CUDA allocator's peak; at N = 256 a step is too short for the sampler to be more than a lower bound), and with
 ``--untiled`` ``untiled_ratio`` (ours / ours with the whole matrix in one tile). ``training`` holds one entry per
-thread count: bench_training.py's full loop against the bare model step (``ratio`` = loop / bare images per second).
+thread count: bench_training.py's full step against the bare model step (``ratio`` = loop / bare images per second),
+and ``Trainer.fit`` against a bare loop (``loop_ratio``, with the loop's seconds per part in ``loop_parts_seconds``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ FULL = {"n": [256, 1024, 4096], "threads": [1, 2], "repeats": 7}
 QUICK = {"n": [256], "threads": [1], "repeats": 3}
 TRAINING_FULL = {"dataset": "mnist5k", "model": "convnet", "batch_size": 256, "steps": 10}
 TRAINING_QUICK = {"dataset": "digits", "model": "convnet", "batch_size": 64, "steps": 3}
+LOOP_FULL = {"epochs": 2, "rounds": 2}  # the whole loop against a bare one (bench_training.measure_loop)
+LOOP_QUICK = {"epochs": 1, "rounds": 1}
 MEMORY_SECONDS = 0.1  # each form is repeated for this long under the sampler, so short steps are seen at all
 
 
@@ -199,7 +202,7 @@ def measure_memory(names: list[str], ns: list[int], dim: int, device: torch.devi
     return results
 
 
-def training_rows(settings: dict, threads: list[int], device: torch.device) -> list[dict]:
+def training_rows(settings: dict, threads: list[int], device: torch.device, loop: dict | None = None) -> list[dict]:
     entries = []
     for thread_count in threads:
         torch.set_num_threads(thread_count)
@@ -207,10 +210,17 @@ def training_rows(settings: dict, threads: list[int], device: torch.device) -> l
         entry = {**settings, "threads": thread_count, "device": device.type}
         entry.update(baseline_images_per_s=speeds["baseline"], loop_images_per_s=speeds["loop"])
         entry["ratio"] = speeds["loop"] / speeds["baseline"]
+        line = f"loop / bare step {entry['ratio']:.2f}"
+        if loop is not None:
+            shape = {key: settings[key] for key in ("dataset", "model", "batch_size")}
+            whole = bench_training.measure_loop(**shape, **loop, device=device.type)
+            entry.update(loop_epochs=loop["epochs"], loop_rounds=loop["rounds"], loop_ratio=whole["ratio"])
+            entry["loop_parts_seconds"] = whole["parts"]
+            line += f", whole loop / bare loop {whole['ratio']:.2f}"
         entries.append(entry)
         print(
             f"  training {settings['dataset']}/{settings['model']} batch {settings['batch_size']} "
-            f"threads={thread_count}: loop / bare step {entry['ratio']:.2f}",
+            f"threads={thread_count}: {line}",
             flush=True,
         )
     return entries
@@ -229,7 +239,9 @@ def run(args: argparse.Namespace) -> dict:
             row["plain_peak_mib"] = peaks[row["n"]][row["loss"]]["plain"]
     training = []
     if not args.no_training:
-        training = training_rows(TRAINING_QUICK if args.quick else TRAINING_FULL, threads, device)
+        training = training_rows(
+            TRAINING_QUICK if args.quick else TRAINING_FULL, threads, device, LOOP_QUICK if args.quick else LOOP_FULL
+        )
     meta = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

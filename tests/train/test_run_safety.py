@@ -174,3 +174,22 @@ def test_a_config_file_on_resume_changes_only_the_options_it_sets(tmp_path):
     assert resume_changes(stored_config(folder), config, 0) == {"epochs": {"old": 1, "new": 3}}
     # Without resume the file is the base, as before.
     assert resolve_config(only_epochs, {"out": str(folder)}) == TrainConfig(epochs=3, out=str(folder))
+
+
+def test_metrics_are_fsynced_only_with_the_runs_last_epoch(tmp_path, monkeypatch):
+    # The checkpoint holds every record and a resume rewrites metrics.jsonl from it: one fsync of the file, with
+    # the last line, makes the finished run durable without an fsync per epoch (issue 21).
+    synced = []
+    monkeypatch.setattr("aligniform.train.run_log.os.fsync", lambda descriptor: synced.append(descriptor))
+    log = RunLog(tmp_path, tensorboard=False)
+    log.write({"epoch": 1, "loss": 0.5}, sync=False)
+    assert not synced
+    log.write({"epoch": 2, "loss": 0.4})
+    assert len(synced) == 1
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "loss": 0.4}\n'
+    written = []
+    monkeypatch.setattr(RunLog, "write", lambda self, record, sync=True: written.append((record["epoch"], sync)))
+    config = TrainConfig(dataset="digits", epochs=2, batch_size=256, dim=8, out=str(tmp_path / "run"), progress=False)
+    with Trainer(config) as trainer:
+        trainer.fit()
+    assert written == [(1, False), (2, True)]

@@ -222,7 +222,8 @@ class RunFolder:
         """Record a finished epoch: the checkpoint ``state``, ``best.pt`` if ``improved``, ``record``'s line.
 
         The checkpoint, which holds every epoch's metrics, is written first: best.pt and metrics.jsonl are never
-        ahead of it, and a resume brings them up to it whatever moment a crash hit.
+        ahead of it, and a resume brings them up to it whatever moment a crash hit. metrics.jsonl is fsynced only
+        with the run's last epoch (see :meth:`~aligniform.train.run_log.RunLog.write`).
         """
         if self.log is None:
             raise RuntimeError("the run folder is not open; call open() first")
@@ -232,7 +233,7 @@ class RunFolder:
             with writing(self.path / "best.pt", self.hint):
                 save_atomic(state, self.path / "best.pt")
         with writing(self.log.path, self.hint):
-            self.log.write(record)
+            self.log.write(record, sync=record["epoch"] >= self.config.epochs)
         if self._staging is not None:
             self._swap_in()
 
