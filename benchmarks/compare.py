@@ -10,7 +10,8 @@ compared, only ratios measured within one process (timings on a shared machine v
 * ``ratio_to_plain`` and ``gemm_equivalents`` (lower is better) regress when new > baseline × (1 + tolerance);
 * ``peak_mib`` regresses when it grows by more than the tolerance *and* by more than ``--memory-slack-mib``
   (the resident-set sampler's few MiB of noise at small N);
-* the training loop's ``ratio`` (loop / bare step, higher is better) regresses when new < baseline / (1 + tolerance).
+* the training loop's ``ratio`` (loop / bare step) and ``loop_ratio`` (``Trainer.fit`` / a bare loop), higher is
+  better, regress when new < baseline / (1 + tolerance).
 
 Exit status: 0 when nothing regressed (also when the baseline holds no rows yet), 1 when something did.
 """
@@ -67,8 +68,15 @@ def compare(new: dict, baseline: dict, tolerance: float, memory_slack_mib: float
         key = _training_key(entry)
         if key in old_training:
             label = f"training {key[0]}/{key[1]} batch {key[2]} threads={key[3]} {key[4]}"
-            before, after = {"training_ratio": old_training[key]["ratio"]}, {"training_ratio": entry["ratio"]}
-            pairs.append((label, before, after, ("training_ratio",)))
+            # The step ratio, and the whole loop's (Trainer.fit against a bare loop) where both files have it.
+            before, after = (
+                {
+                    "training_ratio": side["ratio"],
+                    **({"loop_ratio": side["loop_ratio"]} if "loop_ratio" in side else {}),
+                }
+                for side in (old_training[key], entry)
+            )
+            pairs.append((label, before, after, ("training_ratio", "loop_ratio")))
     lines.append(f"{'row':<52} {'metric':<17} {'baseline':>9} {'new':>9} {'change':>8}")
     for label, old, row, metrics in pairs:
         for metric in metrics:
