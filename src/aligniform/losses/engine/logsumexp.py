@@ -167,11 +167,8 @@ def _tile_logsumexp(logits: torch.Tensor, dim: int) -> torch.Tensor:
 
 def _softmax_scale(grad: torch.Tensor | None, lse: torch.Tensor) -> torch.Tensor | None:
     """Grad · exp(-LSE): turns exp(l) into the gradient-weighted softmax; 0 where nothing was summed."""
-    return None if grad is None else _scale(grad, lse)
-
-
-def _scale(grad: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
-    """:func:`_softmax_scale` of a gradient that exists."""
+    if grad is None:
+        return None
     # An unshifted LSE is finite or -inf (nothing summed): NaN and +inf cannot occur.
     return torch.where(lse != -math.inf, grad * torch.exp(-lse), 0.0)
 
@@ -310,15 +307,6 @@ class _TiledLogSumExp(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, ...]:
         rows, columns, row_out, column_out = ctx.saved_tensors
         need_rows, need_columns = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if (
-            ctx.fast
-            and ctx.kept is not None
-            and len(ctx.kept) == 1
-            and (grad_row is not None or grad_column is not None)
-        ):
-            grads = _one_tile_backward(ctx, rows, columns, row_out, column_out, grad_row, grad_column)
-            ctx.kept = None
-            return (*grads, None, None, None)
         grad_rows = torch.zeros_like(rows) if need_rows else None
         grad_columns = torch.zeros_like(columns) if need_columns else None
         if (grad_row is None and grad_column is None) or not (need_rows or need_columns):
@@ -357,46 +345,6 @@ class _TiledLogSumExp(torch.autograd.Function):
                     grad_columns[tile.c0 : tile.c1] += b_tile * (exp.T @ r)
         ctx.kept = None  # a second backward (retain_graph) recomputes the tiles
         return grad_rows, grad_columns, None, None, None
-
-
-def _one_tile_backward(
-    ctx: Any,
-    rows: torch.Tensor,
-    columns: torch.Tensor,
-    row_out: torch.Tensor,
-    column_out: torch.Tensor,
-    grad_row: torch.Tensor | None,
-    grad_column: torch.Tensor | None,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Backward of an unshifted forward that kept its single tile: the loop's arithmetic, bitwise, in fewer calls.
-
-    Each gradient is one GEMM written directly (a fresh zero matrix plus the product is the product).
-    """
-    (exp,) = ctx.kept
-    tile = next(_tiles(ctx.layout, rows.shape[0], columns.shape[0]))
-    r, c = rows[tile.r0 : tile.r1], columns[tile.c0 : tile.c1]
-    a = None if grad_row is None else _scale(grad_row, row_out)[tile.r0 : tile.r1, None]
-    b = None if grad_column is None else _scale(grad_column, column_out)[tile.c0 : tile.c1, None]
-    if a is not None and b is not None:
-        weights = torch.mul(exp, a).addcmul_(exp, b.T)  # G = E ⊙ (a 1ᵀ + 1 bᵀ)
-        to_rows, to_columns = (lambda: torch.mm(weights, c)), (lambda: torch.mm(weights.T, r))
-    elif a is not None:
-        to_rows, to_columns = (lambda: a * (exp @ c)), (lambda: torch.mm(exp.T, a * r))
-    else:
-        assert b is not None
-        to_rows, to_columns = (lambda: torch.mm(exp, b * c)), (lambda: b * (exp.T @ r))
-    grad_rows = _placed(to_rows(), rows, tile.r0, tile.r1) if ctx.needs_input_grad[0] else None
-    grad_columns = _placed(to_columns(), columns, tile.c0, tile.c1) if ctx.needs_input_grad[1] else None
-    return grad_rows, grad_columns
-
-
-def _placed(values: torch.Tensor, like: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """``values`` as the rows ``[start, stop)`` of a gradient shaped like ``like`` (zero elsewhere)."""
-    if (start, stop) == (0, like.shape[0]):
-        return values
-    placed = torch.zeros_like(like)
-    placed[start:stop] = values
-    return placed
 
 
 def _shifted_weights(

@@ -83,13 +83,13 @@ class _TiledSoftplusSum(torch.autograd.Function):
         tiles = _tiles(rows.shape[0], columns.shape[0])
         kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) recomputes the tiles
         if len(tiles) == 1:  # one tile: each gradient is its GEMM alone (zeros plus the product is the product)
-            weights = _weights(rows, columns, tiles[0], ctx.offset, grad, kept)
+            weights = _weights(rows, columns, tiles[0], ctx.offset, grad, kept[0] if kept else None)
             return (weights @ columns if need_rows else None), (weights.T @ rows if need_columns else None), None
         grad_rows = torch.zeros_like(rows) if need_rows else None
         grad_columns = torch.zeros_like(columns) if need_columns else None
         for index, tile in enumerate(tiles):
             r0, r1, c0, c1 = tile
-            weights = _weights(rows, columns, tile, ctx.offset, grad, kept and [kept[index]])
+            weights = _weights(rows, columns, tile, ctx.offset, grad, kept[index] if kept else None)
             if grad_rows is not None:
                 grad_rows[r0:r1].addmm_(weights, columns[c0:c1])
             if grad_columns is not None:
@@ -103,11 +103,11 @@ def _weights(
     tile: tuple[int, int, int, int],
     offset: int,
     grad: torch.Tensor,
-    kept: list[torch.Tensor] | None,
+    kept: torch.Tensor | None,
 ) -> torch.Tensor:
     """d(loss)/d(l_ij) for the tile, from its kept signed logits (consumed in place) or recomputed."""
     r0, _, c0, _ = tile
     # d softplus(m)/dm = σ(m); m = −z·l, so d/dl = −z σ(m): σ(m) off the positives, −σ(m) on them.
-    weights = (kept[0] if kept else _signed_logits(rows, columns, tile, offset)).sigmoid_()
+    weights = (kept if kept is not None else _signed_logits(rows, columns, tile, offset)).sigmoid_()
     weights.diagonal(r0 + offset - c0).neg_()
     return weights.mul_(grad)
