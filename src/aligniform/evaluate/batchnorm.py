@@ -213,8 +213,8 @@ def _standing_in(encoder: nn.Module, stand_ins: dict[int, nn.Module]) -> Iterato
     ]
     try:
         for parent, name, child in swapped:
-            parent._modules[name] = stand_ins[id(child)]
+            setattr(parent, name, stand_ins[id(child)])  # nn.Module's setattr replaces the registered submodule
         yield
     finally:
         for parent, name, child in swapped:
-            parent._modules[name] = child
+            setattr(parent, name, child)

@@ -330,14 +330,14 @@ class Trainer:
             # the CPU than with the gradients freed before the forward pass (same values either way).
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-        elif moco:  # the keys need no graph: the key encoder embeds the whole batch
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = grad_cache_backward(
-                self._embed, view1, lambda x: batch_loss(x, self._keys(view2)), chunk, module=self.network
-            )
         else:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = grad_cache_pairs_backward(self._embed, view1, view2, batch_loss, chunk, module=self.network)
+            self.optimizer.zero_grad(set_to_none=True)  # GradCache's backward runs inside its own forward passes
+            if moco:  # the keys need no graph: the key encoder embeds the whole batch
+                loss = grad_cache_backward(
+                    self._embed, view1, lambda x: batch_loss(x, self._keys(view2)), chunk, module=self.network
+                )
+            else:
+                loss = grad_cache_pairs_backward(self._embed, view1, view2, batch_loss, chunk, module=self.network)
         average_gradients(self.objective.parameters())  # DDP averages the encoder's; these are outside it
         self.optimizer.step()
         if self.key_encoder is not None:

@@ -13,6 +13,7 @@ block's logits and treats the selection as constant, as the dense form does.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -103,16 +104,6 @@ def _block_logits(
     return logits
 
 
-def _thresholds(logits: torch.Tensor, kept: int, start: int, positive_offset: int | None) -> torch.Tensor:
-    """Each row's ``kept``-th largest negative logit; the positives must be at -inf (excluded) in ``logits``.
-
-    A positive at -inf is the smallest entry of its row, so for any kept <= M - 1 negatives the row's
-    ``kept``-th largest entry is its ``kept``-th largest negative; the counting selection (:mod:`.select`)
-    takes -inf entries as they are.
-    """
-    return kth_largest(logits, kept)
-
-
 def _blocks(n: int, m: int, block_rows: int | None) -> range:
     # Blocks of full rows (every candidate), of about BLOCK_ELEMENTS logits: the engine's tiling policy.
     rows, _ = tile_shape(m, block_rows, block_columns=max(1, m))
@@ -137,7 +128,9 @@ class _HardestNegatives(torch.autograd.Function):
             for start in _blocks(n, m, block_rows):
                 stop = min(start + step, n)
                 logits = _block_logits(rows, columns, start, stop, positive_offset)
-                threshold = _thresholds(logits, kept, start, positive_offset)
+                # A positive at -inf is the smallest entry of its row, so for any kept <= M - 1 negatives the row's
+                # kept-th largest entry is its kept-th largest negative; the counting selection takes -inf as it is.
+                threshold = kth_largest(logits, kept)
                 dropped = logits < threshold[:, None]
                 if reduction == "logsumexp":
                     out[start:stop] = torch.logsumexp(logits.masked_fill_(dropped, -math.inf), 1)
@@ -222,24 +215,26 @@ def _weights(logits: torch.Tensor, keep: torch.Tensor, out: torch.Tensor, reduct
 PAIRED_TILE_ELEMENTS = 1 << 18
 
 
-def _paired_tiles(n: int) -> range:
-    return range(0, n, max(1, PAIRED_TILE_ELEMENTS // max(1, n)))
+def _kept_exp_tiles(
+    logits: torch.Tensor, row_thresholds: torch.Tensor, column_thresholds: torch.Tensor
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """For each tile of rows [start, stop): exp(tile) and the rows' and the columns' kept masks as 0/1 floats.
 
-
-def _kept_exps(
-    tile: torch.Tensor, row_thresholds: torch.Tensor, column_thresholds: torch.Tensor, scratch: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """exp(tile) and the rows' and the columns' kept masks as 0/1 floats, written into ``scratch`` (3, h, n).
-
-    A comparison written to a float tensor is vectorised where a boolean one is not (several times faster on a
-    CPU), and multiplying by a 0/1 float is exact, so the masks are floats.
+    All three are written into one small scratch buffer (3, h, n), reused from tile to tile (in cache), so no n × n
+    tensor is allocated. A comparison written to a float tensor is vectorised where a boolean one is not (several
+    times faster on a CPU), and multiplying by a 0/1 float is exact, so the masks are floats.
     """
-    h = tile.shape[0]
-    exp, row_keep, column_keep = scratch[0, :h], scratch[1, :h], scratch[2, :h]
-    torch.exp(tile, out=exp)
-    torch.ge(tile, row_thresholds[:, None], out=row_keep)
-    torch.ge(tile, column_thresholds[None], out=column_keep)
-    return exp, row_keep, column_keep
+    n = logits.shape[0]
+    step = max(1, PAIRED_TILE_ELEMENTS // max(1, n))
+    scratch = logits.new_empty(3, min(step, n), n)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        tile, h = logits[start:stop], stop - start
+        exp, row_keep, column_keep = scratch[0, :h], scratch[1, :h], scratch[2, :h]
+        torch.exp(tile, out=exp)
+        torch.ge(tile, row_thresholds[start:stop, None], out=row_keep)
+        torch.ge(tile, column_thresholds[None], out=column_keep)
+        yield start, stop, exp, row_keep, column_keep
 
 
 class _HardestBoth(torch.autograd.Function):
@@ -259,14 +254,10 @@ class _HardestBoth(torch.autograd.Function):
                 # into small scratch buffers: the logits are the only n × n tensor, kept for backward, which
                 # recomputes the exps (a fresh n × n tensor costs its page faults: docs/benchmarks.md).
                 n = logits.shape[0]
-                step = _paired_tiles(n).step
-                scratch = logits.new_empty(3, min(step, n), n)
                 row_sum, column_sum = logits.new_empty(n), logits.new_zeros(n)
-                for start in _paired_tiles(n):
-                    stop = min(start + step, n)
-                    exp, row_keep, column_keep = _kept_exps(
-                        logits[start:stop], row_thresholds[start:stop], column_thresholds, scratch
-                    )
+                for start, stop, exp, row_keep, column_keep in _kept_exp_tiles(
+                    logits, row_thresholds, column_thresholds
+                ):
                     column_sum.add_(column_keep.mul_(exp).sum(0))
                     row_sum[start:stop] = row_keep.mul_(exp).sum(1)
                 row_out, column_out = row_sum.log_(), column_sum.log_()
@@ -294,16 +285,9 @@ class _HardestBoth(torch.autograd.Function):
         # d out_i / d l_ij = exp(l_ij) / exp(out_i) on kept pairs: the weights of a tile of rows, then its share
         # of both gradients' GEMMs, in cache.
         row_scale, column_scale = grad_row * torch.exp(-row_out), grad_column * torch.exp(-column_out)
-        n = logits.shape[0]
-        step = _paired_tiles(n).step
-        scratch = logits.new_empty(3, min(step, n), n)
         grad_rows = torch.empty_like(rows) if need_rows else None
         grad_columns = torch.zeros_like(columns) if need_columns else None
-        for start in _paired_tiles(n):
-            stop = min(start + step, n)
-            exp, row_keep, column_keep = _kept_exps(
-                logits[start:stop], row_thresholds[start:stop], column_thresholds, scratch
-            )
+        for start, stop, exp, row_keep, column_keep in _kept_exp_tiles(logits, row_thresholds, column_thresholds):
             weights = row_keep.mul_(row_scale[start:stop, None]).addcmul_(column_keep, column_scale[None]).mul_(exp)
             if grad_rows is not None:
                 torch.mm(weights, columns, out=grad_rows[start:stop])
