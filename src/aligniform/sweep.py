@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._numerics import is_finite_number
 from ._validation import check_positive_int
 from .config import ConfigError, TrainConfig, read_yaml_file
 from .configs import find_config
@@ -207,8 +208,6 @@ def _role(value: Any, index: int, path: Path) -> tuple[str, float]:
         >>> _role({"ratio": 4}, 0, Path("g.yaml")), _role({"align alone": 2}, 1, Path("g.yaml"))
         (('ratio', 4.0), ('align alone', 2.0))
     """
-    from ._numerics import is_finite_number
-
     if isinstance(value, dict) and len(value) == 1:
         ((name, number),) = value.items()
         if isinstance(name, str) and name.strip() and is_finite_number(number):

@@ -12,6 +12,7 @@ from typing import cast
 
 from .._numerics import is_finite_number as _finite
 from ..configs import config_path
+from ..sweep import ROLE_COLUMNS
 from .verdicts import Verdict
 
 #: The shipped grid (package data, see :func:`aligniform.configs.config_path`).
@@ -199,8 +200,6 @@ def encoder_role(row: dict) -> tuple[str, float] | None:
         >>> encoder_role({"objective": "4*align(alpha=2) + uniform(t=2)"})
         ('ratio', 4.0)
     """
-    from ..sweep import ROLE_COLUMNS
-
     name_column, value_column = ROLE_COLUMNS
     if name_column not in row:
         return objective_role(row.get("objective"))
