@@ -10,14 +10,14 @@ from .._numerics import full_precision
 from .base import Loss
 from .candidates import (
     check_scale,
+    mean_softmax_terms,
     negatives_per_anchor,
     positive_pairs,
     resolve_batch_negatives,
     scale_argument,
     scale_value,
-    softmax_terms,
 )
-from .global_batch import Shard, batch_size, mean_terms
+from .global_batch import Shard, batch_size
 
 
 @full_precision
@@ -69,8 +69,8 @@ def asymptotic_contrastive_loss(
     x, y, queue = positive_pairs(x, y, queue, normalize, shard)
     batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
     negatives = negatives_per_anchor(batch_size(x, shard), queue, batch_negatives)
-    terms = softmax_terms(x, y, queue, tau, symmetric, batch_negatives, positive_in_denominator=False, shard=shard)
-    return mean_terms(terms, shard) - math.log(negatives)
+    mean = mean_softmax_terms(x, y, queue, tau, symmetric, batch_negatives, positive_in_denominator=False, shard=shard)
+    return mean - math.log(negatives)
 
 
 class AsymptoticContrastiveLoss(Loss):

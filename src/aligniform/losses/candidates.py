@@ -23,7 +23,8 @@ import torch
 from .._numerics import upcast
 from .._validation import check_feature_pair, check_positive, check_queue
 from .engine import Mask, combine_logsumexp, tiled_logsumexp
-from .global_batch import Shard, checked_inputs
+from .engine.fused import fused_infonce
+from .global_batch import Shard, checked_inputs, mean_terms
 
 
 def positive_pairs(
@@ -95,6 +96,30 @@ def negatives_per_anchor(n: int, queue: torch.Tensor | None, batch_negatives: bo
 def directions(x: torch.Tensor, y: torch.Tensor, symmetric: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(anchors, their positives' view) for each direction of the loss."""
     return [(x, y), (y, x)] if symmetric else [(x, y)]
+
+
+def mean_softmax_terms(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    queue: torch.Tensor | None,
+    tau: float | torch.Tensor,
+    symmetric: bool,
+    batch_negatives: bool,
+    positive_in_denominator: bool = True,
+    shard: Shard | None = None,
+) -> torch.Tensor:
+    """The mean of :func:`softmax_terms` over every rank's anchors; one fused node for a small in-batch loss.
+
+    A batch whose logits are one tile, without queue or shard, goes through
+    :class:`~aligniform.losses.engine.fused.FusedInfoNCE`: the same arithmetic as the tiled
+    path (bitwise), with one autograd node instead of a dozen.
+    """
+    if queue is None and shard is None and batch_negatives:
+        fused = fused_infonce(x, y, tau, symmetric, positive_in_denominator)
+        if fused is not None:
+            return fused
+    terms = softmax_terms(x, y, queue, tau, symmetric, batch_negatives, positive_in_denominator, shard)
+    return mean_terms(terms, shard)
 
 
 def softmax_terms(

@@ -6,9 +6,16 @@ import torch
 
 from .._numerics import full_precision
 from .base import Loss
-from .candidates import check_scale, positive_pairs, resolve_batch_negatives, scale_argument, scale_value, softmax_terms
+from .candidates import (
+    check_scale,
+    mean_softmax_terms,
+    positive_pairs,
+    resolve_batch_negatives,
+    scale_argument,
+    scale_value,
+)
 from .engine import balanced_pairs_logsumexp, tiled_logsumexp
-from .global_batch import Shard, mean_terms
+from .global_batch import Shard
 
 
 @full_precision
@@ -71,7 +78,7 @@ def contrastive_loss(
     tau = check_scale(tau, "tau")
     x, y, queue = positive_pairs(x, y, queue, normalize, shard)
     batch_negatives = resolve_batch_negatives(batch_negatives, queue, symmetric)
-    return mean_terms(softmax_terms(x, y, queue, tau, symmetric, batch_negatives, shard=shard), shard)
+    return mean_softmax_terms(x, y, queue, tau, symmetric, batch_negatives, shard=shard)
 
 
 @full_precision

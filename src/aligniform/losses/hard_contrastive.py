@@ -10,12 +10,12 @@ from .base import Loss
 from .candidates import (
     check_scale,
     directions,
+    mean_softmax_terms,
     negatives_per_anchor,
     positive_pairs,
     resolve_batch_negatives,
     scale_argument,
     scale_value,
-    softmax_terms,
 )
 from .engine import PAIRED_ELEMENTS, hardest_logsumexp, hardest_logsumexp_both, kept_negatives
 from .global_batch import Shard, batch_size, mean_terms
@@ -69,7 +69,7 @@ def hard_contrastive_loss(
     total = negatives_per_anchor(batch_size(x, shard), queue, batch_negatives)
     kept = kept_negatives(alpha, total)
     if kept >= total:  # every negative kept: exactly the contrastive loss
-        return mean_terms(softmax_terms(x, y, queue, tau, symmetric, batch_negatives, shard=shard), shard)
+        return mean_softmax_terms(x, y, queue, tau, symmetric, batch_negatives, shard=shard)
     # A rank's anchors need whole rows of candidates (the threshold is per row): the other view, gathered.
     offset = 0 if shard is None else shard.start
     if symmetric and batch_negatives and queue is None and shard is None and x.shape[0] ** 2 <= PAIRED_ELEMENTS:
