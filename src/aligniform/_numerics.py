@@ -31,6 +31,8 @@ def full_precision(loss_fn: F) -> F:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         # Meta tensors have no autocast state; the loss's input checks reject them with a clear error.
         device_types = {t.device.type for t in tensors if not t.is_meta} or {"cpu"}
+        if not any(torch.is_autocast_enabled(device_type) for device_type in device_types):
+            return loss_fn(*args, **kwargs)  # nothing to disable: skip the contexts (~20 µs of a small batch's step)
         with _autocast_disabled(device_types):
             return loss_fn(*args, **kwargs)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from .._numerics import upcast
-from .._validation import check_feature_pair, check_positive, check_queue
+from .._validation import check_feature_pair, check_positive, check_queue, input_checks_enabled
 from .engine import Mask, combine_logsumexp, tiled_logsumexp
 from .engine.fused import fused_infonce
 from .global_batch import Shard, checked_inputs, mean_terms
@@ -110,12 +110,14 @@ def mean_softmax_terms(
 ) -> torch.Tensor:
     """The mean of :func:`softmax_terms` over every rank's anchors; one fused node for a small in-batch loss.
 
+    ``x`` and ``y`` come from :func:`positive_pairs` (so with input checks on, their rows are unit-norm).
+
     A batch whose logits are one tile, without queue or shard, goes through
     :class:`~aligniform.losses.engine.fused.FusedInfoNCE`: the same arithmetic as the tiled
     path (bitwise), with one autograd node instead of a dozen.
     """
     if queue is None and shard is None and batch_negatives:
-        fused = fused_infonce(x, y, tau, symmetric, positive_in_denominator)
+        fused = fused_infonce(x, y, tau, symmetric, positive_in_denominator, unit_rows=input_checks_enabled())
         if fused is not None:
             return fused
     terms = softmax_terms(x, y, queue, tau, symmetric, batch_negatives, positive_in_denominator, shard)

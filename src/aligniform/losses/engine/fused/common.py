@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
-from ..logsumexp import tile_shape
+from ..logsumexp import UNSHIFTED_LIMIT, _unshifted_is_safe, tile_shape
+
+# The widest unit-norm tolerance of the input checks (8 epsilons of bfloat16): rows that passed them have norm
+# below 1 + this, in any dtype.
+_CHECKED_NORM_SLACK = 8 * torch.finfo(torch.bfloat16).eps
 
 
 def one_tile(n_rows: int, n_columns: int) -> bool:
     """Whether the engine covers an (n_rows × n_columns) logit matrix with a single tile."""
     rows, columns = tile_shape(n_columns)
     return n_rows <= rows and n_columns <= columns
+
+
+def unshifted_is_safe(rows: Callable[[], torch.Tensor], columns: torch.Tensor, bound: float | None = None) -> bool:
+    """The engine's unshifted-exp test of ``rows()`` against ``columns``, skipped when ``bound`` settles it.
+
+    ``bound``: a known upper bound of the test's ``max|r_i| · max|c_j|`` (see :func:`checked_norm`); one clearly
+    inside the limit needs no pass over the rows. Anything near the limit is tested exactly, as the engine does.
+    """
+    limit = UNSHIFTED_LIMIT.get(columns.dtype)
+    if bound is not None and limit is not None and bound <= limit * 0.999:
+        return True
+    with torch.no_grad():
+        return _unshifted_is_safe(rows(), columns)
+
+
+def checked_norm(unit_rows: bool) -> float | None:
+    """An upper bound of every row norm of features that passed the unit-norm input checks (None: not checked)."""
+    return 1 + _CHECKED_NORM_SLACK if unit_rows else None
 
 
 def softmax_scale(grad: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..logsumexp import _unshifted_is_safe
-from .common import division_backward, one_tile, softmax_scale
+from .common import checked_norm, division_backward, one_tile, unshifted_is_safe
 
 
 class FusedInfoNCE(torch.autograd.Function):
@@ -26,10 +25,10 @@ class FusedInfoNCE(torch.autograd.Function):
         x: torch.Tensor,
         y: torch.Tensor,
         tau: float | torch.Tensor,
-        anchors: torch.Tensor,
         symmetric: bool,
         positive_in_denominator: bool,
     ) -> torch.Tensor:
+        anchors = x / tau
         positive = (anchors * y).sum(1)
         logits = anchors @ y.T
         if not positive_in_denominator:
@@ -38,8 +37,9 @@ class FusedInfoNCE(torch.autograd.Function):
         row_out = exp.sum(1).log_()
         column_out = exp.sum(0).log_() if symmetric else None
         parts = 2 if symmetric else 1
-        lse = torch.cat([row_out, column_out]) if column_out is not None else torch.cat([row_out])
-        loss = (lse - positive.repeat(parts)).mean()
+        lse = torch.cat([row_out, column_out]) if column_out is not None else row_out
+        # lse - positive.repeat(parts), elementwise the same, without repeat's copy (slow for short vectors).
+        loss = (lse.view(parts, -1) - positive).mean()
         ctx.save_for_backward(x, y, anchors, exp, row_out, column_out if column_out is not None else row_out)
         ctx.tau, ctx.symmetric = tau, symmetric
         return loss
@@ -50,38 +50,46 @@ class FusedInfoNCE(torch.autograd.Function):
         x, y, anchors, exp, row_out, column_out = ctx.saved_tensors
         need_x, need_y, need_tau = ctx.needs_input_grad[:3]
         n, parts = x.shape[0], 2 if ctx.symmetric else 1
-        # mean -> subtraction -> (concatenation, repeat): each term's gradient, and each positive's.
-        term_grad = grad.expand(parts * n) / (parts * n)
-        positive_grad = (-term_grad).view(parts, n).sum(0)
-        a = softmax_scale(term_grad[:n], row_out)
+        # Autograd's chain mean -> subtraction -> (concatenation, repeat) gives every term the same gradient
+        # grad / (parts·n), and every positive logit minus the sum of its parts' copies: exactly -parts times it.
+        term_grad = grad / (parts * n)
+        positive_grad = term_grad * -parts
+        # The engine's softmax scales; its -inf guard never fires here (unshifted: every row sum is positive).
+        a = term_grad * torch.exp(-row_out)
         if ctx.symmetric:
-            b = softmax_scale(term_grad[n:], column_out)
-            weights = torch.mul(exp, a[:, None]).addcmul_(exp, b[:, None].T)
-            grad_anchors = torch.zeros_like(anchors).addmm_(weights, y)
-            grad_y = torch.zeros_like(y).addmm_(weights.T, anchors) if need_y else None
+            b = term_grad * torch.exp(-column_out)
+            weights = torch.mul(exp, a[:, None]).addcmul_(exp, b[None, :])
+            grad_anchors = torch.mm(weights, y)
+            grad_y = torch.mm(weights.T, anchors) if need_y else None
         else:
-            grad_anchors = torch.zeros_like(anchors)
-            grad_anchors += a[:, None] * (exp @ y)
-            grad_y = torch.zeros_like(y).addmm_(exp.T, a[:, None] * anchors) if need_y else None
+            grad_anchors = a[:, None] * (exp @ y)
+            grad_y = torch.mm(exp.T, a[:, None] * anchors) if need_y else None
         # The positive logits' product (anchors * y).sum(1), differentiated.
-        expanded = positive_grad[:, None].expand(n, x.shape[1])
-        grad_anchors = grad_anchors + expanded * y
+        grad_anchors.add_(y * positive_grad)
         if grad_y is not None:
-            grad_y = grad_y + expanded * anchors
+            grad_y.add_(anchors * positive_grad)
         grad_x, grad_tau = division_backward(grad_anchors, x, ctx.tau, need_x, need_tau)
-        return grad_x, grad_y, grad_tau, None, None, None
+        return grad_x, grad_y, grad_tau, None, None
 
 
 def fused_infonce(
-    x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor, symmetric: bool, positive_in_denominator: bool
+    x: torch.Tensor,
+    y: torch.Tensor,
+    tau: float | torch.Tensor,
+    symmetric: bool,
+    positive_in_denominator: bool,
+    unit_rows: bool = False,
 ) -> torch.Tensor | None:
-    """The mean InfoNCE through :class:`FusedInfoNCE` when it applies (one tile, unshifted exp safe), else None."""
-    if not one_tile(x.shape[0], y.shape[0]):
-        return None
-    with torch.no_grad():
-        anchors = x / tau
-        if not _unshifted_is_safe(anchors, y):
-            return None
+    """The mean InfoNCE through :class:`FusedInfoNCE` when it applies (one tile, unshifted exp safe), else None.
+
+    ``unit_rows``: x and y passed the unit-norm input checks (then a moderate temperature needs no norm pass).
+    """
     if not (x.requires_grad or y.requires_grad or (isinstance(tau, torch.Tensor) and tau.requires_grad)):
         return None
-    return FusedInfoNCE.apply(x, y, tau, anchors, symmetric, positive_in_denominator)
+    if not one_tile(x.shape[0], y.shape[0]):
+        return None
+    norm = checked_norm(unit_rows)
+    bound = norm * norm / tau if norm is not None and isinstance(tau, float) else None
+    if not unshifted_is_safe(lambda: x / tau, y, bound):
+        return None
+    return FusedInfoNCE.apply(x, y, tau, symmetric, positive_in_denominator)
