@@ -5,6 +5,7 @@ Usage:
     python benchmarks/bench_training.py --epochs 5 --rounds 3 --threads 1
     python benchmarks/bench_training.py --no-loop        # the step measurement only
     python benchmarks/bench_training.py --demo           # also time `aligniform demo` end to end
+    python benchmarks/bench_training.py --validate-every 5  # the loop monitoring every 5th epoch (and the last)
     python benchmarks/bench_training.py --dataset digits --steps 20
 
 **Step.** Trainer._train_step (index the in-memory uint8 images, augment two
@@ -297,13 +298,16 @@ def main() -> None:
     parser.add_argument("--no-loop", action="store_true", help="only the step measurement")
     parser.add_argument("--no-step", action="store_true", help="only the loop measurement")
     parser.add_argument("--demo", action="store_true", help="also time the demo end to end")
+    parser.add_argument("--validate-every", type=int, default=1, help="monitoring every N epochs (default 1)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.no_loop:
         print(f"{args.dataset} / {args.model} / batch {args.batch_size}, the demo's recipe:")
-        result = measure_loop(args.dataset, args.model, args.batch_size, args.epochs, args.rounds)
+        result = measure_loop(
+            args.dataset, args.model, args.batch_size, args.epochs, args.rounds, validate_every=args.validate_every
+        )
         print_loop(result, args.epochs)
     if args.no_step:
         return

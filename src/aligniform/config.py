@@ -131,6 +131,13 @@ class TrainConfig:
         default=5, metadata={"help": "k of the k-NN accuracy monitored during training and reported at the end"}
     )
     linear_probe: str = field(default="short", metadata={"help": "final linear probe: short, paper or none"})
+    validate_every: int = field(
+        default=1,
+        metadata={
+            "help": "held-out monitoring (k-NN accuracy, alignment, uniformity; best.pt) every this many epochs and "
+            "at the last one; it trains nothing, so the weights and final results do not depend on it"
+        },
+    )
     # run
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
@@ -147,7 +154,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
-        _positive_int(self, "epochs", "batch_size", "dim", "knn_k", "queue_size", "moco_bn_groups")
+        _positive_int(self, "epochs", "batch_size", "dim", "knn_k", "queue_size", "moco_bn_groups", "validate_every")
         if self.grad_cache is not None:
             _positive_int(self, "grad_cache")
             if self.grad_cache < 2:

@@ -300,3 +300,24 @@ def test_bf16_precision_runs(tmp_path):
     trainer.fit()
     record = json.loads((tmp_path / "bf16" / "metrics.jsonl").read_text())
     assert all(map(lambda v: v == v, [record["loss"], record["knn_acc"]]))
+
+
+def test_validate_every_monitors_only_those_epochs_and_the_last_and_trains_the_same(tmp_path):
+    every = run(tiny_config(tmp_path / "every", epochs=3, linear_probe="none"), overwrite=True)
+    sparse = run(tiny_config(tmp_path / "sparse", epochs=3, validate_every=2, linear_probe="none"), overwrite=True)
+    timeless = [{key: value for key, value in results.items() if "seconds" not in key} for results in (every, sparse)]
+    assert timeless[0] == timeless[1]  # the final evaluation
+    weights = [load_checkpoint(tmp_path / name / "checkpoint.pt")["model"] for name in ("every", "sparse")]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    records = [json.loads(line) for line in (tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()]
+    assert ["knn_acc" in record for record in records] == [False, True, True]
+    full = [json.loads(line) for line in (tmp_path / "every" / "metrics.jsonl").read_text().splitlines()]
+    for mine, theirs in zip(records, full):
+        assert {key: value for key, value in theirs.items() if key in mine and key != "seconds"} == {
+            key: value for key, value in mine.items() if key != "seconds"
+        }
+
+
+def test_validate_every_must_be_a_positive_integer():
+    with pytest.raises(ConfigError, match="`validate_every`"):
+        TrainConfig(validate_every=0)

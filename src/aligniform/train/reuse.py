@@ -4,7 +4,7 @@ A run folder (see :class:`aligniform.train.Trainer`) holds ``config.yaml`` (the
 config it was trained with) and, once :func:`aligniform.train.run` has
 evaluated it, ``results.json``. Two configs *match* when every option agrees
 except those that do not change what is trained: the output folder, the
-device and the progress display (:data:`IGNORED_OPTIONS`). Matching compares
+device, the progress display and how often the run monitored held-out metrics (:data:`IGNORED_OPTIONS`). Matching compares
 options, not code: after changing a model's code, use a new output folder.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from ..config import ConfigError, TrainConfig
 
 #: Options that do not change what a run trains or measures.
-IGNORED_OPTIONS = frozenset({"out", "device", "progress"})
+IGNORED_OPTIONS = frozenset({"out", "device", "progress", "validate_every"})
 
 
 def same_config(saved: TrainConfig, wanted: TrainConfig) -> bool:

@@ -32,7 +32,7 @@ from .checkpoint import CheckpointError, check_state, load_checkpoint
 
 #: Options ``resume`` may change: none of them changes what the finished epochs trained. ``epochs`` may only
 #: grow (never below the epochs done); ``out`` changes when the folder was moved.
-RESUMABLE_OPTIONS = ("epochs", "progress", "device", "data_dir", "download", "out")
+RESUMABLE_OPTIONS = ("epochs", "progress", "device", "data_dir", "download", "out", "validate_every")
 
 _TEMPORARY = re.compile(r"^\.(" + "|".join(re.escape(name) for name in RUN_FILES) + r")\.\d+\.[0-9a-f]+\.tmp$")
 

@@ -295,7 +295,8 @@ class Trainer:
         self.epoch = epoch
         record = {"epoch": epoch, **{k: v / steps for k, v in totals.items()}, "lr": lr}
         record.update(self.objective.learned_values())  # e.g. contrastive_tau, at the end of the epoch
-        record.update(self.validate())
+        if epoch % self.config.validate_every == 0 or epoch == self.config.epochs:
+            record.update(self.validate())
         record["seconds"] = time.perf_counter() - started
         self._end_epoch(record)
 
