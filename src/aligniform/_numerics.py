@@ -31,12 +31,22 @@ def full_precision(loss_fn: F) -> F:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         # Meta tensors have no autocast state; the loss's input checks reject them with a clear error.
         device_types = {t.device.type for t in tensors if not t.is_meta} or {"cpu"}
-        if not any(torch.is_autocast_enabled(device_type) for device_type in device_types):
+        if not any(_autocast_on(device_type) for device_type in device_types):
             return loss_fn(*args, **kwargs)  # nothing to disable: skip the contexts (~20 µs of a small batch's step)
         with _autocast_disabled(device_types):
             return loss_fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (True where this torch cannot say: then it is disabled anyway)."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4 takes no device type
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled()) if device_type == "cuda" else True
 
 
 class _autocast_disabled:
