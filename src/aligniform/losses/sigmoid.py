@@ -9,6 +9,7 @@ from .._validation import _real_number
 from .base import Learn, Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
 from .engine import tiled_softplus_sum
+from .engine.fused import fused_sigmoid
 from .global_batch import Shard, batch_size
 
 
@@ -80,6 +81,10 @@ def sigmoid_loss(
     scale = check_scale(scale, "scale")
     bias = check_bias(bias)
     x, y, _ = positive_pairs(x, y, None, normalize, shard)
+    if shard is None:
+        fused = fused_sigmoid(x, y, scale, bias)
+        if fused is not None:
+            return fused
     rows = torch.cat([x * scale, torch.ones_like(x[:, :1]) * bias], 1)
     candidates = y if shard is None else shard.gather(y)
     columns = torch.cat([candidates, torch.ones_like(candidates[:, :1])], 1)
