@@ -35,7 +35,7 @@ class FusedSigmoid(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, y: torch.Tensor, scale: float | torch.Tensor, bias: float | torch.Tensor
     ) -> torch.Tensor:
         rows = _augmented(x, scale, bias)
