@@ -63,6 +63,22 @@ def test_fused_when_only_one_input_needs_grad(which, monkeypatch):
         assert torch.equal(a, b)
 
 
+def test_float32_features_with_float64_scale_and_bias(monkeypatch):
+    def run(fused):
+        x, y = positive_pairs(50, 8, seed=6, dtype=torch.float32)
+        x.requires_grad_()
+        log_scale, bias = leaves(math.log(10.0), -10.0)  # float64 leaves
+        with monkeypatch.context() as patch:
+            if not fused:
+                patch.setattr(sigmoid_module, "fused_sigmoid", lambda *args: None)
+            value = sigmoid_loss(x, y, log_scale.exp(), bias)
+        value.backward(torch.tensor(2.5))
+        return value.detach(), x.grad, log_scale.grad, bias.grad
+
+    for a, b in zip(run(True), run(False)):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
 def test_a_second_backward_recomputes_the_tile(monkeypatch):
     x, y = leaves(*positive_pairs(33, 8, seed=2))
     value = sigmoid_loss(x, y, 10.0, -10.0)

@@ -13,14 +13,19 @@ from .common import one_tile
 
 
 def _augmented(x: torch.Tensor, scale: float | torch.Tensor, bias: float | torch.Tensor) -> torch.Tensor:
-    """[scale·x_i, bias] for every row, as :func:`~aligniform.losses.sigmoid_loss` concatenates them."""
-    return torch.cat([x * scale, torch.ones_like(x[:, :1]) * bias], 1)
+    """[scale·x_i, bias] for every row: the values of :func:`~aligniform.losses.sigmoid_loss`'s concatenation.
+
+    Its bias column is ``ones · bias``, i.e. the bias in x's dtype (1 · b is b), built here without the product.
+    """
+    n = x.shape[0]
+    column = x.new_full((n, 1), bias) if not isinstance(bias, torch.Tensor) else bias.to(x).expand(n, 1)
+    return torch.cat([x * scale, column], 1)
 
 
 def _signed_logits(rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """−z_ij·l_ij: the engine's one tile (its GEMM, then the positives' signs flipped)."""
-    signed = rows @ columns.T
-    signed.diagonal(0).neg_()
+    signed = torch.mm(rows, columns.T)
+    signed.diagonal().neg_()
     return signed
 
 
@@ -39,7 +44,7 @@ class FusedSigmoid(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, y: torch.Tensor, scale: float | torch.Tensor, bias: float | torch.Tensor
     ) -> torch.Tensor:
         rows = _augmented(x, scale, bias)
-        columns = torch.cat([y, torch.ones_like(y[:, :1])], 1)
+        columns = torch.cat([y, y.new_ones((y.shape[0], 1))], 1)
         signed = _signed_logits(rows, columns)
         # The engine adds this sum to a zero; softplus is >= +0 (or NaN), so 0 + sum is the sum itself.
         total = F.softplus(signed, threshold=_SOFTPLUS_THRESHOLD.get(rows.dtype, 20.0)).sum()
@@ -56,11 +61,11 @@ class FusedSigmoid(torch.autograd.Function):
         kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) recomputes the tile
         # The division by N, then the engine's weights: σ(−z l), its sign flipped on the positives, times grad.
         weights = (kept if kept is not None else _signed_logits(rows, columns)).sigmoid_()
-        weights.diagonal(0).neg_()
+        weights.diagonal().neg_()
         weights.mul_(grad / n)
         grad_x = grad_y = grad_scale = grad_bias = None
         if need_x or need_scale or need_bias:
-            grad_rows = weights @ columns
+            grad_rows = torch.mm(weights, columns)
             # The concatenation's slices, then the products x·scale and ones·bias; a 0-dim scale's or bias's
             # gradient is left unreduced: autograd sums it to the input's shape as it does for the tiled path.
             scaled = grad_rows[:, :d]
@@ -69,9 +74,9 @@ class FusedSigmoid(torch.autograd.Function):
             if need_scale:
                 grad_scale = scaled * x
             if need_bias:
-                grad_bias = grad_rows[:, d:] * torch.ones_like(x[:, :1])
+                grad_bias = grad_rows[:, d:].contiguous()  # ones · bias: grad · 1, the gradient itself
         if need_y:
-            grad_y = (weights.T @ rows)[:, :d]
+            grad_y = torch.mm(weights.T, rows)[:, :d]
         return grad_x, grad_y, grad_scale, grad_bias
 
 
