@@ -53,7 +53,9 @@ def sigmoid_loss(
     and ``bias`` initialised at −10 (these defaults); both may be 0-dim tensors
     with gradient. The scale and bias are folded into augmented vectors
     [scale·x_i, bias]·[y_j, 1] and the softplus sums run tile by tile with a
-    custom backward that recomputes each tile: O(N × block) memory.
+    custom backward that recomputes each tile: O(N × block) memory. A batch
+    whose logits are one tile and need gradient runs the same arithmetic as one
+    autograd node (:class:`~aligniform.losses.engine.fused.FusedSigmoid`), bitwise equal.
 
     Args:
         x: (N, d) L2-normalised first views (images), N >= 2.
