@@ -9,6 +9,7 @@ from .._validation import _real_number
 from .base import Learn, Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
 from .engine import tiled_softplus_sum
+from .engine.fused import fused_sigmoid
 from .global_batch import Shard, batch_size
 
 
@@ -52,7 +53,9 @@ def sigmoid_loss(
     and ``bias`` initialised at −10 (these defaults); both may be 0-dim tensors
     with gradient. The scale and bias are folded into augmented vectors
     [scale·x_i, bias]·[y_j, 1] and the softplus sums run tile by tile with a
-    custom backward that recomputes each tile: O(N × block) memory.
+    custom backward that recomputes each tile: O(N × block) memory. A batch
+    whose logits are one tile and need gradient runs the same arithmetic as one
+    autograd node (:class:`~aligniform.losses.engine.fused.FusedSigmoid`), bitwise equal.
 
     Args:
         x: (N, d) L2-normalised first views (images), N >= 2.
@@ -80,6 +83,10 @@ def sigmoid_loss(
     scale = check_scale(scale, "scale")
     bias = check_bias(bias)
     x, y, _ = positive_pairs(x, y, None, normalize, shard)
+    if shard is None:
+        fused = fused_sigmoid(x, y, scale, bias)
+        if fused is not None:
+            return fused
     rows = torch.cat([x * scale, torch.ones_like(x[:, :1]) * bias], 1)
     candidates = y if shard is None else shard.gather(y)
     columns = torch.cat([candidates, torch.ones_like(candidates[:, :1])], 1)

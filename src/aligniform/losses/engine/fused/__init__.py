@@ -14,5 +14,6 @@ engine's own test), and no shard or queue is involved; everything else takes the
 
 from .common import one_tile
 from .infonce import FusedInfoNCE, fused_infonce
+from .softplus import FusedSigmoid, fused_sigmoid
 
-__all__ = ["FusedInfoNCE", "fused_infonce", "one_tile"]
+__all__ = ["FusedInfoNCE", "FusedSigmoid", "fused_infonce", "fused_sigmoid", "one_tile"]
