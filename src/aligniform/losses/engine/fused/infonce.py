@@ -20,7 +20,7 @@ class FusedInfoNCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         y: torch.Tensor,
