@@ -14,5 +14,6 @@ engine's own test), and no shard or queue is involved; everything else takes the
 
 from .common import one_tile
 from .infonce import FusedInfoNCE, fused_infonce
+from .uniformity import FusedUniformity, fused_uniformity
 
-__all__ = ["FusedInfoNCE", "fused_infonce", "one_tile"]
+__all__ = ["FusedInfoNCE", "FusedUniformity", "fused_infonce", "fused_uniformity", "one_tile"]
