@@ -47,7 +47,7 @@ class FusedUniformity(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         t: float | torch.Tensor,

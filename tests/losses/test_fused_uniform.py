@@ -1,0 +1,179 @@
+"""The fused one-tile uniformity loss: bitwise the tiled path's value and gradients, and where it applies."""
+
+import math
+
+import pytest
+import torch
+
+import aligniform as af
+import aligniform.losses.uniform as uniform_module
+from aligniform.losses.engine import pair_count, pairwise_logsumexp
+from aligniform.losses.engine.fused import FusedUniformity, fused_uniformity
+from aligniform.losses.engine.fused.uniformity import augmented
+from tests.support.sphere import sphere
+
+SIZES = [2, 3, 7, 64, 256, 300, 1024]
+
+
+def tiled(monkeypatch):
+    """Force the tiled path: the dispatch declines."""
+    monkeypatch.setattr(uniform_module, "fused_uniformity", lambda *args, **kwargs: None)
+
+
+def scale(value, learnable, dtype):
+    return torch.tensor(value, dtype=dtype, requires_grad=True) if learnable else value
+
+
+def loss_and_grads(x0, t_value, learnable, upstream, **kwargs):
+    x = x0.clone().requires_grad_()
+    t = scale(t_value, learnable, x0.dtype)
+    loss = af.uniform_loss(x, t, **kwargs)
+    inputs = [x, t] if learnable else [x]
+    return [loss.detach(), *torch.autograd.grad(loss, inputs, upstream)]
+
+
+def assert_bitwise(fused, reference):
+    assert len(fused) == len(reference)
+    for a, b in zip(fused, reference):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b), float((a - b).abs().max())
+
+
+def used_fused(monkeypatch):
+    calls = []
+
+    def spy(*args, **kwargs):
+        result = fused_uniformity(*args, **kwargs)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(uniform_module, "fused_uniformity", spy)
+    return calls
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("learnable", [False, True])
+@pytest.mark.parametrize("t", [2.0, 0.37])
+def test_fused_uniform_is_bitwise_the_tiled_path(n, dtype, learnable, t, monkeypatch):
+    x = sphere(n, 33 if n > 300 else 128, seed=n, dtype=dtype)
+    upstream = torch.tensor(0.73, dtype=dtype)
+    calls = used_fused(monkeypatch)
+    fused = loss_and_grads(x, t, learnable, upstream)
+    assert calls == [True]
+    tiled(monkeypatch)
+    assert_bitwise(fused, loss_and_grads(x, t, learnable, upstream))
+
+
+@pytest.mark.parametrize("n", [2, 64, 257])
+def test_fused_uniform_t_only_and_one_element_t(n, monkeypatch):
+    # Gradient for t alone (x fixed), t given as a shape-(1,) tensor.
+    x = sphere(n, 16, seed=3, dtype=torch.float32)
+
+    def run():
+        t = torch.tensor([1.5], requires_grad=True)
+        loss = af.uniform_loss(x, t)
+        return [loss.detach(), *torch.autograd.grad(loss, [t], torch.tensor(-2.5))]
+
+    calls = used_fused(monkeypatch)
+    fused = run()
+    assert calls == [True]
+    tiled(monkeypatch)
+    assert_bitwise(fused, run())
+
+
+def test_fused_uniform_two_threads(monkeypatch):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = sphere(256, 128, seed=5, dtype=torch.float32)
+        upstream = torch.tensor(1.3)
+        fused = loss_and_grads(x, 2.0, True, upstream)
+        tiled(monkeypatch)
+        assert_bitwise(fused, loss_and_grads(x, 2.0, True, upstream))
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_demo_objective_gradients_unchanged(learnable, monkeypatch):
+    # The demo's loss: align + the two views' uniformity, on features that share an upstream node. x and y each
+    # receive gradient from align and from uniformity: the fused node's sum must fall where autograd's did.
+    generator = torch.Generator().manual_seed(7)
+    raw = torch.randn(2 * 256, 64, generator=generator)
+    weight = torch.randn(64, 128, generator=generator)
+    objective = af.Objective.parse(f"0.98*align(alpha=2) + 0.96*uniform(t={'learn(2)' if learnable else 2})")
+    learned = list(objective.parameters())
+    assert len(learned) == int(learnable)
+
+    def run():
+        w = weight.clone().requires_grad_()
+        features = torch.nn.functional.normalize(raw @ w, dim=1)
+        x, y = features[:256], features[256:]
+        loss = objective(x, y)
+        inputs = [w, *learned]
+        return [loss.detach(), *torch.autograd.grad(loss, inputs)]
+
+    calls = used_fused(monkeypatch)
+    fused = run()
+    assert calls == [True, True]
+    tiled(monkeypatch)
+    assert_bitwise(fused, run())
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["queue", "no_grad", "block_rows", "unsafe", "t_dtype"],
+)
+def test_fused_uniform_declines_where_the_engine_is_not_one_unshifted_tile(case, monkeypatch):
+    x = sphere(64, 8, seed=1, dtype=torch.float32).requires_grad_()
+    t: float | torch.Tensor = 2.0
+    kwargs = {}
+    if case == "queue":
+        kwargs["queue"] = sphere(5, 8, seed=2, dtype=torch.float32)
+    elif case == "no_grad":
+        x = x.detach()
+    elif case == "block_rows":
+        kwargs["block_rows"] = 63
+    elif case == "unsafe":
+        t = 20.0  # |logit| bound 20 · 3√2 > 60: the engine shifts
+    elif case == "t_dtype":
+        t = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    calls = used_fused(monkeypatch)
+    af.uniform_loss(x, t, **kwargs)
+    assert calls in ([], [False])
+
+
+def test_fused_uniform_block_rows_covering_the_batch_still_fuses(monkeypatch):
+    x = sphere(64, 8, seed=1, dtype=torch.float32)
+    calls = used_fused(monkeypatch)
+    fused = loss_and_grads(x, 2.0, False, torch.tensor(0.5), block_rows=64)
+    assert calls == [True]
+    tiled(monkeypatch)
+    assert_bitwise(fused, loss_and_grads(x, 2.0, False, torch.tensor(0.5), block_rows=64))
+
+
+def test_fused_uniform_matches_pairwise_logsumexp_directly():
+    x0 = sphere(40, 12, seed=9, dtype=torch.float32)
+    log_count = math.log(pair_count(40, 0, True))
+    x, x_ref = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+    fused = fused_uniformity(x, 2.0, log_count)
+    assert fused is not None
+    reference = pairwise_logsumexp(x_ref, 2.0) - log_count
+    assert torch.equal(fused, reference)
+    fused.backward()
+    reference.backward()
+    assert torch.equal(x.grad, x_ref.grad)
+
+
+def test_fused_uniform_gradcheck():
+    x = sphere(9, 5, seed=4).requires_grad_()
+    t = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    log_count = math.log(pair_count(9, 0, True))
+
+    def function(x, t):
+        with torch.no_grad():
+            rows, columns = augmented(x, t)
+        return FusedUniformity.apply(x, t, rows, columns, log_count)
+
+    assert torch.autograd.gradcheck(function, (x, t))
