@@ -173,7 +173,7 @@ def test_fused_uniform_gradcheck():
 
     def function(x, t):
         with torch.no_grad():
-            rows, columns = augmented(x, t)
+            rows, columns, _ = augmented(x, t)
         return FusedUniformity.apply(x, t, rows, columns, log_count)
 
     assert torch.autograd.gradcheck(function, (x, t))

@@ -13,30 +13,52 @@ them. Values and gradients are bitwise those of the tiled path (``tests/losses/t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..logsumexp import _unshifted_is_safe, tile_shape
+from ..logsumexp import UNSHIFTED_LIMIT, _unshifted_is_safe, tile_shape
 
 
-def augmented(x: torch.Tensor, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`~aligniform.losses.engine.as_rows` and :func:`~aligniform.losses.engine.as_columns` of x, bitwise.
+def augmented(x: torch.Tensor, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`~aligniform.losses.engine.as_rows`, :func:`~aligniform.losses.engine.as_columns` and ``||x||²``, bitwise.
 
-    Written into two buffers instead of through two concatenations; each entry is the same single operation.
+    The squared norms are computed once (as_rows and as_columns each compute the same values); each entry of the
+    rows and columns is the same single operation as theirs.
     """
-    n, d = x.shape
     squared = x.pow(2).sum(1, keepdim=True)
-    rows, columns = x.new_empty(n, d + 2), x.new_empty(n, d + 2)
-    torch.mul(x, 2 * t, out=rows[:, :d])
     negative = -t
-    torch.mul(squared, negative, out=rows[:, d : d + 1])
-    rows[:, d + 1].fill_(negative)
-    columns[:, :d] = x
-    columns[:, d].fill_(1.0)
-    columns[:, d + 1 :] = squared
-    return rows, columns
+    tail = negative.expand(x.shape[0], 1) if isinstance(negative, torch.Tensor) else torch.full_like(squared, negative)
+    rows = torch.cat([x * (2 * t), squared * negative, tail], 1)
+    columns = torch.cat([x, torch.ones_like(squared), squared], 1)
+    return rows, columns, squared
+
+
+def unshifted_is_safe(
+    rows: torch.Tensor, columns: torch.Tensor, squared: torch.Tensor, t: float | torch.Tensor
+) -> bool:
+    """The engine's ``_unshifted_is_safe(rows, columns)``, mostly from the largest squared norm alone.
+
+    A row's norm is ``t·sqrt(4s + s² + 1)`` and a column's ``sqrt(s + 1 + s²)`` for its squared norm s, both
+    growing with s, so their product at the largest s is the engine's bound up to rounding: relative
+    ``(d + 10)·eps`` at most, a quarter of the margin used here. Within that margin of the limit the engine's own
+    test decides.
+    """
+    limit = UNSHIFTED_LIMIT.get(rows.dtype)
+    if limit is None:
+        return False
+    margin = 8 * (rows.shape[1] + 10) * torch.finfo(rows.dtype).eps
+    if margin < 1e-2:
+        s = float(squared.amax())
+        scale = abs(float(t.detach()) if isinstance(t, torch.Tensor) else t)
+        bound = scale * math.sqrt((4 * s + s * s + 1) * (s + 1 + s * s))
+        if bound <= limit * (1 - margin):
+            return True
+        if bound >= limit * (1 + margin):
+            return False
+    return _unshifted_is_safe(rows, columns)
 
 
 class FusedUniformity(torch.autograd.Function):
@@ -57,48 +79,50 @@ class FusedUniformity(torch.autograd.Function):
     ) -> torch.Tensor:
         # The engine's "upper" tile: rows 0..n-1 against columns 1..n-1, pair (i, j) kept where j > i. Its mask
         # (-inf below the diagonal, then exp) gives +0 there, as triu_ does after the exp.
-        logits = rows @ columns[1:].T
+        candidates = columns[1:]
+        logits = rows @ candidates.T
         exp = logits.clamp_max_(0.0).exp_().triu_(0)
         row_out = exp.sum(1).log_()
         lse = row_out[:-1]  # the last row has no pair
         total = torch.logsumexp(lse, 0)
         tensor_t = [t] if isinstance(t, torch.Tensor) else []
-        ctx.save_for_backward(x, rows, columns, exp, row_out, total, *tensor_t)
+        ctx.save_for_backward(x, rows, columns, candidates, exp, row_out, total, *tensor_t)
         ctx.t = None if tensor_t else t
         return total - log_count
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, rows, columns, exp, row_out, total, *rest = ctx.saved_tensors
+        x, rows, columns, candidates, exp, row_out, total, *rest = ctx.saved_tensors
         t = rest[0] if rest else ctx.t
         need_x, need_t = ctx.needs_input_grad[:2]
         n, d = x.shape
         # logsumexp's backward, then the slice's (0 for the last row), then the engine's softmax scale.
         lse = row_out[:-1]
-        lse_grad = grad.unsqueeze(0) * (lse - total.unsqueeze(0)).exp()
-        scale = row_out.new_zeros(n)
-        torch.mul(lse_grad, torch.exp(-lse), out=scale[:-1])
-        scale = scale[:, None]
+        lse_grad = grad * (lse - total).exp()
+        scale = row_out.new_zeros(n, 1)
+        torch.mul(lse_grad, torch.exp(-lse), out=scale[:-1, 0])
         # The engine's one-tile backward: grad rows = a ⊙ (E c) (added to zeros), grad columns[1:] += Eᵀ (a ⊙ r).
-        rows_grad = (scale * (exp @ columns[1:])).add_(0.0)
+        rows_grad = torch.mul(scale, exp @ candidates).add_(0.0)
+        rows_x, rows_squared, rows_tail = rows_grad.split([d, 1, 1], 1)
         grad_x = grad_t = None
         two_t, negative = 2 * t, -t
         if need_x:
-            columns_grad = torch.zeros_like(columns)
+            columns_grad = torch.zeros_like(rows)
             columns_grad[1:].addmm_(exp.T, scale * rows)
+            columns_x, _, columns_squared = columns_grad.split([d, 1, 1], 1)
             # The four paths into x, in the order autograd's engine adds them: the columns' x block, the columns'
             # squared norms (pow's backward is grad · (2 · x¹)), the rows' squared norms, the rows' 2t·x.
             twice = 2.0 * x
-            grad_x = columns_grad[:, :d] + columns_grad[:, d + 1 :] * twice
-            grad_x += (rows_grad[:, d : d + 1] * negative) * twice
-            grad_x += rows_grad[:, :d] * two_t
+            grad_x = torch.mul(columns_squared, twice).add_(columns_x)
+            grad_x += twice.mul_(rows_squared * negative)
+            grad_x += torch.mul(rows_x, two_t, out=twice)
         if need_t:
             # t's three paths, each a product's reduced gradient through its negation or doubling, in the
             # engine's order: the -t column, the -t||x||² column, the 2t·x block.
-            grad_t = -rows_grad[:, d + 1 :].contiguous().sum()
-            grad_t = grad_t + -(rows_grad[:, d : d + 1] * columns[:, d + 1 :]).sum()
-            grad_t = grad_t + (rows_grad[:, :d] * x).sum() * 2
+            grad_t = -rows_tail.contiguous().sum()
+            grad_t = grad_t + -(rows_squared * columns[:, d + 1 :]).sum()
+            grad_t = grad_t + (rows_x * x).sum() * 2
         return grad_x, grad_t, None, None, None
 
 
@@ -123,10 +147,10 @@ def fused_uniformity(
     if tile_rows < n or tile_columns < n - 1:
         return None
     with torch.no_grad():
-        rows, columns = augmented(x, t)
-        if not _unshifted_is_safe(rows, columns):
+        rows, columns, squared = augmented(x, t)
+        if not unshifted_is_safe(rows, columns, squared, t):
             return None
     return FusedUniformity.apply(x, t, rows, columns, log_count)
 
 
-__all__ = ["FusedUniformity", "augmented", "fused_uniformity"]
+__all__ = ["FusedUniformity", "augmented", "fused_uniformity", "unshifted_is_safe"]
