@@ -9,7 +9,8 @@ import aligniform as af
 import aligniform.losses.uniform as uniform_module
 from aligniform.losses.engine import pair_count, pairwise_logsumexp
 from aligniform.losses.engine.fused import FusedUniformity, fused_uniformity
-from aligniform.losses.engine.fused.uniformity import augmented
+from aligniform.losses.engine.fused.uniformity import augmented, unshifted_is_safe
+from aligniform.losses.engine.logsumexp import _unshifted_is_safe
 from tests.support.sphere import sphere
 
 SIZES = [2, 3, 7, 64, 256, 300, 1024]
@@ -177,3 +178,23 @@ def test_fused_uniform_gradcheck():
         return FusedUniformity.apply(x, t, rows, columns, log_count)
 
     assert torch.autograd.gradcheck(function, (x, t))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("radius", [1.0, 0.5, 1.7])
+def test_safety_test_agrees_with_the_engine_near_its_limit(dtype, radius):
+    # The bound from the largest squared norm decides exactly as the engine's norms do, also within rounding of
+    # the limit (where it defers to the engine's test).
+    x = radius * sphere(50, 7, seed=2, dtype=dtype)
+    x[3] *= 1.01  # one longest row
+    rows, columns, squared = augmented(x, 1.0)
+    base = float(torch.linalg.vector_norm(rows, dim=1).amax() * torch.linalg.vector_norm(columns, dim=1).amax())
+    limit = 60.0 if dtype == torch.float32 else 600.0
+    critical = limit / base
+    candidates = [critical * (1 + k * 1e-7) for k in range(-40, 41)] + [critical * (1 + k * 1e-3) for k in (-5, 5)]
+    for t in candidates:
+        rows, columns, squared = augmented(x, t)
+        assert unshifted_is_safe(rows, columns, squared, t) == _unshifted_is_safe(rows, columns), t
+        t_tensor = torch.tensor(t, dtype=dtype)
+        rows, columns, squared = augmented(x, t_tensor)
+        assert unshifted_is_safe(rows, columns, squared, t_tensor) == _unshifted_is_safe(rows, columns), t
