@@ -1,4 +1,4 @@
-"""The fused one-tile uniformity loss: bitwise the tiled path's value and gradients, and where it applies."""
+"""The fused uniformity and Simple losses: bitwise the tiled path's values and gradients; where they apply."""
 
 import math
 
@@ -6,12 +6,14 @@ import pytest
 import torch
 
 import aligniform as af
+import aligniform.losses.simple as simple_module
 import aligniform.losses.uniform as uniform_module
 from aligniform.losses.engine import pair_count, pairwise_logsumexp
 from aligniform.losses.engine.fused import FusedUniformity, fused_uniformity
+from aligniform.losses.engine.fused.pairs import FusedSimple, fused_simple
 from aligniform.losses.engine.fused.uniformity import augmented, unshifted_is_safe
 from aligniform.losses.engine.logsumexp import _unshifted_is_safe
-from tests.support.sphere import sphere
+from tests.support.sphere import positive_pairs, sphere
 
 SIZES = [2, 3, 7, 64, 256, 300, 1024]
 
@@ -198,3 +200,85 @@ def test_safety_test_agrees_with_the_engine_near_its_limit(dtype, radius):
         t_tensor = torch.tensor(t, dtype=dtype)
         rows, columns, squared = augmented(x, t_tensor)
         assert unshifted_is_safe(rows, columns, squared, t_tensor) == _unshifted_is_safe(rows, columns), t
+
+
+# The Simple loss (Wang & Liu): the symmetric in-batch form as one fused node.
+
+
+def simple_tiled(monkeypatch):
+    monkeypatch.setattr(simple_module, "fused_simple", lambda *args, **kwargs: None)
+
+
+def simple_spy(monkeypatch):
+    calls = []
+
+    def spy(*args, **kwargs):
+        result = fused_simple(*args, **kwargs)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(simple_module, "fused_simple", spy)
+    return calls
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("lam", [0.01, 0.37])
+@pytest.mark.parametrize("needs", ["both", "x", "y"])
+def test_fused_simple_is_bitwise_the_graph(n, dtype, lam, needs, monkeypatch):
+    x0, y0 = positive_pairs(n, 64, seed=n, dtype=dtype)
+    upstream = torch.tensor(-1.9, dtype=dtype)
+
+    def run():
+        x, y = x0.clone().requires_grad_(needs != "y"), y0.clone().requires_grad_(needs != "x")
+        loss = af.simple_loss(x, y, lam)
+        inputs = [v for v in (x, y) if v.requires_grad]
+        return [loss.detach(), *torch.autograd.grad(loss, inputs, upstream)]
+
+    calls = simple_spy(monkeypatch)
+    fused = run()
+    assert calls == [True]
+    simple_tiled(monkeypatch)
+    assert_bitwise(fused, run())
+
+
+def test_fused_simple_shared_upstream(monkeypatch):
+    # x and y from one encoder, with another loss on the same features: the fused node's sums fall where
+    # autograd's did.
+    generator = torch.Generator().manual_seed(11)
+    raw = torch.randn(2 * 256, 32, generator=generator)
+    weight = torch.randn(32, 128, generator=generator)
+
+    def run():
+        w = weight.clone().requires_grad_()
+        features = torch.nn.functional.normalize(raw @ w, dim=1)
+        x, y = features[:256], features[256:]
+        loss = af.align_loss(x, y) + 0.5 * af.simple_loss(x, y, 0.05)
+        return [loss.detach(), *torch.autograd.grad(loss, [w])]
+
+    calls = simple_spy(monkeypatch)
+    fused = run()
+    assert calls == [True]
+    simple_tiled(monkeypatch)
+    assert_bitwise(fused, run())
+
+
+@pytest.mark.parametrize("case", ["queue", "hard", "one_direction", "no_grad"])
+def test_fused_simple_declines_off_the_symmetric_in_batch_form(case, monkeypatch):
+    x, y = positive_pairs(32, 8, seed=1, dtype=torch.float32)
+    x.requires_grad_(case != "no_grad")
+    kwargs: dict = {}
+    if case == "queue":
+        kwargs["queue"] = sphere(5, 8, seed=2, dtype=torch.float32)
+    elif case == "hard":
+        kwargs["hard_alpha"] = 0.5
+    elif case == "one_direction":
+        kwargs["symmetric"] = False
+    calls = simple_spy(monkeypatch)
+    af.simple_loss(x, y, 0.1, **kwargs)
+    assert calls in ([], [False])
+
+
+def test_fused_simple_gradcheck():
+    x, y = positive_pairs(6, 4, seed=3)
+    assert torch.autograd.gradcheck(lambda a, b: FusedSimple.apply(a, b, 0.3), (x.requires_grad_(), y.requires_grad_()))
