@@ -51,8 +51,10 @@ def unshifted_is_safe(
         return False
     margin = 8 * (rows.shape[1] + 10) * torch.finfo(rows.dtype).eps
     if margin < 1e-2:
-        s = float(squared.amax())
-        scale = abs(float(t.detach()) if isinstance(t, torch.Tensor) else t)
+        if isinstance(t, torch.Tensor):  # one device sync for both numbers
+            s, scale = torch.stack([squared.amax(), t.detach().abs()]).tolist()
+        else:
+            s, scale = float(squared.amax()), abs(t)
         bound = scale * math.sqrt((4 * s + s * s + 1) * (s + 1 + s * s))
         if bound <= limit * (1 - margin):
             return True
