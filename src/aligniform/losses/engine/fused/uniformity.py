@@ -43,8 +43,8 @@ def unshifted_is_safe(
 
     A row's norm is ``t·sqrt(4s + s² + 1)`` and a column's ``sqrt(s + 1 + s²)`` for its squared norm s, both
     growing with s, so their product at the largest s is the engine's bound up to rounding: relative
-    ``(d + 10)·eps`` at most, a quarter of the margin used here. Within that margin of the limit the engine's own
-    test decides.
+    ``(d + 10)·eps`` at most (each norm sums d + 2 rounded squares), an eighth of the margin used here. Within that
+    margin of the limit the engine's own test decides (and for very wide features, always).
     """
     limit = UNSHIFTED_LIMIT.get(rows.dtype)
     if limit is None:
