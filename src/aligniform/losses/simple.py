@@ -9,6 +9,7 @@ from .._validation import check_fraction, check_positive
 from .base import Loss
 from .candidates import directions, negatives_per_anchor, positive_pairs, resolve_batch_negatives
 from .engine import hardest_logsumexp, kept_negatives
+from .engine.fused.pairs import fused_simple
 from .global_batch import Shard, batch_size, mean_terms
 
 
@@ -60,6 +61,11 @@ def simple_loss(
     total = negatives_per_anchor(batch_size(x, shard), queue, batch_negatives)
     kept = total if hard_alpha is None else kept_negatives(hard_alpha, total)
     queue_sum = None if queue is None else queue.sum(0)
+    if kept >= total and batch_negatives and queue is None and shard is None and symmetric:
+        # The plain symmetric in-batch loss: one fused node, bitwise the graph below's value and gradients.
+        fused = fused_simple(x, y, lam)
+        if fused is not None:
+            return fused
     offset = 0 if shard is None else shard.start
     if kept >= total and batch_negatives:
         # Σ_j of each view over the global batch: one all-reduce of both sums.

@@ -11,6 +11,7 @@ from .._validation import check_features, check_optional_positive_int, check_que
 from .base import Loss
 from .candidates import check_scale, scale_argument, scale_value
 from .engine import as_columns, as_rows, balanced_pairs_logsumexp, pair_count, pairwise_logsumexp, tiled_logsumexp
+from .engine.fused import fused_uniformity
 from .global_batch import Shard, batch_size, checked_inputs
 
 
@@ -70,6 +71,11 @@ def uniform_loss(
     count = pair_count(batch_size(x, shard), 0 if queue is None else queue.shape[0], intra_batch)
     if shard is not None:
         return _sharded_pair_logsumexp(x, t, queue, intra_batch, shard) - math.log(count)
+    if queue is None:
+        # A batch whose pairs are one tile: one fused node, bitwise the tiled path's value and gradients.
+        fused = fused_uniformity(x, t, math.log(count), block_rows)
+        if fused is not None:
+            return fused
     return pairwise_logsumexp(x, t, queue, intra_batch, block_rows) - math.log(count)
 
 

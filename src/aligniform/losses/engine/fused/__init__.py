@@ -14,6 +14,18 @@ engine's own test), and no shard or queue is involved; everything else takes the
 
 from .common import one_tile
 from .infonce import FusedInfoNCE, fused_infonce
+from .pairs import FusedSimple, fused_simple
 from .softplus import FusedSigmoid, fused_sigmoid
+from .uniformity import FusedUniformity, fused_uniformity
 
-__all__ = ["FusedInfoNCE", "FusedSigmoid", "fused_infonce", "fused_sigmoid", "one_tile"]
+__all__ = [
+    "FusedInfoNCE",
+    "FusedSigmoid",
+    "FusedSimple",
+    "FusedUniformity",
+    "fused_infonce",
+    "fused_sigmoid",
+    "fused_simple",
+    "fused_uniformity",
+    "one_tile",
+]
