@@ -11,7 +11,7 @@ import aligniform.losses.uniform as uniform_module
 from aligniform.losses.engine import pair_count, pairwise_logsumexp
 from aligniform.losses.engine.fused import FusedUniformity, fused_uniformity
 from aligniform.losses.engine.fused.pairs import FusedSimple, fused_simple
-from aligniform.losses.engine.fused.uniformity import augmented, unshifted_is_safe
+from aligniform.losses.engine.fused.uniformity import augmented, safe_from_squared_norms
 from aligniform.losses.engine.logsumexp import _unshifted_is_safe
 from tests.support.sphere import positive_pairs, sphere
 
@@ -196,10 +196,10 @@ def test_safety_test_agrees_with_the_engine_near_its_limit(dtype, radius):
     candidates = [critical * (1 + k * 1e-7) for k in range(-40, 41)] + [critical * (1 + k * 1e-3) for k in (-5, 5)]
     for t in candidates:
         rows, columns, squared = augmented(x, t)
-        assert unshifted_is_safe(rows, columns, squared, t) == _unshifted_is_safe(rows, columns), t
+        assert safe_from_squared_norms(rows, columns, squared, t) == _unshifted_is_safe(rows, columns), t
         t_tensor = torch.tensor(t, dtype=dtype)
         rows, columns, squared = augmented(x, t_tensor)
-        assert unshifted_is_safe(rows, columns, squared, t_tensor) == _unshifted_is_safe(rows, columns), t
+        assert safe_from_squared_norms(rows, columns, squared, t_tensor) == _unshifted_is_safe(rows, columns), t
 
 
 # The Simple loss (Wang & Liu): the symmetric in-batch form as one fused node.

@@ -4,8 +4,9 @@ A run folder (see :class:`aligniform.train.Trainer`) holds ``config.yaml`` (the
 config it was trained with) and, once :func:`aligniform.train.run` has
 evaluated it, ``results.json``. Two configs *match* when every option agrees
 except those that do not change what is trained: the output folder, the
-device, the progress display and how often the run monitored held-out metrics (:data:`IGNORED_OPTIONS`). Matching compares
-options, not code: after changing a model's code, use a new output folder.
+device, the progress display and how often the run monitored held-out
+metrics (:data:`IGNORED_OPTIONS`). Matching compares options, not code:
+after changing a model's code, use a new output folder.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def augmented(x: torch.Tensor, t: float | torch.Tensor) -> tuple[torch.Tensor, t
     return rows, columns, squared
 
 
-def unshifted_is_safe(
+def safe_from_squared_norms(
     rows: torch.Tensor, columns: torch.Tensor, squared: torch.Tensor, t: float | torch.Tensor
 ) -> bool:
     """The engine's ``_unshifted_is_safe(rows, columns)``, mostly from the largest squared norm alone.
@@ -150,9 +150,9 @@ def fused_uniformity(
         return None
     with torch.no_grad():
         rows, columns, squared = augmented(x, t)
-        if not unshifted_is_safe(rows, columns, squared, t):
+        if not safe_from_squared_norms(rows, columns, squared, t):
             return None
     return FusedUniformity.apply(x, t, rows, columns, log_count)
 
 
-__all__ = ["FusedUniformity", "augmented", "fused_uniformity", "unshifted_is_safe"]
+__all__ = ["FusedUniformity", "augmented", "fused_uniformity", "safe_from_squared_norms"]
