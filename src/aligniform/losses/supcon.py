@@ -8,6 +8,7 @@ from .._numerics import full_precision
 from .._validation import ArrayLike, check_labels
 from .base import Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .engine.fused import fused_supcon
 from .global_batch import Shard, checked_inputs, mean_terms
 from .other_views import other_views_logsumexp
 
@@ -101,6 +102,10 @@ def supervised_contrastive_loss(
     # Σ_{p∈P(a)} z_aᵀz_p = z_aᵀ(S_label(a) − z_a); every anchor has at least its other view.
     positive_sum = (z * class_sums[anchor_class]).sum(1) - (z * z).sum(1)
     positive_count = (counts[anchor_class] - 1).to(z.dtype)
+    if queue is None and shard is None:
+        fused = fused_supcon(x, y, tau, index, anchor_class, positive_count, len(classes))
+        if fused is not None:  # one tile: the same arithmetic as here, as one autograd node
+            return fused
     lse = other_views_logsumexp(x, y, tau, queue, positive=True, shard=shard)
     return mean_terms(lse - positive_sum / (positive_count * tau), shard)
 

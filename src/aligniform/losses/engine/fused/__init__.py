@@ -14,5 +14,27 @@ engine's own test), and no shard or queue is involved; everything else takes the
 
 from .common import one_tile
 from .infonce import FusedInfoNCE, fused_infonce
+from .views import (
+    FusedDecoupled,
+    FusedNTXent,
+    FusedOtherViews,
+    FusedSupCon,
+    fused_decoupled,
+    fused_nt_xent,
+    fused_other_views,
+    fused_supcon,
+)
 
-__all__ = ["FusedInfoNCE", "fused_infonce", "one_tile"]
+__all__ = [
+    "FusedDecoupled",
+    "FusedInfoNCE",
+    "FusedNTXent",
+    "FusedOtherViews",
+    "FusedSupCon",
+    "fused_decoupled",
+    "fused_infonce",
+    "fused_nt_xent",
+    "fused_other_views",
+    "fused_supcon",
+    "one_tile",
+]
