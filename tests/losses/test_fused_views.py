@@ -56,8 +56,9 @@ def _run(
     tau = 1 / scale.exp() if learnable else 0.2
     value = loss(a, b, tau)
     (value * 1.7).backward()  # an upstream gradient other than 1
-    grads = (a.grad, b.grad) + ((scale.grad,) if learnable else ())
-    return (value.detach(), *grads)
+    grads = [a.grad, b.grad] + ([scale.grad] if learnable else [])
+    assert all(grad is not None for grad in grads)
+    return (value.detach(), *(grad for grad in grads if grad is not None))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])

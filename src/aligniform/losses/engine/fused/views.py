@@ -1,4 +1,4 @@
-"""The losses over the 2N views of a batch (NT-Xent, SupCon, DCL, the debiased loss's log-sum-exps), fused: see :mod:`..fused`.
+"""The losses over the 2N views (NT-Xent, SupCon, DCL, the debiased loss's log-sum-exps) fused: see :mod:`..fused`.
 
 Each engine call these losses make at one tile is redone here with the same operations on the same shapes: the
 cross block x/τ · yᵀ (the engine's whole-matrix branch), and the same-view triangles (mask ``"upper"``: the engine's
@@ -93,7 +93,7 @@ class FusedNTXent(torch.autograd.Function):
     """:func:`~aligniform.losses.nt_xent_loss` at one tile: ``anchors = z / tau`` and ``z = [x; y]`` given."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor, z: torch.Tensor, anchors: torch.Tensor
     ) -> torch.Tensor:
         n = x.shape[0]
@@ -161,8 +161,8 @@ class _Views(NamedTuple):
 
     @staticmethod
     def from_tensors(saved: list[torch.Tensor]) -> _Views:
-        blocks = [_Block(*saved[3 * i : 3 * i + 3], start=0 if i == 0 else 1) for i in range(3)]
-        return _Views(*blocks, *saved[9:13])
+        cross, same_x, same_y = (_Block(saved[i], saved[i + 1], saved[i + 2], 0 if i == 0 else 1) for i in (0, 3, 6))
+        return _Views(cross, same_x, same_y, saved[9], saved[10], saved[11], saved[12])
 
 
 def _views(
@@ -254,7 +254,7 @@ class FusedOtherViews(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         y: torch.Tensor,
@@ -274,7 +274,9 @@ class FusedOtherViews(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor, grad_floor: torch.Tensor | None = None) -> tuple[torch.Tensor | None, ...]:
+    def backward(
+        ctx: Any, grad: torch.Tensor, grad_floor: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | None, ...]:
         x, y, x_anchors, y_anchors, *saved = ctx.saved_tensors
         need_tau = ctx.needs_input_grad[2]
         tau_parts: list[torch.Tensor] = []
@@ -291,7 +293,7 @@ class FusedOtherViews(torch.autograd.Function):
 def fused_other_views(
     x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor, positive: bool, floor_offset: float | None = None
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
-    """The other views' log-sum-exps (and the clipping value) through :class:`FusedOtherViews` at one tile, else None."""
+    """The other views' log-sum-exps (and the clipping value) via :class:`FusedOtherViews` at one tile, else None."""
     anchors = _views_inputs(x, y, tau)
     return None if anchors is None else FusedOtherViews.apply(x, y, tau, *anchors, positive, floor_offset)
 
@@ -300,7 +302,7 @@ class FusedDecoupled(torch.autograd.Function):
     """DCL (unweighted, no queue or shard) at one tile: ``mean(LSE over the negatives − (x_iᵀy_i / τ))``."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         y: torch.Tensor,
@@ -349,7 +351,7 @@ class FusedSupCon(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         y: torch.Tensor,
