@@ -11,13 +11,13 @@ import torch.nn.functional as F
 
 from aligniform.losses import contrastive, debiased, decoupled, supcon
 from aligniform.losses.engine.fused import (
+    FusedDebiased,
     FusedDecoupled,
     FusedNTXent,
-    FusedOtherViews,
     FusedSupCon,
+    fused_debiased,
     fused_decoupled,
     fused_nt_xent,
-    fused_other_views,
     fused_supcon,
 )
 
@@ -37,7 +37,14 @@ CASES: list[Case] = [
     ("nt_xent", contrastive, "fused_nt_xent", lambda x, y, tau: contrastive.nt_xent_loss(x, y, tau)),
     ("supcon", supcon, "fused_supcon", _supcon),
     ("decoupled", decoupled, "fused_decoupled", lambda x, y, tau: decoupled.decoupled_contrastive_loss(x, y, tau)),
-    ("debiased", debiased, "fused_other_views", lambda x, y, tau: debiased.debiased_contrastive_loss(x, y, tau, 0.1)),
+    ("debiased", debiased, "fused_debiased", lambda x, y, tau: debiased.debiased_contrastive_loss(x, y, tau, 0.1)),
+    # A large class prior: most anchors' corrected sums are not positive, some are clipped at the floor.
+    (
+        "debiased_clipped",
+        debiased,
+        "fused_debiased",
+        lambda x, y, tau: debiased.debiased_contrastive_loss(x, y, tau, 0.6),
+    ),
 ]
 
 
@@ -150,16 +157,9 @@ def test_gradcheck_supcon() -> None:
     _views_gradcheck(lambda *args: FusedSupCon.apply(*args, index, anchor_class, count, classes))
 
 
-@pytest.mark.parametrize("positive", [True, False])
-def test_gradcheck_other_views(positive: bool) -> None:
-    weights = torch.linspace(0.5, 1.5, 10, dtype=torch.float64)
-
-    def with_floor(*args: torch.Tensor) -> torch.Tensor:
-        lse, floor = FusedOtherViews.apply(*args, positive, 3.0)
-        return (lse * weights).sum() + (floor * weights.flip(0)).sum()
-
-    _views_gradcheck(lambda *args: (FusedOtherViews.apply(*args, positive, None) * weights).sum())
-    _views_gradcheck(with_floor)
+def test_gradcheck_debiased() -> None:
+    # Offsets that put some anchors on each side of the clipping and of log(1 − e^δ)'s two branches.
+    _views_gradcheck(lambda *args: FusedDebiased.apply(*args, 1.0, 0.5, -0.1))
 
 
 def test_dispatch_declines() -> None:
@@ -169,7 +169,7 @@ def test_dispatch_declines() -> None:
     assert fused_decoupled(x, y, 0.2) is None
     a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
     assert fused_nt_xent(a, b, 0.01) is None  # |logit| up to 100 > 60: the engine shifts
-    assert fused_other_views(a, b, 0.01, positive=False) is None
+    assert fused_debiased(a, b, 0.01, 0.1) is None
     index, anchor_class, count, classes = _labels(8)
     assert fused_supcon(a, b, 0.01, index, anchor_class, count.float(), classes) is None
     big = F.normalize(torch.randn(4097, 4), dim=1).requires_grad_()

@@ -10,7 +10,7 @@ from .._numerics import full_precision, is_finite_number
 from .._validation import _real_number
 from .base import Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
-from .engine.fused import fused_other_views
+from .engine.fused import fused_debiased
 from .global_batch import Shard, batch_size, mean_terms
 from .other_views import other_views_logsumexp
 
@@ -95,28 +95,20 @@ def debiased_contrastive_loss(
     tau_plus = _check_class_prior(tau_plus)
     beta = _check_beta(beta)
     x, y, queue = positive_pairs(x, y, queue, normalize, shard)
+    if beta == 0 and queue is None and shard is None:
+        fused = fused_debiased(x, y, tau, tau_plus)  # one tile: the same arithmetic as below, as one autograd node
+        if fused is not None:
+            return fused
     negatives = 2 * batch_size(x, shard) - 2 + (0 if queue is None else queue.shape[0])
     positive = ((x * y).sum(1) / tau).repeat(2)
-    fused_floor = None
     if beta == 0:
-        # One tile: other_views_logsumexp's arithmetic as one autograd node, with the clipping value below (made
-        # after it) for a tensor tau, so that tau's gradients add up in the same order (bitwise the same).
-        fused = None
-        if queue is None and shard is None:
-            offset = math.log(negatives) if isinstance(tau, torch.Tensor) else None
-            fused = fused_other_views(x, y, tau, positive=False, floor_offset=offset)
-        if fused is None:
-            negative = other_views_logsumexp(x, y, tau, queue, positive=False, shard=shard)
-        elif isinstance(fused, tuple):
-            negative, fused_floor = fused
-        else:
-            negative = fused
+        negative = other_views_logsumexp(x, y, tau, queue, positive=False, shard=shard)
     else:
         weighted = other_views_logsumexp(x, y, tau / (1 + beta), queue, positive=False, shard=shard)
         weights = other_views_logsumexp(x, y, tau / beta, queue, positive=False, shard=shard)
         negative = weighted - weights + math.log(negatives)
     # log of the clipping value M·e^{−1/τ}, and of the corrected sum where it exceeds 0.
-    floor = torch.zeros_like(positive) + (math.log(negatives) - 1 / tau) if fused_floor is None else fused_floor
+    floor = torch.zeros_like(positive) + (math.log(negatives) - 1 / tau)
     delta = math.log(tau_plus * negatives) + positive - negative
     valid = delta < 0
     corrected = negative + _log1mexp(torch.where(valid, delta, torch.full_like(delta, -1.0))) - math.log1p(-tau_plus)

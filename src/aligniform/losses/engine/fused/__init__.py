@@ -15,13 +15,13 @@ engine's own test), and no shard or queue is involved; everything else takes the
 from .common import one_tile
 from .infonce import FusedInfoNCE, fused_infonce
 from .views import (
+    FusedDebiased,
     FusedDecoupled,
     FusedNTXent,
-    FusedOtherViews,
     FusedSupCon,
+    fused_debiased,
     fused_decoupled,
     fused_nt_xent,
-    fused_other_views,
     fused_supcon,
 )
 
@@ -29,12 +29,12 @@ __all__ = [
     "FusedDecoupled",
     "FusedInfoNCE",
     "FusedNTXent",
-    "FusedOtherViews",
+    "FusedDebiased",
     "FusedSupCon",
     "fused_decoupled",
     "fused_infonce",
     "fused_nt_xent",
-    "fused_other_views",
+    "fused_debiased",
     "fused_supcon",
     "one_tile",
 ]

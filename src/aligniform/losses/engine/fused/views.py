@@ -11,6 +11,7 @@ which is what makes a tensor's gradient of three or more contributions bitwise t
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -244,13 +245,10 @@ def _views_inputs(
     return x_anchors, y_anchors
 
 
-class FusedOtherViews(torch.autograd.Function):
-    """``other_views_logsumexp(x, y, tau, positive=...)`` (no queue, no shard) at one tile, as one node.
+class FusedDebiased(torch.autograd.Function):
+    """The debiased loss (``beta = 0``, no queue or shard) at one tile, every operation of its tiled path in order.
 
-    Bitwise in a loss only where every other use of x, y and tau made after this call is made here too (autograd
-    adds those gradients before this node's, the earlier uses' after): so in the debiased loss, with its clipping
-    value ``zeros(2N) + (floor_offset − 1 / tau)`` for a tensor tau (a second output), not in SupCon's or DCL's,
-    which have their own Functions.
+    ``floor_offset`` is log M, ``delta_offset`` log(τ⁺·M) and ``prior_offset`` log(1 − τ⁺) (M = 2N − 2).
     """
 
     @staticmethod
@@ -261,41 +259,88 @@ class FusedOtherViews(torch.autograd.Function):
         tau: float | torch.Tensor,
         x_anchors: torch.Tensor,
         y_anchors: torch.Tensor,
-        positive: bool,
-        floor_offset: float | None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        views = _views(x, y, x_anchors, y_anchors, positive)
-        ctx.save_for_backward(x, y, x_anchors, y_anchors, *views.tensors())
+        floor_offset: float,
+        delta_offset: float,
+        prior_offset: float,
+    ) -> torch.Tensor:
+        similarity = (x * y).sum(1)
+        positive = (similarity / tau).repeat(2)
+        views = _views(x, y, x_anchors, y_anchors, positive=False)
+        negative = torch.cat([views.lse_x, views.lse_y])
+        floor = torch.zeros_like(positive) + (floor_offset - 1 / tau)
+        delta = delta_offset + positive - negative
+        valid = delta < 0
+        delta = torch.where(valid, delta, torch.full_like(delta, -1.0))
+        # log(1 − e^δ), both branches as debiased._log1mexp computes them.
+        near = delta > -math.log(2)
+        expm1, exp = torch.expm1(delta), torch.exp(delta)
+        near_log, far_log = torch.log(-expm1), torch.log1p(-exp)
+        corrected = negative + torch.where(near, near_log, far_log) - prior_offset
+        log_g = torch.where(valid, torch.maximum(corrected, floor), floor)
+        loss = (torch.logaddexp(positive, log_g) - positive).mean()
+        ctx.save_for_backward(
+            x, y, x_anchors, y_anchors, similarity, positive, floor, valid, near, expm1, exp, corrected, log_g,
+            *views.tensors(),
+        )  # fmt: skip
         ctx.tau = tau
-        lse = torch.cat([views.lse_x, views.lse_y])
-        if floor_offset is None:
-            return lse
-        return lse, torch.zeros_like(lse) + (floor_offset - 1 / tau)
+        return loss
 
     @staticmethod
     @once_differentiable
-    def backward(
-        ctx: Any, grad: torch.Tensor, grad_floor: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor | None, ...]:
-        x, y, x_anchors, y_anchors, *saved = ctx.saved_tensors
-        need_tau = ctx.needs_input_grad[2]
-        tau_parts: list[torch.Tensor] = []
-        if grad_floor is not None and need_tau:
-            # zeros + (c − reciprocal(tau) · 1): add (reduced to the 0-dim tensor), rsub, mul, reciprocal.
-            reciprocal = ctx.tau.reciprocal()
-            tau_parts.append(-((-grad_floor.sum()) * 1) * (reciprocal * reciprocal))
-        grad_x, grad_y, views_tau = _views_backward(
-            _Views.from_tensors(saved), x, y, ctx.tau, x_anchors, y_anchors, grad, *ctx.needs_input_grad[:3]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, y, x_anchors, y_anchors, similarity, positive, floor, valid, near, expm1, exp, corrected, log_g, *saved = (
+            ctx.saved_tensors
         )
-        return grad_x, grad_y, _in_order(tau_parts + views_tau), None, None, None, None
+        need_x, need_y, need_tau = ctx.needs_input_grad[:3]
+        n = x.shape[0]
+        term_grad = grad.expand(2 * n) / (2 * n)
+        # logaddexp(positive, log_g) − positive, then log_g = where(valid, maximum(corrected, floor), floor).
+        log_g_grad = term_grad / (1 + torch.exp(positive - log_g))
+        positive_grad = -term_grad + term_grad / (1 + torch.exp(log_g - positive))
+        maximum_grad = torch.where(valid, log_g_grad, 0.0)
+        floor_grad = torch.where(valid, 0.0, log_g_grad)
+        corrected_grad = torch.where(corrected == floor, maximum_grad / 2, maximum_grad).masked_fill_(
+            corrected < floor, 0
+        )
+        floor_grad = floor_grad + torch.where(corrected == floor, maximum_grad / 2, maximum_grad).masked_fill_(
+            corrected > floor, 0
+        )
+        tau_parts: list[torch.Tensor] = []
+        if need_tau:
+            # zeros + (log M − reciprocal(tau) · 1), made after the views: its tau gradient comes first.
+            reciprocal = ctx.tau.reciprocal()
+            tau_parts.append(-((-floor_grad.sum()) * 1) * (reciprocal * reciprocal))
+        # corrected = negative + where(near, log(−expm1(δ)), log1p(−exp(δ))) − log(1 − τ⁺); δ = where(valid, ...).
+        near_grad = torch.where(near, corrected_grad, 0.0)
+        far_grad = torch.where(near, 0.0, corrected_grad)
+        delta_grad = (-(far_grad / (-exp + 1))) * exp + (-(near_grad / -expm1)) * (expm1 + 1)
+        delta_grad = torch.where(valid, delta_grad, 0.0)
+        # δ = log(τ⁺M) + positive − negative.
+        grad_x, grad_y, views_tau = _views_backward(
+            _Views.from_tensors(saved), x, y, ctx.tau, x_anchors, y_anchors, corrected_grad + -delta_grad, need_x,
+            need_y, need_tau,
+        )  # fmt: skip
+        positive_grad = positive_grad + delta_grad
+        # positive = ((x * y).sum(1) / tau).repeat(2), made before the views: its gradients come last.
+        similarity_grad, tau_positive = division_backward(
+            positive_grad.view(2, n).sum(0), similarity, ctx.tau, need_x or need_y, need_tau
+        )
+        grad_tau = _in_order(tau_parts + views_tau + ([] if tau_positive is None else [tau_positive]))
+        if similarity_grad is not None:
+            expanded = similarity_grad[:, None].expand(n, x.shape[1])
+            grad_x = grad_x + expanded * y if grad_x is not None else None
+            grad_y = grad_y + expanded * x if grad_y is not None else None
+        return grad_x, grad_y, grad_tau, None, None, None, None, None
 
 
-def fused_other_views(
-    x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor, positive: bool, floor_offset: float | None = None
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
-    """The other views' log-sum-exps (and the clipping value) via :class:`FusedOtherViews` at one tile, else None."""
+def fused_debiased(x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor, tau_plus: float) -> torch.Tensor | None:
+    """The debiased loss (``beta = 0``) through :class:`FusedDebiased` at one unshifted tile per call, else None."""
     anchors = _views_inputs(x, y, tau)
-    return None if anchors is None else FusedOtherViews.apply(x, y, tau, *anchors, positive, floor_offset)
+    if anchors is None:
+        return None
+    negatives = 2 * x.shape[0] - 2
+    offsets = math.log(negatives), math.log(tau_plus * negatives), math.log1p(-tau_plus)
+    return FusedDebiased.apply(x, y, tau, *anchors, *offsets)
 
 
 class FusedDecoupled(torch.autograd.Function):
