@@ -48,16 +48,17 @@ def _block_backward(
     block: _Block,
     rows: torch.Tensor,
     columns: torch.Tensor,
-    grad_rows: torch.Tensor,
-    grad_columns: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
     need_rows: bool,
     need_columns: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The engine's backward of one call: G = E ⊙ (a 1ᵀ + 1 bᵀ), then grad rows = G c and grad columns = Gᵀ r."""
+    """The engine's backward of one call from its softmax scales ``a = g · exp(-row LSE)`` and ``b`` (columns').
+
+    G = E ⊙ (a 1ᵀ + 1 bᵀ), then grad rows = G c and grad columns = Gᵀ r.
+    """
     if not (need_rows or need_columns):
         return None, None
-    a = softmax_scale(grad_rows, block.rows)
-    b = softmax_scale(grad_columns, block.columns)
     start = block.start
     weights = torch.mul(block.exp, a[:, None]).addcmul_(block.exp, b[start:, None].T)
     rows_grad = torch.zeros_like(rows).addmm_(weights, columns[start:]) if need_rows else None
@@ -117,7 +118,8 @@ class FusedNTXent(torch.autograd.Function):
         block = _Block(exp, rows, columns, 1)
         rows_grad = term_grad / (1 + torch.exp(columns - rows))
         columns_grad = term_grad / (1 + torch.exp(rows - columns))
-        grad_anchors, grad_z = _block_backward(block, anchors, z, rows_grad, columns_grad, True, need_x or need_y)
+        a, b = softmax_scale(rows_grad, rows), softmax_scale(columns_grad, columns)
+        grad_anchors, grad_z = _block_backward(block, anchors, z, a, b, True, need_x or need_y)
         assert grad_anchors is not None
         expanded = positive_grad[:, None].expand(n, y.shape[1])
         grad_anchors[:n] += expanded * y  # anchors[:n] * y, through the slice
@@ -151,19 +153,17 @@ class _Views(NamedTuple):
     cross: _Block
     same_x: _Block
     same_y: _Block
-    stacked_x: torch.Tensor
-    stacked_y: torch.Tensor
-    lse_x: torch.Tensor
-    lse_y: torch.Tensor
+    parts: torch.Tensor  # (2, 3, N): x's [cross rows, x·x rows, x·x columns], then y's [cross columns, y·y ...]
+    lse: torch.Tensor  # (2N,): x's then y's
 
     def tensors(self) -> list[torch.Tensor]:
         blocks = [self.cross, self.same_x, self.same_y]
-        return [t for b in blocks for t in b[:3]] + [self.stacked_x, self.stacked_y, self.lse_x, self.lse_y]
+        return [t for b in blocks for t in b[:3]] + [self.parts, self.lse]
 
     @staticmethod
     def from_tensors(saved: list[torch.Tensor]) -> _Views:
         cross, same_x, same_y = (_Block(saved[i], saved[i + 1], saved[i + 2], 0 if i == 0 else 1) for i in (0, 3, 6))
-        return _Views(cross, same_x, same_y, saved[9], saved[10], saved[11], saved[12])
+        return _Views(cross, same_x, same_y, saved[9], saved[10])
 
 
 def _views(
@@ -174,11 +174,10 @@ def _views(
     same_x = _block(x_anchors, x, "upper")
     same_y = _block(y_anchors, y, "upper")
     # combine_logsumexp's torch.where are identities here: at one unshifted tile every anchor has a finite part.
-    stacked_x = torch.stack([cross.rows, same_x.rows, same_x.columns])
-    stacked_y = torch.stack([cross.columns, same_y.rows, same_y.columns])
-    return _Views(
-        cross, same_x, same_y, stacked_x, stacked_y, torch.logsumexp(stacked_x, 0), torch.logsumexp(stacked_y, 0)
-    )
+    # Its stacks are the two halves of one tensor, so that backward can treat all six parts in one pass.
+    parts = torch.stack([cross.rows, same_x.rows, same_x.columns, cross.columns, same_y.rows, same_y.columns])
+    parts = parts.view(2, 3, x.shape[0])
+    return _Views(cross, same_x, same_y, parts, torch.cat([torch.logsumexp(parts[0], 0), torch.logsumexp(parts[1], 0)]))
 
 
 def _views_backward(
@@ -195,9 +194,11 @@ def _views_backward(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
     """Gradients of x and y (summed in autograd's order) and tau's parts (in that order) from the log-sum-exps'."""
     n = x.shape[0]
-    # logsumexp's backward: grad · exp(part − result), per stacked part.
-    x_parts = (grad[:n][None] * (views.stacked_x - views.lse_x[None]).exp()).unbind(0)
-    y_parts = (grad[n:][None] * (views.stacked_y - views.lse_y[None]).exp()).unbind(0)
+    # logsumexp's backward, grad · exp(part − result), then each engine call's softmax scales (as softmax_scale,
+    # for all six parts at once: the operations are elementwise).
+    parts_grad = grad.view(2, 1, n) * (views.parts - views.lse.view(2, 1, n)).exp()
+    scales = torch.where(views.parts != -math.inf, parts_grad * torch.exp(-views.parts), 0.0)
+    x_parts, y_parts = scales[0], scales[1]
     need_x_anchors, need_y_anchors = need_x or need_tau, need_y or need_tau
     # Autograd runs the later engine calls first: y·y, x·x, then x·y.
     y_anchors_grad, y_same = _block_backward(views.same_y, y_anchors, y, y_parts[1], y_parts[2], need_y_anchors, need_y)
@@ -266,7 +267,7 @@ class FusedDebiased(torch.autograd.Function):
         similarity = (x * y).sum(1)
         positive = (similarity / tau).repeat(2)
         views = _views(x, y, x_anchors, y_anchors, positive=False)
-        negative = torch.cat([views.lse_x, views.lse_y])
+        negative = views.lse
         floor = torch.zeros_like(positive) + (floor_offset - 1 / tau)
         delta = delta_offset + positive - negative
         valid = delta < 0
@@ -357,7 +358,7 @@ class FusedDecoupled(torch.autograd.Function):
     ) -> torch.Tensor:
         similarity = (x * y).sum(1)
         views = _views(x, y, x_anchors, y_anchors, positive=False)
-        lse = torch.cat([views.lse_x, views.lse_y])
+        lse = views.lse
         ctx.save_for_backward(x, y, x_anchors, y_anchors, similarity, *views.tensors())
         ctx.tau = tau
         return (lse - (similarity / tau).repeat(2)).mean()
@@ -413,7 +414,7 @@ class FusedSupCon(torch.autograd.Function):
         gathered = class_sums[anchor_class]
         positive_sum = (z * gathered).sum(1) - (z * z).sum(1)
         views = _views(x, y, x_anchors, y_anchors, positive=True)
-        lse = torch.cat([views.lse_x, views.lse_y])
+        lse = views.lse
         scale = positive_count * tau
         ctx.save_for_backward(
             x, y, x_anchors, y_anchors, z, gathered, positive_sum, scale, positive_count, index, anchor_class,
