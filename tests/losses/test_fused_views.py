@@ -108,6 +108,26 @@ def test_fused_is_bitwise_the_tiled_path(
         assert torch.equal(got, want), (got - want).abs().max()
 
 
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("wanted", ["x", "y", "tau"])
+def test_fused_with_some_inputs_fixed(case: Case, wanted: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only x, only y or only the temperature requires grad: the same gradient as the tiled path's."""
+    _, module, dispatch, loss = case
+    x, y = _inputs(64, torch.float64, seed=1)
+
+    def run() -> torch.Tensor:
+        a, b = x.clone().requires_grad_(wanted == "x"), y.clone().requires_grad_(wanted == "y")
+        scale = torch.tensor(2.0, dtype=x.dtype, requires_grad=wanted == "tau")
+        leaf = {"x": a, "y": b, "tau": scale}[wanted]
+        (loss(a, b, 1 / scale.exp()) * 0.3).backward()
+        assert leaf.grad is not None
+        return leaf.grad
+
+    fused = run()
+    monkeypatch.setattr(module, dispatch, lambda *args, **kwargs: None)
+    assert torch.equal(fused, run())
+
+
 def _double(n: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x, y = _inputs(n, torch.float64, seed=3)
     scale = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
@@ -175,3 +195,5 @@ def test_dispatch_declines() -> None:
     big = F.normalize(torch.randn(4097, 4), dim=1).requires_grad_()
     assert fused_nt_xent(big, big, 0.5) is None  # 2N columns over BLOCK_COLUMNS: more than one tile
     assert fused_decoupled(a, b, 0.2) is not None
+    with torch.no_grad():
+        assert fused_decoupled(a, b, 0.2) is None  # no backward can come

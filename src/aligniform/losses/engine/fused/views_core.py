@@ -88,7 +88,8 @@ def _safe(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> bool:
 
 
 def _wants_grad(*tensors: float | torch.Tensor) -> bool:
-    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+    """Whether a backward can come: grad mode on and some input requiring grad."""
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
 
 
 # NT-Xent: z = [x; y], the upper triangle of z zᵀ/τ, each anchor's row and column parts joined by logaddexp.
@@ -177,7 +178,10 @@ def _views(
     # all six parts in one pass too.
     parts = torch.stack([cross.rows, same_x.rows, same_x.columns, cross.columns, same_y.rows, same_y.columns])
     parts = parts.log_().view(2, 3, x.shape[0])
-    lse = torch.cat([torch.logsumexp(parts[0], 0), torch.logsumexp(parts[1], 0)])
+    # torch.logsumexp(parts[i], 0) for both halves at once, written out as ATen computes it.
+    peak = parts.amax(1, keepdim=True)
+    peak.masked_fill_(peak.abs() == math.inf, 0)
+    lse = (parts - peak).exp_().sum(1).log_().add_(peak.squeeze(1)).view(-1)
     return _Views([cross.exp, same_x.exp, same_y.exp], parts, lse)
 
 
@@ -211,19 +215,20 @@ def _views_backward(
     x_cross_anchors, y_cross = _block_backward(
         views.exps[0], 0, x_anchors, y, x_parts[0], y_parts[0], need_x_anchors, need_y
     )
+    # The sums in place (the same additions in the same order, into tensors made here, without new ones).
     grad_x = grad_y = None
     tau_parts: list[torch.Tensor] = []
     if y_anchors_grad is not None:
         y_divided, tau_y = division_backward(y_anchors_grad, y, tau, need_y, need_tau)
         if need_y:
             assert y_same is not None and y_cross is not None and y_divided is not None
-            grad_y = y_same + y_cross + y_divided
+            grad_y = y_same.add_(y_cross).add_(y_divided)
         tau_parts += [] if tau_y is None else [tau_y]
     if x_same_anchors is not None and x_cross_anchors is not None:
-        x_divided, tau_x = division_backward(x_same_anchors + x_cross_anchors, x, tau, need_x, need_tau)
+        x_divided, tau_x = division_backward(x_same_anchors.add_(x_cross_anchors), x, tau, need_x, need_tau)
         if need_x:
             assert x_same is not None and x_divided is not None
-            grad_x = x_same + x_divided
+            grad_x = x_same.add_(x_divided)
         tau_parts += [] if tau_x is None else [tau_x]
     return grad_x, grad_y, tau_parts
 
