@@ -15,6 +15,7 @@ from .candidates import (
     scale_value,
 )
 from .engine import balanced_pairs_logsumexp, tiled_logsumexp
+from .engine.fused import fused_nt_xent
 from .global_batch import Shard
 
 
@@ -116,6 +117,9 @@ def nt_xent_loss(
     x, y, _ = positive_pairs(x, y, None, normalize, shard)
     if shard is not None:
         return _sharded_nt_xent(x, y, tau, shard)
+    fused = fused_nt_xent(x, y, tau)  # one tile: the same arithmetic as below, as one autograd node
+    if fused is not None:
+        return fused
     z = torch.cat([x, y])
     anchors = z / tau
     rows, columns = tiled_logsumexp(anchors, z, column_lse=True, mask="upper")

@@ -10,6 +10,7 @@ from .._numerics import full_precision, is_finite_number
 from .._validation import _real_number
 from .base import Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .engine.fused import fused_debiased
 from .global_batch import Shard, batch_size, mean_terms
 from .other_views import other_views_logsumexp
 
@@ -94,6 +95,10 @@ def debiased_contrastive_loss(
     tau_plus = _check_class_prior(tau_plus)
     beta = _check_beta(beta)
     x, y, queue = positive_pairs(x, y, queue, normalize, shard)
+    if beta == 0 and queue is None and shard is None:
+        fused = fused_debiased(x, y, tau, tau_plus)  # one tile: the same arithmetic as below, as one autograd node
+        if fused is not None:
+            return fused
     negatives = 2 * batch_size(x, shard) - 2 + (0 if queue is None else queue.shape[0])
     positive = ((x * y).sum(1) / tau).repeat(2)
     if beta == 0:

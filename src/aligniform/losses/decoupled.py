@@ -8,6 +8,7 @@ from .._numerics import full_precision
 from .._validation import check_positive
 from .base import Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .engine.fused import fused_decoupled
 from .global_batch import Shard, batch_size, mean_terms
 from .other_views import other_views_logsumexp
 
@@ -76,6 +77,10 @@ def decoupled_contrastive_loss(
     if not isinstance(weighted, bool):
         raise ValueError(f"`weighted` must be true or false, got {weighted!r}")
     x, y, queue = positive_pairs(x, y, queue, normalize, shard)
+    if not weighted and queue is None and shard is None:
+        fused = fused_decoupled(x, y, tau)  # one tile: the same arithmetic as below, as one autograd node
+        if fused is not None:
+            return fused
     similarity = (x * y).sum(1)
     if weighted:
         # The weights' softmax runs over the whole (global) batch's positives.

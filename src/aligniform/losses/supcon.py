@@ -8,6 +8,7 @@ from .._numerics import full_precision
 from .._validation import ArrayLike, check_labels
 from .base import Loss
 from .candidates import check_scale, positive_pairs, scale_argument, scale_value
+from .engine.fused import fused_supcon
 from .global_batch import Shard, checked_inputs, mean_terms
 from .other_views import other_views_logsumexp
 
@@ -86,21 +87,27 @@ def supervised_contrastive_loss(
         return own, _labels_on(queue_labels, queue.shape[0], "queue_labels", x.device)
 
     own_labels, queue_classes = checked_inputs(shard, check)
-    # The members of the classes: every view of the (global) batch, then the queue rows.
-    views = torch.cat([x, y]) if shard is None else torch.cat([shard.gather(x), shard.gather(y)])
+    # The members of the classes: every view of the (global) batch, then the queue rows. Their labels first (no
+    # gradient), so that a one-tile batch can go to the fused node before any differentiable operation is made.
     view_labels = own_labels if shard is None else shard.gather(own_labels)
-    members, member_labels = views, view_labels.repeat(2)
+    member_labels = view_labels.repeat(2)
     if queue is not None:
         assert queue_classes is not None
-        members, member_labels = torch.cat([views, queue]), torch.cat([member_labels, queue_classes])
+        member_labels = torch.cat([member_labels, queue_classes])
     classes, index = torch.unique(member_labels, return_inverse=True)
-    class_sums = members.new_zeros(len(classes), members.shape[1]).index_add(0, index, members)
     counts = torch.bincount(index, minlength=len(classes))
-    z = torch.cat([x, y])  # this process's anchors
     anchor_class = torch.searchsorted(classes, own_labels).repeat(2)
+    positive_count = (counts[anchor_class] - 1).to(x.dtype)
+    if queue is None and shard is None:
+        fused = fused_supcon(x, y, tau, index, anchor_class, positive_count, len(classes))
+        if fused is not None:  # one tile: the same arithmetic as below, as one autograd node
+            return fused
+    views = torch.cat([x, y]) if shard is None else torch.cat([shard.gather(x), shard.gather(y)])
+    members = views if queue is None else torch.cat([views, queue])
+    class_sums = members.new_zeros(len(classes), members.shape[1]).index_add(0, index, members)
+    z = torch.cat([x, y])  # this process's anchors
     # Σ_{p∈P(a)} z_aᵀz_p = z_aᵀ(S_label(a) − z_a); every anchor has at least its other view.
     positive_sum = (z * class_sums[anchor_class]).sum(1) - (z * z).sum(1)
-    positive_count = (counts[anchor_class] - 1).to(z.dtype)
     lse = other_views_logsumexp(x, y, tau, queue, positive=True, shard=shard)
     return mean_terms(lse - positive_sum / (positive_count * tau), shard)
 

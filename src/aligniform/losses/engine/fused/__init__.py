@@ -17,15 +17,33 @@ from .infonce import FusedInfoNCE, fused_infonce
 from .pairs import FusedSimple, fused_simple
 from .softplus import FusedSigmoid, fused_sigmoid
 from .uniformity import FusedUniformity, fused_uniformity
+from .views import (
+    FusedDebiased,
+    FusedDecoupled,
+    FusedNTXent,
+    FusedSupCon,
+    fused_debiased,
+    fused_decoupled,
+    fused_nt_xent,
+    fused_supcon,
+)
 
 __all__ = [
+    "FusedDebiased",
+    "FusedDecoupled",
     "FusedInfoNCE",
+    "FusedNTXent",
     "FusedSigmoid",
     "FusedSimple",
+    "FusedSupCon",
     "FusedUniformity",
+    "fused_debiased",
+    "fused_decoupled",
     "fused_infonce",
+    "fused_nt_xent",
     "fused_sigmoid",
     "fused_simple",
+    "fused_supcon",
     "fused_uniformity",
     "one_tile",
 ]
