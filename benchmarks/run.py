@@ -13,8 +13,9 @@ of each per round (and one ``torch.exp`` over an N x N matrix, for the floor). E
 ours / plain and ours / GEMM; a row reports their medians over the rounds, so a load change during the run hits
 numerator and denominator alike. Timings on a shared machine vary by ±30 %; the ratios are what compare.py checks.
 
-A row per (loss, N, threads): ``ratio_to_plain`` (ours / plain time: below 1 is faster), ``gemm_equivalents``
-(ours / GEMM), ``floor_gemm_equivalents`` (what the loss must do, counted as ``forms.py`` states),
+A row per (loss, N, threads): ``ratio_to_plain`` (ours / plain time: below 1 is faster; the public call, input
+checks on), ``unchecked_ratio_to_plain`` (the same with the value checks off, as the ``Trainer`` calls it),
+``gemm_equivalents`` (ours / GEMM), ``floor_gemm_equivalents`` (what the loss must do, counted as ``forms.py`` states),
 ``peak_mib`` and ``plain_peak_mib`` (peak extra memory of one forward + backward, measured once per N in a fresh
 process: the resident set sampled every 5 ms with ``MALLOC_MMAP_THRESHOLD_`` set so that freed blocks leave it, or
 the CUDA allocator's peak; at N = 256 a step is too short for the sampler to be more than a lower bound), and with
@@ -40,6 +41,7 @@ from types import ModuleType
 
 import torch
 
+import aligniform as af
 import bench_training
 from bench_losses import PeakMemory, synchronize, timed_samples
 from forms import LOSSES, LossForm, batch, forward_backward
@@ -126,8 +128,14 @@ def time_one(
     similarities = x @ y.T
     scratch = torch.empty_like(similarities)
     ours = forward_backward(form.ours, *inputs)
+
+    def unchecked() -> None:
+        with af.input_checks(False):  # as the Trainer calls the losses after its first steps
+            ours()
+
     fns: dict[str, Callable[[], object]] = {
         "ours": ours,
+        "unchecked": unchecked,
         "plain": forward_backward(form.plain, *inputs),
         "gemm": lambda: x @ y.T,
         "exp": lambda: torch.exp(similarities, out=scratch),
@@ -143,6 +151,7 @@ def time_one(
     exp_per_gemm = paired_median(samples["exp"], samples["gemm"])
     columns = {
         "ratio_to_plain": paired_median(samples["ours"], samples["plain"]),
+        "unchecked_ratio_to_plain": paired_median(samples["unchecked"], samples["plain"]),
         "gemm_equivalents": paired_median(samples["ours"], samples["gemm"]),
         "floor_gemm_equivalents": form.floor_gemms + form.floor_exp_passes * exp_per_gemm,
         "floor_gemms": form.floor_gemms,
@@ -160,6 +169,7 @@ def time_one(
 def _row_line(row: dict) -> str:
     line = (
         f"  {row['loss']:<23} N={row['n']:<5} threads={row['threads']}  ours/plain {row['ratio_to_plain']:6.3f}  "
+        f"(unchecked {row['unchecked_ratio_to_plain']:6.3f})  "
         f"GEMMs {row['gemm_equivalents']:7.2f} (floor {row['floor_gemm_equivalents']:5.2f})  {row['ms']:8.1f} ms"
     )
     if "untiled_ratio" in row:
