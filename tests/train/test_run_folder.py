@@ -172,7 +172,16 @@ def test_resume_works_from_the_checkpoint_alone_and_records_each_change(finished
 
 
 def test_the_resumable_options_are_the_documented_ones():
-    assert set(RESUMABLE_OPTIONS) == {"epochs", "progress", "device", "data_dir", "download", "out"}
+    assert set(RESUMABLE_OPTIONS) == {"epochs", "progress", "device", "data_dir", "download", "out", "validate_every"}
+
+
+def test_a_resume_may_monitor_less_often(tmp_path):
+    out = tmp_path / "run"
+    assert train(out, epochs=1) == 0
+    assert train(out, "--resume", "--validate-every", "2", epochs=4) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert ["knn_acc" in record for record in records] == [True, True, False, True]
+    assert "validate_every" in (out / "history.yaml").read_text()
 
 
 def test_extending_a_cosine_schedule_applies_the_new_schedule(tmp_path):

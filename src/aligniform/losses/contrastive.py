@@ -46,7 +46,9 @@ def contrastive_loss(
 
     Same-view rows (x_j for anchor x_i) are never negatives here; that is
     :func:`nt_xent_loss`. Computed exactly, tile by tile, in O(N × block) memory
-    forward and backward; the two directions come from the same tiles.
+    forward and backward; the two directions come from the same tiles. A batch
+    whose logits are one tile (no queue or shard) runs as one fused autograd
+    node with the same arithmetic, bitwise (:mod:`aligniform.losses.engine.fused`).
 
     Args:
         x: (N, d) L2-normalised features of the first views (MoCo: queries).
