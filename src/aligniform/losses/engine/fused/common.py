@@ -20,6 +20,14 @@ def one_tile(n_rows: int, n_columns: int) -> bool:
     return n_rows <= rows and n_columns <= columns
 
 
+def wants_grad(*inputs: float | torch.Tensor) -> bool:
+    """Whether a backward can come: grad mode on and some input a tensor that requires grad.
+
+    Without one the fused forms decline: the tiled path gives the same values and keeps nothing for a backward.
+    """
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs)
+
+
 def unshifted_is_safe(rows: Callable[[], torch.Tensor], columns: torch.Tensor, bound: float | None = None) -> bool:
     """The engine's unshifted-exp test of ``rows()`` against ``columns``, skipped when ``bound`` settles it.
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from .common import checked_norm, division_backward, one_tile, unshifted_is_safe
+from .common import checked_norm, division_backward, one_tile, unshifted_is_safe, wants_grad
 
 
 class FusedInfoNCE(torch.autograd.Function):
@@ -84,7 +84,7 @@ def fused_infonce(
 
     ``unit_rows``: x and y passed the unit-norm input checks (then a moderate temperature needs no norm pass).
     """
-    if not (x.requires_grad or y.requires_grad or (isinstance(tau, torch.Tensor) and tau.requires_grad)):
+    if not wants_grad(x, y, tau):
         return None
     if not one_tile(x.shape[0], y.shape[0]):
         return None

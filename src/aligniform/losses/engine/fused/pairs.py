@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from .common import wants_grad
+
 
 class FusedSimple(torch.autograd.Function):
     """``mean(cat([lam·(x @ Σy - p) - p, lam·(y @ Σx - p) - p]))`` with ``p = (x * y).sum(1)``."""
@@ -61,6 +63,6 @@ class FusedSimple(torch.autograd.Function):
 
 def fused_simple(x: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor | None:
     """The symmetric in-batch Simple loss through :class:`FusedSimple` when some input needs gradient, else None."""
-    if not torch.is_grad_enabled() or not (x.requires_grad or y.requires_grad):
+    if not wants_grad(x, y):
         return None
     return FusedSimple.apply(x, y, lam)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from ..softplus import _SOFTPLUS_THRESHOLD
-from .common import one_tile
+from .common import one_tile, wants_grad
 
 
 def _augmented(x: torch.Tensor, scale: float | torch.Tensor, bias: float | torch.Tensor) -> torch.Tensor:
@@ -86,8 +86,7 @@ def fused_sigmoid(
     """SigLIP's in-batch loss through :class:`FusedSigmoid` when its logits are one tile and need grad, else None."""
     if not one_tile(x.shape[0], y.shape[0]):
         return None
-    tensors = (x, y, scale, bias)
-    if not any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+    if not wants_grad(x, y, scale, bias):
         return None
     loss: torch.Tensor = FusedSigmoid.apply(x, y, scale, bias)
     return loss

@@ -20,6 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..logsumexp import UNSHIFTED_LIMIT, _unshifted_is_safe, tile_shape
+from .common import wants_grad
 
 
 def augmented(x: torch.Tensor, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -138,10 +139,7 @@ def fused_uniformity(
     must share x's dtype and device (otherwise its mixed-type arithmetic is left to the tiled path).
     """
     n = x.shape[0]
-    if n < 2 or not torch.is_grad_enabled():
-        return None
-    t_grad = isinstance(t, torch.Tensor) and t.requires_grad
-    if not (x.requires_grad or t_grad):
+    if n < 2 or not wants_grad(x, t):
         return None
     if isinstance(t, torch.Tensor) and (t.dtype != x.dtype or t.device != x.device or t.dim() != 0):
         return None

@@ -19,7 +19,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..logsumexp import UNSHIFTED_LIMIT
-from .common import division_backward, one_tile, softmax_scale
+from .common import division_backward, one_tile, softmax_scale, wants_grad
 
 
 class _Block(NamedTuple):
@@ -87,11 +87,6 @@ def _safe(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> bool:
     return all(float(largest(rows) * largest(columns)) <= limit for rows, columns in pairs)
 
 
-def _wants_grad(*tensors: float | torch.Tensor) -> bool:
-    """Whether a backward can come: grad mode on and some input requiring grad."""
-    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
-
-
 # NT-Xent: z = [x; y], the upper triangle of z zᵀ/τ, each anchor's row and column parts joined by logaddexp.
 
 
@@ -139,7 +134,7 @@ class FusedNTXent(torch.autograd.Function):
 def fused_nt_xent(x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor) -> torch.Tensor | None:
     """NT-Xent through :class:`FusedNTXent` when the tiled path would be one unshifted tile, else None."""
     points = 2 * x.shape[0]
-    if not one_tile(points, points) or not _wants_grad(x, y, tau):
+    if not one_tile(points, points) or not wants_grad(x, y, tau):
         return None
     with torch.no_grad():
         z = torch.cat([x, y])
@@ -247,7 +242,7 @@ def _views_inputs(
     x: torch.Tensor, y: torch.Tensor, tau: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(x / tau, y / tau) when every engine call of the views would be one unshifted tile with a gradient, else None."""
-    if not one_tile(x.shape[0], y.shape[0]) or x.shape[0] < 2 or not _wants_grad(x, y, tau):
+    if not one_tile(x.shape[0], y.shape[0]) or x.shape[0] < 2 or not wants_grad(x, y, tau):
         return None
     with torch.no_grad():
         x_anchors, y_anchors = x / tau, y / tau
