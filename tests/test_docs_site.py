@@ -5,6 +5,7 @@
 
 import importlib.util
 import logging
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -95,3 +96,31 @@ def test_sphinx_roles_are_dropped_from_rendered_docstrings():
     )
     short = "<li>as in :func:<code>~aligniform.integrations.common.hypersphere_metrics</code></li>"
     assert hooks.on_page_content(short, None, None, None) == "<li>as in <code>hypersphere_metrics</code></li>"
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors `mkdocs build` gives a page: its headings as the toc extension slugifies them, outside fences."""
+    from markdown.extensions.toc import slugify, unique
+
+    anchors: set[str] = set()
+    fenced = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            title = re.sub(r"\s*\{[^}]*\}\s*$", "", line.lstrip("#").strip())
+            title = re.sub(r"`|\*\*|\[([^\]]*)\]\([^)]*\)", r"\1", title)  # as rendered: code, bold, link text
+            unique(slugify(title, "-"), anchors)  # a repeated heading gets _1, _2, ... as on the site
+    return anchors
+
+
+def test_every_link_to_a_section_finds_its_heading():
+    # `make docs` catches these too, but only after the whole test run; a renamed heading should fail here.
+    pages = [ROOT / "README.md", ROOT / "REPRODUCTION.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*\.md)#([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            linked = (page.parent / target).resolve()
+            if linked.is_file() and anchor not in heading_anchors(linked):
+                broken.append(f"{page.relative_to(ROOT)}: {target}#{anchor}")
+    assert not broken, "no such heading (run `make docs` for the site's own check): " + ", ".join(broken)
