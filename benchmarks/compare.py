@@ -13,6 +13,9 @@ compared, only ratios measured within one process (timings on a shared machine v
 * the training loop's ``ratio`` (loop / bare step) and ``loop_ratio`` (``Trainer.fit`` / a bare loop), higher is
   better, regress when new < baseline / (1 + tolerance).
 
+Both files' ``meta.allocator`` (run.py's ``--allocator``; a file without it was measured with glibc as is) should
+match: with page faults charged per call the small-N ratios differ by up to 0.3, so a mismatch is reported first.
+
 Exit status: 0 when nothing regressed (also when the baseline holds no rows yet), 1 when something did.
 """
 
@@ -56,6 +59,12 @@ def regressed(metric: str, new: float, old: float, tolerance: float, memory_slac
 def compare(new: dict, baseline: dict, tolerance: float, memory_slack_mib: float) -> tuple[list[str], int]:
     """The printed lines and the number of regressions of ``new`` against ``baseline``."""
     lines, regressions = [], 0
+    allocators = [side.get("meta", {}).get("allocator", "default") for side in (baseline, new)]
+    if allocators[0].split()[0] != allocators[1].split()[0]:
+        lines.append(
+            f"allocators differ: baseline {allocators[0]!r}, new {allocators[1]!r}; small-N ratios are not comparable "
+            f"(rerun with `run.py --allocator {allocators[0].split()[0]}`)"
+        )
     old_rows = {_key(row): row for row in baseline.get("rows", [])}
     new_rows = {_key(row): row for row in new.get("rows", [])}
     pairs: list[tuple[str, dict, dict, tuple[str, ...]]] = [

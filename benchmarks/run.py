@@ -12,6 +12,10 @@ forward + backward, its plain form's and one N x N GEMM (``x @ y.T``) run interl
 of each per round (and one ``torch.exp`` over an N x N matrix, for the floor). Each round gives the ratios
 ours / plain and ours / GEMM; a row reports their medians over the rounds, so a load change during the run hits
 numerator and denominator alike. Timings on a shared machine vary by ±30 %; the ratios are what compare.py checks.
+On the CPU the timing runs with a steady allocator (``--allocator steady``, the default: glibc keeps freed blocks up
+to 32 MiB instead of mapping fresh pages per call, see ``bench_losses.steady_allocator``), so that a row's ratio does
+not depend on which losses ran before it; ``--allocator default`` measures glibc as it is.
+``meta.allocator`` says which.
 
 A row per (loss, N, threads): ``ratio_to_plain`` (ours / plain time: below 1 is faster; the public call, input
 checks on), ``unchecked_ratio_to_plain`` (the same with the value checks off, as the ``Trainer`` calls it),
@@ -43,7 +47,7 @@ import torch
 
 import aligniform as af
 import bench_training
-from bench_losses import PeakMemory, synchronize, timed_samples
+from bench_losses import PeakMemory, steady_allocator, synchronize, timed_samples
 from forms import LOSSES, LossForm, batch, forward_backward
 
 HERE = Path(__file__).resolve().parent
@@ -240,7 +244,11 @@ def run(args: argparse.Namespace) -> dict:
     preset = QUICK if args.quick else FULL
     ns, threads, repeats = args.n or preset["n"], args.threads or preset["threads"], args.repeats or preset["repeats"]
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {device}, N {ns}, threads {threads}, {repeats} rounds", flush=True)
+    allocator = steady_allocator() if args.allocator == "steady" else "default"
+    print(
+        f"torch {torch.__version__}, {device}, N {ns}, threads {threads}, {repeats} rounds, allocator {allocator}",
+        flush=True,
+    )
     rows = time_rows(args.losses, ns, threads, repeats, args.dim, device, args.untiled)
     if not args.no_memory:
         peaks = measure_memory(args.losses, ns, args.dim, device)
@@ -260,6 +268,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "quick": args.quick,
         "repeats": repeats,
+        "allocator": allocator,
     }
     return {"meta": meta, "rows": rows, "training": training}
 
@@ -289,6 +298,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:1 ...)")
     parser.add_argument("--untiled", action="store_true", help="also time the engine with one tile")
+    parser.add_argument(
+        "--allocator",
+        choices=["steady", "default"],
+        default="steady",
+        help="steady (default): freed CPU blocks up to 32 MiB stay in the process, so no call pays fresh page "
+        "faults and the ratios do not depend on what ran before (bench_losses.steady_allocator); default: glibc as is",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     parser.add_argument("--no-training", action="store_true", help="skip the training-loop ratio")
     parser.add_argument("--memory-worker", action="store_true", help=argparse.SUPPRESS)
