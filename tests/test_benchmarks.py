@@ -145,6 +145,15 @@ def test_the_steady_allocator_gives_a_repeated_block_no_fresh_pages():
     assert int(faults) < 100
 
 
+def test_the_minimal_prototypes_compute_the_losses(bench, single_thread):
+    # bench_minimal.py's non-bitwise forms: right values and gradients (float64, against the plain forms), and timed.
+    minimal = importlib.import_module("bench_minimal")
+    for loss in minimal.FORMS:
+        assert minimal.check_minimal(loss) < 1e-10, loss
+        ratios = minimal.time_forms(loss, n=16, rounds=1, calls=1)
+        assert set(ratios) == {"ours", "plain", "minimal"} and ratios["plain"] == 1.0
+
+
 def test_the_gpu_suite_runs_every_test_that_skips_without_cuda(bench):
     gpu_suite = importlib.import_module("gpu_suite")
     listed = {entry.split("::")[0] for entry in gpu_suite.CUDA_TESTS}
