@@ -33,7 +33,8 @@ from typing import Any
 import torch
 
 import aligniform as af
-from bench_losses import TAU, plain_contrastive, plain_uniform, steady_allocator
+from allocator import steady_allocator
+from bench_losses import TAU, plain_contrastive, plain_uniform
 
 UNIFORM_T = 2.0
 

@@ -13,7 +13,7 @@ of each per round (and one ``torch.exp`` over an N x N matrix, for the floor). E
 ours / plain and ours / GEMM; a row reports their medians over the rounds, so a load change during the run hits
 numerator and denominator alike. Timings on a shared machine vary by ±30 %; the ratios are what compare.py checks.
 On the CPU the timing runs with a steady allocator (``--allocator steady``, the default: glibc keeps freed blocks up
-to 32 MiB instead of mapping fresh pages per call, see ``bench_losses.steady_allocator``), so that a row's ratio does
+to 32 MiB instead of mapping fresh pages per call, see ``allocator.steady_allocator``), so that a row's ratio does
 not depend on which losses ran before it; ``--allocator default`` measures glibc as it is.
 ``meta.allocator`` says which.
 
@@ -47,7 +47,8 @@ import torch
 
 import aligniform as af
 import bench_training
-from bench_losses import PeakMemory, steady_allocator, synchronize, timed_samples
+from allocator import steady_allocator
+from bench_losses import PeakMemory, synchronize, timed_samples
 from forms import LOSSES, LossForm, batch, forward_backward
 
 HERE = Path(__file__).resolve().parent
@@ -303,7 +304,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["steady", "default"],
         default="steady",
         help="steady (default): freed CPU blocks up to 32 MiB stay in the process, so no call pays fresh page "
-        "faults and the ratios do not depend on what ran before (bench_losses.steady_allocator); default: glibc as is",
+        "faults and the ratios do not depend on what ran before (allocator.steady_allocator); default: glibc as is",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     parser.add_argument("--no-training", action="store_true", help="skip the training-loop ratio")

@@ -99,19 +99,13 @@ def test_sphinx_roles_are_dropped_from_rendered_docstrings():
 
 
 def heading_anchors(page: Path) -> set[str]:
-    """The anchors `mkdocs build` gives a page: its headings as the toc extension slugifies them, outside fences."""
-    from markdown.extensions.toc import slugify, unique
+    """The ids `mkdocs build` gives a page's headings: the page rendered by Python-Markdown with mkdocs.yml's toc,
+    attr_list (a `{#id}` wins), admonition, tables and superfences (no heading inside a fence)."""
+    import markdown
 
-    anchors: set[str] = set()
-    fenced = False
-    for line in page.read_text(encoding="utf-8").splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced and re.match(r"#{1,6} ", line):
-            title = re.sub(r"\s*\{[^}]*\}\s*$", "", line.lstrip("#").strip())
-            title = re.sub(r"`|\*\*|\[([^\]]*)\]\([^)]*\)", r"\1", title)  # as rendered: code, bold, link text
-            unique(slugify(title, "-"), anchors)  # a repeated heading gets _1, _2, ... as on the site
-    return anchors
+    extensions = ["toc", "attr_list", "admonition", "tables", "pymdownx.superfences"]
+    html = markdown.Markdown(extensions=extensions).convert(page.read_text(encoding="utf-8"))
+    return set(re.findall(r'<h[1-6] id="([^"]+)"', html))
 
 
 def test_every_link_to_a_section_finds_its_heading():
