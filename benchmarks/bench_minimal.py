@@ -34,7 +34,7 @@ import torch
 
 import aligniform as af
 from allocator import steady_allocator
-from bench_losses import TAU, plain_contrastive, plain_uniform
+from bench_losses import TAU, pair, plain_contrastive, plain_uniform
 
 UNIFORM_T = 2.0
 
@@ -96,16 +96,9 @@ FORMS: dict[str, dict[str, LossFn]] = {
 }
 
 
-def inputs(n: int, d: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.nn.functional.normalize(torch.randn(n, d, generator=generator), dim=1)
-    y = torch.nn.functional.normalize(x + 0.3 * torch.randn(n, d, generator=generator), dim=1)
-    return x, y
-
-
 def check_minimal(loss: str, n: int = 48, d: int = 16) -> float:
     """The largest difference of the prototype's value and gradients from the plain form's, in float64."""
-    x, y = (v.double() for v in inputs(n, d))
+    x, y = (v.double() for v in pair(n, d, torch.device("cpu")))
     results = []
     for form in ("plain", "minimal"):
         a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
@@ -117,7 +110,7 @@ def check_minimal(loss: str, n: int = 48, d: int = 16) -> float:
 
 def time_forms(loss: str, n: int, rounds: int, calls: int = 10) -> dict[str, float]:
     """Median over rounds of each form's time / the plain form's (forward + backward, ``calls`` calls a sample)."""
-    x, y = inputs(n)
+    x, y = pair(n, 128, torch.device("cpu"))
 
     def step(fn: LossFn) -> Callable[[], None]:
         def run() -> None:

@@ -59,11 +59,12 @@ def regressed(metric: str, new: float, old: float, tolerance: float, memory_slac
 def compare(new: dict, baseline: dict, tolerance: float, memory_slack_mib: float) -> tuple[list[str], int]:
     """The printed lines and the number of regressions of ``new`` against ``baseline``."""
     lines, regressions = [], 0
-    allocators = [side.get("meta", {}).get("allocator", "default") for side in (baseline, new)]
-    if allocators[0].split()[0] != allocators[1].split()[0]:
+    old_allocator, new_allocator = (side.get("meta", {}).get("allocator", "default") for side in (baseline, new))
+    old_kind = old_allocator.split()[0]  # "steady" or "default", then what was set
+    if old_kind != new_allocator.split()[0]:
         lines.append(
-            f"allocators differ: baseline {allocators[0]!r}, new {allocators[1]!r}; small-N ratios are not comparable "
-            f"(rerun with `run.py --allocator {allocators[0].split()[0]}`)"
+            f"allocators differ: baseline {old_allocator!r}, new {new_allocator!r}; small-N ratios are not comparable "
+            f"(rerun with `run.py --allocator {old_kind}`)"
         )
     old_rows = {_key(row): row for row in baseline.get("rows", [])}
     new_rows = {_key(row): row for row in new.get("rows", [])}

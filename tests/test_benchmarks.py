@@ -139,9 +139,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
 def _probe(mode: str) -> tuple[str, int]:
     """Page faults of 40 steps of three 4 MiB blocks in a fresh process, with glibc as is or the steady allocator."""
     command = [sys.executable, "-c", STEADY_PROBE, str(BENCHMARKS), mode]
-    setting, faults = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout.split(
-        "\n"
-    )[:2]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+    setting, faults = output.splitlines()
     return setting, int(faults)
 
 

@@ -3,6 +3,7 @@
 `make docs` builds the whole site with warnings as errors; these tests pin what the hooks do to the Markdown.
 """
 
+import functools
 import importlib.util
 import logging
 import re
@@ -98,14 +99,15 @@ def test_sphinx_roles_are_dropped_from_rendered_docstrings():
     assert hooks.on_page_content(short, None, None, None) == "<li>as in <code>hypersphere_metrics</code></li>"
 
 
-def heading_anchors(page: Path) -> set[str]:
+@functools.cache  # a page is rendered once, however many links point at it
+def heading_anchors(page: Path) -> frozenset[str]:
     """The ids `mkdocs build` gives a page's headings: the page rendered by Python-Markdown with mkdocs.yml's toc,
     attr_list (a `{#id}` wins), admonition, tables and superfences (no heading inside a fence)."""
     import markdown
 
     extensions = ["toc", "attr_list", "admonition", "tables", "pymdownx.superfences"]
     html = markdown.Markdown(extensions=extensions).convert(page.read_text(encoding="utf-8"))
-    return set(re.findall(r'<h[1-6] id="([^"]+)"', html))
+    return frozenset(re.findall(r'<h[1-6] id="([^"]+)"', html))
 
 
 def test_every_link_to_a_section_finds_its_heading():
