@@ -1,11 +1,11 @@
 """Training throughput: one step against the model's step on ready views, and the whole loop against a bare one.
 
 Usage:
-    python benchmarks/bench_training.py                  # mnist5k convnet, batch 256: step and loop (3 epochs x 2)
+    python benchmarks/bench_training.py                  # mnist5k convnet, batch 256: step and loop (one cycle x 2)
     python benchmarks/bench_training.py --epochs 5 --rounds 3 --threads 1
     python benchmarks/bench_training.py --no-loop        # the step measurement only
     python benchmarks/bench_training.py --demo           # also time `aligniform demo` end to end
-    python benchmarks/bench_training.py --validate-every 5  # the loop monitoring every 5th epoch (and the last)
+    python benchmarks/bench_training.py --validate-every 1  # the loop monitoring every epoch (default: unset)
     python benchmarks/bench_training.py --dataset digits --steps 20
 
 **Step.** Trainer._train_step (index the in-memory uint8 images, augment two
@@ -13,8 +13,10 @@ views with kornia, encoder forward on both, objective, backward, SGD step)
 against the encoder forward + objective + backward + step on views prepared in
 advance: how much the data path costs (target >= 0.8).
 
-**Loop** (issue 21). ``Trainer.fit`` as ``aligniform train`` and the demo run it
-(per-epoch validation with recomputed BatchNorm statistics, checkpoint, best.pt
+**Loop** (issue 21). ``Trainer.fit`` as ``aligniform train`` runs it (held-out
+monitoring every ``validate_every`` epochs, by default its cadence from
+``aligniform.train.monitor``, with recomputed BatchNorm statistics; by default the
+loop runs one such cycle of epochs, the last one monitored; checkpoint, best.pt
 and metrics.jsonl with their fsyncs, TensorBoard, progress bars and epoch lines,
 sent to /dev/null) against a bare loop written out below: the same model (same
 seed, so the same initial weights), objective, optimiser, lr schedule,
@@ -44,7 +46,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-import aligniform.train.trainer as trainer_module
+import aligniform.train.monitor as monitor_module
 from aligniform._validation import input_checks
 from aligniform.augment import two_views
 from aligniform.config import TrainConfig
@@ -192,11 +194,11 @@ class PartTimers:
             "knn_accuracy": "validation: k-NN",
         }
         for name, part in parts.items():
-            if hasattr(trainer_module, name):
-                restore.append(self._wrap(trainer_module, name, part))
+            if hasattr(monitor_module, name):
+                restore.append(self._wrap(monitor_module, name, part))
         for name in ("recomputed_batchnorm", "recomputed_batchnorm_inputs"):
-            if hasattr(trainer_module, name):
-                restore.append(self._wrap_context(trainer_module, name, "validation: BatchNorm re-estimation"))
+            if hasattr(monitor_module, name):
+                restore.append(self._wrap_context(monitor_module, name, "validation: BatchNorm re-estimation"))
         restore.append(self._wrap(lifecycle, "save_atomic", "epoch end: checkpoint + best.pt (atomic)"))
         try:
             yield
@@ -213,9 +215,18 @@ def _silenced() -> Iterator[None]:
 
 
 def measure_loop(
-    dataset: str, model: str, batch_size: int, epochs: int, rounds: int = 2, device: str = "auto", **options
+    dataset: str,
+    model: str,
+    batch_size: int,
+    epochs: int | None,
+    rounds: int = 2,
+    device: str = "auto",
+    **options,
 ) -> dict:
     """The whole training loop (``Trainer.fit``) against :func:`bare_loop`, alternating in this process.
+
+    ``epochs=None``: one monitoring cycle, the trainer's ``validate_every`` epochs (the last one monitored), so the
+    loop's monitoring share is that of a long run.
 
     Each round builds two trainers from the same config (data loading and model building are not timed), runs
     ``fit`` on one and the bare loop on the other (the order alternates between rounds) and checks they end with
@@ -223,6 +234,9 @@ def measure_loop(
     per second of both, and the loop's seconds per part summed over the rounds (with ``bare``: the bare loops'
     seconds, the same training work).
     """
+    if epochs is None:
+        with tempfile.TemporaryDirectory() as out:
+            epochs = Trainer(loop_config(dataset, model, batch_size, 1, out, device, **options)).validate_every
     ratios, loop_speeds, bare_speeds, same = [], [], [], True
     timers = PartTimers()
     loop_seconds = bare_seconds = 0.0
@@ -230,6 +244,7 @@ def measure_loop(
         with tempfile.TemporaryDirectory() as out:
             config = loop_config(dataset, model, batch_size, epochs, out, device, **options)
             trainers = {"bare": Trainer(config.replace(out=os.path.join(out, "bare"))), "loop": Trainer(config)}
+            validate_every = trainers["loop"].validate_every
             images = epochs * (len(trainers["bare"].data.train) // batch_size) * batch_size
             start_rng = rng_state()  # both start from the state their (equal) construction left
             seconds = {}
@@ -263,6 +278,8 @@ def measure_loop(
         "loop_seconds": loop_seconds,
         "bare_seconds": bare_seconds,
         "parts": parts,
+        "epochs": epochs,
+        "validate_every": validate_every,
     }
 
 
@@ -271,10 +288,13 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def print_loop(result: dict, epochs: int) -> None:
-    loop, bare = result["loop_seconds"], result["bare_seconds"]
+def print_loop(result: dict) -> None:
+    loop, bare, epochs = result["loop_seconds"], result["bare_seconds"], result["epochs"]
     rounds = len(result["ratios"])
-    print(f"  whole loop, {epochs} epochs x {rounds} rounds (Trainer.fit against a bare loop, alternating):")
+    print(
+        f"  whole loop, {epochs} epochs x {rounds} rounds, monitoring every {result['validate_every']} epochs and the "
+        "last (Trainer.fit against a bare loop, alternating):"
+    )
     print(
         f"    loop / bare images per second: {result['ratio']:.2f} (target >= 0.9); rounds "
         + ", ".join(f"{ratio:.2f}" for ratio in result["ratios"])
@@ -292,13 +312,13 @@ def main() -> None:
     parser.add_argument("--model", default="convnet")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per loop (default 3)")
+    parser.add_argument("--epochs", type=int, help="epochs per loop (default: one monitoring cycle)")
     parser.add_argument("--rounds", type=int, default=2, help="loop/bare pairs (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-loop", action="store_true", help="only the step measurement")
     parser.add_argument("--no-step", action="store_true", help="only the loop measurement")
     parser.add_argument("--demo", action="store_true", help="also time the demo end to end")
-    parser.add_argument("--validate-every", type=int, default=1, help="monitoring every N epochs (default 1)")
+    parser.add_argument("--validate-every", type=int, help="monitoring every N epochs (default: the config's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -308,7 +328,7 @@ def main() -> None:
         result = measure_loop(
             args.dataset, args.model, args.batch_size, args.epochs, args.rounds, validate_every=args.validate_every
         )
-        print_loop(result, args.epochs)
+        print_loop(result)
     if args.no_step:
         return
     speeds = measure(args.dataset, args.model, args.batch_size, args.steps)

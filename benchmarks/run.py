@@ -57,7 +57,8 @@ FULL = {"n": [256, 1024, 4096], "threads": [1, 2], "repeats": 7}
 QUICK = {"n": [256], "threads": [1], "repeats": 3}
 TRAINING_FULL = {"dataset": "mnist5k", "model": "convnet", "batch_size": 256, "steps": 10}
 TRAINING_QUICK = {"dataset": "digits", "model": "convnet", "batch_size": 64, "steps": 3}
-LOOP_FULL = {"epochs": 2, "rounds": 2}  # the whole loop against a bare one (bench_training.measure_loop)
+# The whole loop against a bare one (bench_training.measure_loop); epochs None: one monitoring cycle.
+LOOP_FULL = {"epochs": None, "rounds": 2}
 LOOP_QUICK = {"epochs": 1, "rounds": 1}
 MEMORY_SECONDS = 0.1  # each form is repeated for this long under the sampler, so short steps are seen at all
 
@@ -229,7 +230,8 @@ def training_rows(settings: dict, threads: list[int], device: torch.device, loop
         if loop is not None:
             shape = {key: settings[key] for key in ("dataset", "model", "batch_size")}
             whole = bench_training.measure_loop(**shape, **loop, device=device.type)
-            entry.update(loop_epochs=loop["epochs"], loop_rounds=loop["rounds"], loop_ratio=whole["ratio"])
+            entry.update(loop_epochs=whole["epochs"], loop_rounds=loop["rounds"], loop_ratio=whole["ratio"])
+            entry["loop_validate_every"] = whole["validate_every"]
             entry["loop_parts_seconds"] = whole["parts"]
             line += f", whole loop / bare loop {whole['ratio']:.2f}"
         entries.append(entry)

@@ -303,7 +303,7 @@ def test_bf16_precision_runs(tmp_path):
 
 
 def test_validate_every_monitors_only_those_epochs_and_the_last_and_trains_the_same(tmp_path):
-    every = run(tiny_config(tmp_path / "every", epochs=3, linear_probe="none"), overwrite=True)
+    every = run(tiny_config(tmp_path / "every", epochs=3, validate_every=1, linear_probe="none"), overwrite=True)
     sparse = run(tiny_config(tmp_path / "sparse", epochs=3, validate_every=2, linear_probe="none"), overwrite=True)
     timeless = [{key: value for key, value in results.items() if "seconds" not in key} for results in (every, sparse)]
     assert timeless[0] == timeless[1]  # the final evaluation

@@ -28,8 +28,7 @@ from ..distributed import (
     shard_indices,
     wrap_ddp,
 )
-from ..evaluate import embed_view_pairs, extract_features, knn_accuracy, recomputed_batchnorm
-from ..metrics import alignment, uniformity
+from ..evaluate.batchnorm import batchnorm_layers
 from ..models import resolve_eval_layer
 from ..objective import Objective
 from .checkpoint import (
@@ -44,12 +43,11 @@ from .features import RawOutput, check_data_options
 from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
 from .lifecycle import RunFolder, check_processes, prepare_on_main
 from .moco import FeatureQueue, MomentumEncoder
+from .monitor import held_out_metrics, monitoring_cadence
 from .schedule import build_scheduler, follow_schedule, set_warmup, warmup_factor
 
 with requires_extra("train"):
     from tqdm.auto import tqdm
-
-VALIDATION_SEED = 12345  # fixed views for the held-out metrics, so epochs are comparable
 
 
 class TrainingDiverged(RuntimeError):
@@ -117,6 +115,13 @@ class Trainer:
         # The monitor's k-NN searches the bank, the smallest labelled set a run's k-NN uses.
         labelled = min(len(self.data.bank), len(self.data.labelled_train))
         check_data_options(config, len(self.data.train), labelled, self.context.world_size)
+        #: Epochs between held-out monitorings (and the last epoch): the config's, else :mod:`.monitor`'s default.
+        self.validate_every = config.validate_every or monitoring_cadence(
+            self._steps_per_epoch() * self.local_batch_size,
+            len(self.data.bank),
+            len(self.data.val),
+            batchnorm=bool(batchnorm_layers(self.model)),
+        )
         self.epoch = 0  # epochs completed
         self.best_knn = -math.inf
         self.best_epoch = 0  # the epoch best.pt holds (0: none yet)
@@ -136,6 +141,10 @@ class Trainer:
     def local_batch_size(self) -> int:
         """This process's share of the global batch (that it divides evenly is checked when the trainer is built)."""
         return self.config.batch_size // self.context.world_size
+
+    def _steps_per_epoch(self) -> int:
+        """Steps of each epoch: >= 1, the batch fits the training set (check_data_options)."""
+        return len(self.data.train) // self.context.world_size // self.local_batch_size  # shard_indices' drop_last
 
     def _autocast(self):
         if self.config.precision == "fp32":
@@ -238,6 +247,11 @@ class Trainer:
             restored = load_checkpoint(self.out / "checkpoint.pt", map_location="cpu")
         if restored is not None:
             self.load_state_dict(restored)
+        if self.config.validate_every is None and self.config.progress and self.context.is_main:
+            tqdm.write(
+                f"held-out monitoring every {self.validate_every} epochs and at the last "
+                "(validate_every unset: within 8% of the training's encoder passes)"
+            )
         try:
             while self.epoch < self.config.epochs:
                 self._train_epoch()
@@ -267,7 +281,7 @@ class Trainer:
         indices = shard_indices(
             len(self.data.train), self.context.rank, self.context.world_size, self.config.seed, epoch
         )
-        steps = len(indices) // self.local_batch_size  # >= 1: the batch fits the training set (_check_batch_size)
+        steps = len(indices) // self.local_batch_size  # == _steps_per_epoch()
         totals: dict[str, float] = {}
         bar = tqdm(
             range(steps),
@@ -295,7 +309,7 @@ class Trainer:
         self.epoch = epoch
         record = {"epoch": epoch, **{k: v / steps for k, v in totals.items()}, "lr": lr}
         record.update(self.objective.learned_values())  # e.g. contrastive_tau, at the end of the epoch
-        if epoch % self.config.validate_every == 0 or epoch == self.config.epochs:
+        if epoch % self.validate_every == 0 or epoch == self.config.epochs:
             record.update(self.validate())
         record["seconds"] = time.perf_counter() - started
         self._end_epoch(record)
@@ -397,27 +411,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ monitoring
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Held-out metrics: 5-NN accuracy of val against bank; alignment of val pairs, uniformity of val images.
-
-        As in the final evaluation, BatchNorm uses its inputs' exact statistics over the (clean) bank images
-        for these measurements (:func:`~aligniform.evaluate.recomputed_batchnorm`); the running averages over
-        the last augmented batches made the held-out uniformity jump by up to 0.8 between epochs.
-        """
+        """The held-out metrics of the model as it is now (:func:`.monitor.held_out_metrics`); rank 0 only."""
         if not self.context.is_main:
             return {}
-        layer = self.eval_layer  # resolved (and checked) when the trainer was built
-        model, transform, device = self.model, self.eval_transform, self.device
-        with recomputed_batchnorm(model, self.data.bank.images, transform, device=device):
-            bank = extract_features(model, self.data.bank.images, transform, [layer], device=device)
-            layers = list(dict.fromkeys([layer, "output"]))
-            val = extract_features(model, self.data.val.images, transform, layers, device=device)
-            # Fixed views (same every epoch, so epochs compare); the training RNG stream is left as it was.
-            x, y = embed_view_pairs(model, self.data.val.images, self.augmentation, seed=VALIDATION_SEED, device=device)
-        knn = knn_accuracy(bank[layer], self.data.bank.labels, val[layer], self.data.val.labels, k=self.config.knn_k)
-        return {
-            "val_alignment": alignment(x, y),
-            "val_uniformity": uniformity(val["output"], max_pairs=500_000),  # the images, as the final evaluation
-            "knn_acc": knn,
-        }
+        return held_out_metrics(
+            self.model,
+            self.data,
+            self.eval_layer,
+            self.eval_transform,
+            self.augmentation,
+            self.config.knn_k,
+            self.device,
+        )
