@@ -44,12 +44,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_samples(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
+def timed_samples(
+    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device, calls: int = 1
+) -> dict[str, list[float]]:
     """Seconds of each ``fn()`` in each of ``repeats`` rounds, after one warm-up each.
 
-    The functions run interleaved (one call of each per round), so a change in the
+    The functions run interleaved (one sample of each per round), so a change in the
     machine's load during the measurement hits every candidate alike and the ratios
-    stay meaningful on a shared machine.
+    stay meaningful on a shared machine. A sample is ``calls`` calls back to back, then
+    one synchronisation, divided by ``calls``: on a GPU, where one call of a small
+    kernel takes microseconds, a sample of one call would mostly time the launch and
+    the synchronisation.
     """
     for fn in fns.values():
         fn()
@@ -58,9 +63,10 @@ def timed_samples(fns: dict[str, Callable[[], object]], repeats: int, device: to
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
-            fn()
+            for _ in range(calls):
+                fn()
             synchronize(device)
-            samples[name].append(time.perf_counter() - start)
+            samples[name].append((time.perf_counter() - start) / calls)
     return samples
 
 

@@ -86,6 +86,16 @@ def compare(new: dict, baseline: dict, tolerance: float, memory_slack_mib: float
                 }
                 for side in (old_training[key], entry)
             )
+            monitoring = [
+                (side.get("loop_validate_every", 1), side.get("loop_epochs")) for side in (old_training[key], entry)
+            ]
+            if monitoring[0] != monitoring[1] and "loop_ratio" in before and "loop_ratio" in after:
+                # A loop monitored at another cadence spends another share on monitoring: not a regression.
+                del before["loop_ratio"], after["loop_ratio"]
+                lines.append(
+                    f"{label}: loop_ratio not compared, the loops differ (monitoring every, epochs): baseline "
+                    f"{monitoring[0]}, new {monitoring[1]}"
+                )
             pairs.append((label, before, after, ("training_ratio", "loop_ratio")))
     lines.append(f"{'row':<52} {'metric':<17} {'baseline':>9} {'new':>9} {'change':>8}")
     for label, old, row, metrics in pairs:

@@ -1,23 +1,33 @@
-"""The GPU suite: on one CUDA device, the CUDA tests, autocast checks, ratio benchmarks and a short training run.
+"""The GPU suite: on one CUDA device, the CUDA tests, exactness and autocast checks, ratio benchmarks, a training run.
 
-Usage (from the repository root, after `make venv`):
+Usage (from the repository root):
     python benchmarks/gpu_suite.py                      # on cuda:0, under 8 minutes on one H100-class GPU
     python benchmarks/gpu_suite.py --cpu                # the same steps on the CPU, small and quick (CI runs it)
-    python benchmarks/gpu_suite.py --out suite.json     # also write every row as JSON
+    python benchmarks/gpu_suite.py --out suite.json     # also write every row as JSON (after every step)
 
-Steps, each a group of rows of the one table printed at the end:
+On a machine where the package is not installed (a lent GPU machine: no network, its own python3 and torch), the
+suite runs it from ``src/`` and only needs kornia, carried as wheels: ``bash benchmarks/gpu_wheels.sh`` here
+downloads them into ``.whl/`` and prints the command for the machine (docs/benchmarks.md, "GPU suite").
+
+Steps, each a group of rows of the one table printed at the end (each row is also printed as it is made, and a
+step that raises or times out becomes a failed row: the other steps still run):
 
 1. ``cuda tests``: pytest on the tests that need CUDA (they skip without it; ``CUDA_TESTS``). On a GPU a skip
    counts as a failure, since it means CUDA was not seen; with ``--cpu`` the skips are expected.
-2. ``autocast``: every loss of ``forms.LOSSES`` (N = 256, d = 128) on bf16 and on fp16 features, forward and
+2. ``exactness``: every loss of ``forms.LOSSES`` in float32 at a size the engine covers with several tiles
+   (N = 4096 on a GPU; on the CPU N = 640 with tiles shrunk to 64 columns), value and gradients against the plain
+   form in float64 on the same features, within ``EXACT_TOLERANCE``: the tiled path and the hard loss's counting
+   selection as they run on the device.
+3. ``autocast``: every loss (N = 256, d = 128) on bf16 and on fp16 features, forward and
    backward inside ``torch.autocast``, against the plain form in float64 on the same (rounded) features. Passes
    when the value and every gradient are finite, the value is within ``VALUE_TOLERANCE`` of the float64 one
    (relative, or absolute below 1: the losses compute in float32 whatever the features' dtype), and the gradient,
    returned in the features' dtype, is within ``GRADIENT_TOLERANCE[dtype]`` of the float64 one (max abs
    difference over max abs value: a few units of the dtype's rounding, 2^-8 for bf16, 2^-11 for fp16).
-3. ``ratio``: benchmarks/run.py's rows for every loss, with the untiled engine (the whole matrix in one tile) as
-   a further baseline: ours / plain, GEMM-equivalents beside their floor, ours / untiled, peak memory.
-4. ``training``: ``aligniform train`` on digits, 2 epochs (1 with ``--cpu``), its wall time and kNN accuracy.
+4. ``ratio``: benchmarks/run.py's rows for every loss, with the untiled engine (the whole matrix in one tile) as
+   a further baseline: ours / plain, GEMM-equivalents beside their floor, ours / untiled, peak memory. On a GPU a
+   timed sample is 10 calls back to back (one call of a small kernel is mostly launch and synchronisation).
+5. ``training``: ``aligniform train`` on digits, 2 epochs (1 with ``--cpu``), its wall time and kNN accuracy.
 
 Exit status 1 when a check failed (the ratios are reported, not judged: compare.py judges them).
 """
@@ -25,6 +35,7 @@ Exit status 1 when a check failed (the ratios are reported, not judged: compare.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -32,20 +43,38 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-import run as bench_run
-from forms import LOSSES, batch
-
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_from_source() -> None:
+    """Without an installed package (a lent GPU machine), import it, here and in the subprocesses, from ``src/``."""
+    try:
+        import aligniform  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(REPO / "src"))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+
+
+_run_from_source()
+
+import run as bench_run  # noqa: E402  (after the path set-up)
+from forms import LOSSES, batch  # noqa: E402
+
 CUDA_TESTS = [  # every test that skips (or takes another branch) without CUDA
     "tests/test_device.py",
     "tests/test_augment.py::test_cuda_matches_cpu_parameters",
     "tests/distributed/test_batchnorm.py::test_convert_sync_batchnorm_on_cpu_and_gpu",
+    "tests/distributed/test_context.py::test_single_process_context",
 ]
+TEST_TIMEOUT, TRAINING_TIMEOUT = 300, 300  # seconds for the pytest and the training subprocesses
+#: float32 against float64: value relative (absolute below 1), gradients over the largest float64 gradient.
+EXACT_TOLERANCE = {"value": 1e-5, "gradient": 1e-4}
 VALUE_TOLERANCE = 1e-4
 GRADIENT_TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 2e-3}  # measured on CPU: 2.7e-3 and 3.4e-4
 AUTOCAST_N, DIM = 256, 128
@@ -63,7 +92,7 @@ class Row:
 def cuda_tests(on_gpu: bool) -> list[Row]:
     started = time.perf_counter()
     command = [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-rs", *CUDA_TESTS]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TEST_TIMEOUT)
     counts = [line for line in result.stdout.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
     summary = counts[-1].strip("= ") if counts else (result.stdout + result.stderr).strip()[-200:]
     skipped = int(match.group(1)) if (match := re.search(r"(\d+) skipped", summary)) else 0
@@ -75,6 +104,41 @@ def cuda_tests(on_gpu: bool) -> list[Row]:
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b).abs().max() / b.abs().max().clamp(min=1e-30))
+
+
+def exactness_rows(device: torch.device, n: int, small_tiles: bool) -> list[Row]:
+    """Every loss in float32 against its plain form in float64, at a size the engine tiles (see the steps above)."""
+    x, y, labels = batch(n, DIM, device)
+    holders = bench_run.tile_holders()
+
+    def shrink() -> contextlib.AbstractContextManager[None]:
+        return bench_run.tiles(holders, lambda _: 64 * 64, lambda _: 64) if small_tiles else contextlib.nullcontext()
+
+    rows = []
+    for name, form in LOSSES.items():
+        started = time.perf_counter()
+        a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
+        with shrink():
+            value = form.ours(a, b, labels)
+            value.backward()
+        a64, b64 = x.double().requires_grad_(), y.double().requires_grad_()
+        reference = form.plain(a64, b64, labels)
+        reference.backward()
+        value, reference = value.detach(), reference.detach()
+        value_error = abs(float(value) - float(reference)) / max(1.0, abs(float(reference)))
+        pairs = [(g, r) for g, r in ((a.grad, a64.grad), (b.grad, b64.grad)) if r is not None]
+        gradient_error = max(_relative(g, r) if g is not None else float("inf") for g, r in pairs)
+        ok = value_error <= EXACT_TOLERANCE["value"] and gradient_error <= EXACT_TOLERANCE["gradient"]
+        detail = (
+            f"value {float(value):.6f} vs {float(reference):.6f}: error {value_error:.1e} "
+            f"(tol {EXACT_TOLERANCE['value']:.0e}); gradient error {gradient_error:.1e} "
+            f"(tol {EXACT_TOLERANCE['gradient']:.0e})"
+        )
+        rows.append(Row("exactness", f"{name} N={n}", ok, detail, time.perf_counter() - started))
+        del a, b, a64, b64, value, reference
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rows
 
 
 def autocast_rows(device: torch.device) -> list[Row]:
@@ -114,17 +178,22 @@ def ratio_rows(device: torch.device, ns: list[int], repeats: int) -> list[Row]:
     started = time.perf_counter()
     names = list(LOSSES)
     measured = bench_run.time_rows(names, ns, [1], repeats, DIM, device, untiled_too=True)
-    peaks = bench_run.measure_memory(names, ns, DIM, device)
-    rows = []
+    rows, peaks = [], {}
+    try:  # the timings stand without the memory processes
+        peaks = bench_run.measure_memory(names, ns, DIM, device)
+    except (subprocess.SubprocessError, OSError, ValueError) as error:
+        rows.append(Row("ratio", "peak memory", False, " ".join(f"{type(error).__name__}: {error}".split())[:400]))
     for row in measured:
-        peak = peaks[row["n"]][row["loss"]]
+        peak = peaks.get(row["n"], {}).get(row["loss"])
+        memory = f"peak {peak['ours']:.0f} MiB (plain {peak['plain']:.0f})" if peak else "peak not measured"
         detail = (
             f"ours/plain {row['ratio_to_plain']:.3f}, {row['gemm_equivalents']:.2f} GEMMs "
             f"(floor {row['floor_gemm_equivalents']:.2f}), ours/untiled {row['untiled_ratio']:.2f}, "
-            f"{row['ms']:.2f} ms, peak {peak['ours']:.0f} MiB (plain {peak['plain']:.0f})"
+            f"{row['ms']:.2f} ms, {memory}"
         )
         rows.append(Row("ratio", f"{row['loss']} N={row['n']}", None, detail))
-    detail = f"the rows above: N {ns}, {repeats} rounds, memory in {len(ns)} fresh process(es)"
+    calls = bench_run.CUDA_CALLS if device.type == "cuda" else 1
+    detail = f"the rows above: N {ns}, {repeats} rounds of {calls} call(s), memory in {len(ns)} fresh process(es)"
     rows.append(Row("ratio", "all losses", None, detail, time.perf_counter() - started))
     return rows
 
@@ -135,7 +204,7 @@ def training_row(device: torch.device, epochs: int, batch_size: int) -> Row:
         command = [sys.executable, "-m", "aligniform", "train", "--dataset", "digits", "--epochs", str(epochs)]
         command += ["--batch-size", str(batch_size), "--dim", "16", "--linear-probe", "short", "--no-progress"]
         command += ["--device", device.type, "--out", os.path.join(out, "run")]
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TRAINING_TIMEOUT)
         results_file = Path(out, "run", "results.json")
         results = json.loads(results_file.read_text()) if results_file.exists() else {}
     ok = result.returncode == 0 and results.get("knn_acc", 0) > 0.5  # chance is 0.1; one epoch gives > 0.9
@@ -147,39 +216,74 @@ def training_row(device: torch.device, epochs: int, batch_size: int) -> Row:
     return Row("training", f"aligniform train --device {device.type}", ok, detail, time.perf_counter() - started)
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Row], header: bool = True) -> str:
     status = {True: "ok", False: "FAIL", None: "-"}
     width = max(len(row.item) for row in rows)
-    lines = [f"{'step':<10} {'item':<{width}} {'status':<6} {'s':>6}  detail"]
+    lines = [f"{'step':<10} {'item':<{width}} {'status':<6} {'s':>6}  detail"] if header else []
     for r in rows:
         seconds = f"{r.seconds:6.1f}" if r.seconds else " " * 6
         lines.append(f"{r.step:<10} {r.item:<{width}} {status[r.ok]:<6} {seconds}  {r.detail}")
     return "\n".join(lines)
 
 
+def header(device: torch.device) -> str:
+    """What the numbers depend on: torch, the device, TF32 (the exactness tolerances assume it off), kornia."""
+    try:
+        import kornia
+
+        kornia_version = kornia.__version__
+    except ImportError:
+        kornia_version = "not installed (the cuda tests and the training step need it: benchmarks/gpu_wheels.sh)"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    tf32 = f"TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN {torch.backends.cudnn.allow_tf32}"
+    return (
+        f"torch {torch.__version__}, {name}, python {sys.version.split()[0]}; {tf32}, float32 matmul precision "
+        f"{torch.get_float32_matmul_precision()}; kornia {kornia_version}"
+    )
+
+
+def run_step(step: str, make_rows: Callable[[], list[Row]]) -> list[Row]:
+    """The step's rows, each printed as it comes; an exception (a timeout too) becomes one failed row."""
+    started = time.perf_counter()
+    try:
+        rows = make_rows()
+    except Exception as error:  # one step's failure must not cost the others' results
+        message = " ".join(f"{type(error).__name__}: {error}".split())[:400]
+        rows = [Row(step, "error", False, message, time.perf_counter() - started)]
+    for row in rows:
+        print(table([row], header=False), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu", action="store_true", help="run every step on the CPU, small (for CI)")
-    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--out", type=Path, help="also write the rows as JSON (rewritten after every step)")
     args = parser.parse_args(argv)
     if args.cpu:
-        device, ns, repeats, epochs, batch_size = torch.device("cpu"), [128], 2, 1, 256
+        device, ns, repeats, epochs, batch_size, exact_n = torch.device("cpu"), [128], 2, 1, 256, 640
     elif torch.cuda.is_available():
-        device, ns, repeats, epochs, batch_size = torch.device("cuda", 0), [1024, 4096], 5, 2, 256
+        device, ns, repeats, epochs, batch_size, exact_n = torch.device("cuda", 0), [1024, 4096], 5, 2, 256, 4096
     else:
         parser.error("no CUDA device is visible; use --cpu for the CPU run")
     started = time.perf_counter()
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}")
-    rows = cuda_tests(on_gpu=device.type == "cuda")
-    rows += autocast_rows(device)
-    rows += ratio_rows(device, ns, repeats)
-    rows.append(training_row(device, epochs, batch_size))
+    print(header(device), flush=True)
+    steps: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("cuda tests", lambda: cuda_tests(on_gpu=device.type == "cuda")),
+        ("exactness", lambda: exactness_rows(device, exact_n, small_tiles=device.type == "cpu")),
+        ("autocast", lambda: autocast_rows(device)),
+        ("ratio", lambda: ratio_rows(device, ns, repeats)),
+        ("training", lambda: [training_row(device, epochs, batch_size)]),
+    ]
+    rows: list[Row] = []
+    for step, make_rows in steps:
+        rows += run_step(step, make_rows)
+        if args.out:
+            args.out.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
     print()
     print(table(rows))
     failed = [row for row in rows if row.ok is False]
     print(f"\n{len(failed)} failed check(s); total {time.perf_counter() - started:.0f} s")
-    if args.out:
-        args.out.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
     return 1 if failed else 0
 
 

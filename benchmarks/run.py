@@ -46,12 +46,13 @@ from types import ModuleType
 import torch
 
 import aligniform as af
-import bench_training
 from allocator import steady_allocator
 from bench_losses import PeakMemory, synchronize, timed_samples
 from forms import LOSSES, LossForm, batch, forward_backward
 
 HERE = Path(__file__).resolve().parent
+CUDA_CALLS = 10  # calls per timed sample on a GPU (bench_losses.timed_samples); one on the CPU, as the baseline
+MEMORY_TIMEOUT = 300  # seconds for one peak-memory process (on the CPU at N = 4096: about 20)
 DEFAULT_OUT = HERE / "results.json"
 FULL = {"n": [256, 1024, 4096], "threads": [1, 2], "repeats": 7}
 QUICK = {"n": [256], "threads": [1], "repeats": 3}
@@ -91,16 +92,30 @@ def tile_holders() -> list[ModuleType]:
 
 
 @contextlib.contextmanager
-def untiled(holders: list[ModuleType], elements: int) -> Iterator[None]:
-    """The loss engine with tiles of at least ``elements`` elements: one tile for the whole matrix."""
-    saved = [module.BLOCK_ELEMENTS for module in holders]
-    for module, value in zip(holders, saved, strict=True):
-        module.BLOCK_ELEMENTS = max(value, elements)
+def untiled(holders: list[ModuleType], elements: int, columns: int | None = None) -> Iterator[None]:
+    """The loss engine with tiles of at least ``elements`` elements and ``columns`` columns (default: as many).
+
+    With ``elements`` and ``columns`` at least the matrix's, its whole matrix is one tile (a tile is also capped
+    at ``BLOCK_COLUMNS`` columns, 4096, so the 2N x 2N matrices of N = 4096 need the columns raised too).
+    """
+    with tiles(holders, lambda value: max(value, elements), lambda value: max(value, columns or elements)):
+        yield
+
+
+@contextlib.contextmanager
+def tiles(
+    holders: list[ModuleType], elements: Callable[[int], int], columns: Callable[[int], int] | None = None
+) -> Iterator[None]:
+    """The engine's tile constants, ``BLOCK_ELEMENTS`` and ``BLOCK_COLUMNS``, set from their values, then restored."""
+    rules = {"BLOCK_ELEMENTS": elements, "BLOCK_COLUMNS": columns or (lambda value: value)}
+    saved = [(module, name, getattr(module, name)) for module in holders for name in rules if hasattr(module, name)]
+    for module, name, value in saved:
+        setattr(module, name, rules[name](value))
     try:
         yield
     finally:
-        for module, value in zip(holders, saved, strict=True):
-            module.BLOCK_ELEMENTS = value
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 def time_rows(
@@ -153,7 +168,7 @@ def time_one(
                 ours()
 
         fns["untiled"] = one_tile
-    samples = timed_samples(fns, repeats, device)
+    samples = timed_samples(fns, repeats, device, calls=CUDA_CALLS if device.type == "cuda" else 1)
     exp_per_gemm = paired_median(samples["exp"], samples["gemm"])
     columns = {
         "ratio_to_plain": paired_median(samples["ours"], samples["plain"]),
@@ -213,12 +228,16 @@ def measure_memory(names: list[str], ns: list[int], dim: int, device: torch.devi
     for n in ns:
         command = [sys.executable, __file__, "--memory-worker", "--n", str(n), "--dim", str(dim)]
         command += ["--device", str(device), "--losses", *names]
-        output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout
+        output = subprocess.run(
+            command, check=True, capture_output=True, text=True, env=environment, timeout=MEMORY_TIMEOUT
+        ).stdout
         results[n] = json.loads(output.strip().splitlines()[-1])
     return results
 
 
 def training_rows(settings: dict, threads: list[int], device: torch.device, loop: dict | None = None) -> list[dict]:
+    import bench_training  # the training extra (kornia), imported only here: the loss rows do not need it
+
     entries = []
     for thread_count in threads:
         torch.set_num_threads(thread_count)

@@ -118,6 +118,28 @@ def test_compare_says_first_when_the_allocators_differ(bench, tmp_path, capsys):
     assert "allocators differ" not in capsys.readouterr().out
 
 
+def test_compare_judges_the_loop_ratio_only_between_loops_monitored_alike(bench, tmp_path, capsys):
+    _, compare = bench
+
+    def loop(ratio, every, epochs):
+        results = _results()
+        results["training"][0].update(loop_ratio=ratio, loop_epochs=epochs)
+        if every is not None:  # None: a baseline from before the option, monitored every epoch
+            results["training"][0]["loop_validate_every"] = every
+        return results
+
+    cases = [
+        (loop(0.5, 5, 5), loop(0.9, 5, 5), 1, "REGRESSION"),  # the same loop, worse: judged
+        (loop(0.95, 5, 5), loop(0.77, None, 2), 0, "loop_ratio not compared"),  # another cadence: not judged
+        (loop(0.5, 1, 2), loop(0.77, None, 2), 1, "REGRESSION"),  # every epoch on both sides: judged
+    ]
+    for new, baseline, code, said in cases:
+        (tmp_path / "new.json").write_text(json.dumps(new))
+        (tmp_path / "baseline.json").write_text(json.dumps(baseline))
+        assert compare.main([str(tmp_path / "new.json"), str(tmp_path / "baseline.json")]) == code
+        assert said in capsys.readouterr().out
+
+
 STEADY_PROBE = """
 import resource, sys, torch
 sys.path.insert(0, sys.argv[1])
@@ -206,7 +228,51 @@ def test_gpu_suite_runs_on_the_cpu(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = json.loads(out.read_text())
     steps = {row["step"] for row in rows}
-    assert steps == {"cuda tests", "autocast", "ratio", "training"}
+    assert steps == {"cuda tests", "exactness", "autocast", "ratio", "training"}
     assert len([row for row in rows if row["step"] == "autocast"]) == 2 * len(ISSUE_LOSSES)
+    assert len([row for row in rows if row["step"] == "exactness" and row["ok"]]) == len(ISSUE_LOSSES)
     assert all(row["ok"] is not False for row in rows)
     assert "failed check(s)" in result.stdout
+
+
+def test_a_failing_gpu_suite_step_becomes_one_failed_row_and_the_suite_goes_on(bench, capsys):
+    gpu_suite = importlib.import_module("gpu_suite")
+
+    def times_out():
+        raise subprocess.TimeoutExpired(["pytest"], 300)
+
+    (row,) = gpu_suite.run_step("cuda tests", times_out)
+    assert (row.step, row.item, row.ok) == ("cuda tests", "error", False)
+    assert "TimeoutExpired" in row.detail and "300 seconds" in row.detail
+    good = gpu_suite.run_step("exactness", lambda: [gpu_suite.Row("exactness", "a", True, "fine")])
+    assert [r.ok for r in good] == [True]
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and "FAIL" in printed[0] and "fine" in printed[1]  # each row printed as it came
+
+
+def test_the_exactness_step_shrinks_the_tiles_so_the_tiled_path_runs(bench, single_thread, monkeypatch):
+    gpu_suite = importlib.import_module("gpu_suite")
+    from aligniform.losses.engine import logsumexp
+
+    shapes = []
+    original = logsumexp.tile_shape
+
+    def recording(*args, **kwargs):
+        shapes.append(original(*args, **kwargs))
+        return shapes[-1]
+
+    monkeypatch.setattr(logsumexp, "tile_shape", recording)
+    monkeypatch.setattr(gpu_suite, "LOSSES", {"contrastive": gpu_suite.LOSSES["contrastive"]})
+    (row,) = gpu_suite.exactness_rows(torch.device("cpu"), 200, small_tiles=True)
+    assert row.ok, row.detail
+    assert shapes and max(columns for _, columns in shapes) == 64  # 200 columns in 64-wide tiles
+    assert logsumexp.BLOCK_COLUMNS == 4096  # restored
+
+
+def test_the_device_command_fits_the_device_tool_and_installs_the_carried_wheels():
+    script = (BENCHMARKS / "gpu_wheels.sh").read_text()
+    (command,) = [line for line in script.splitlines() if "gpu_suite.py" in line and "python3" in line]
+    assert len(command) <= 2000  # the device tool's limit for a command
+    assert "--no-index" in command and ".gpu-wheels/*.whl" in command  # nothing fetched there
+    assert "PYTHONPATH=$PWD/src" in command and "--out $OUT/" in command  # only $OUT comes back
+    assert "/.gpu-wheels/" in (REPO / ".gitignore").read_text().splitlines()

@@ -2,11 +2,14 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 
+from aligniform.build import load_training_data
 from aligniform.cli import main
 from aligniform.config import ConfigError, TrainConfig
+from aligniform.distributed import shard_indices
 from aligniform.evaluate.batchnorm import MAX_IMAGES
 from aligniform.train import Trainer
 from aligniform.train.monitor import MONITOR_SHARE, TRAINING_PASSES, monitoring_cadence
@@ -83,3 +86,47 @@ def test_a_set_cadence_is_used_as_given_and_not_announced(tmp_path, capsys):
     assert ["knn_acc" in record for record in records] == [True, True]
     saved = TrainConfig.from_yaml(out / "config.yaml")
     assert saved.validate_every == 1
+
+
+def test_no_announcement_without_progress_output(tmp_path, capsys):
+    config = TrainConfig(dataset="digits", epochs=1, batch_size=64, dim=8, out=str(tmp_path / "run"), progress=False)
+    with Trainer(config.replace(linear_probe="none")) as trainer:
+        trainer.fit()
+    assert "held-out monitoring" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("n", "world_size", "batch_size"), [(1294, 1, 64), (1294, 2, 64), (3600, 3, 255), (1000, 4, 8)]
+)
+def test_the_steps_per_epoch_are_those_every_rank_runs(n, world_size, batch_size):
+    local = batch_size // world_size
+    for rank in range(world_size):
+        trainer = SimpleNamespace(
+            data=SimpleNamespace(train=range(n)),
+            context=SimpleNamespace(world_size=world_size, rank=rank),
+            local_batch_size=local,
+        )
+        runs = len(shard_indices(n, rank, world_size, seed=3, epoch=2)) // local  # as _train_epoch counts them
+        assert Trainer._steps_per_epoch(trainer) == runs
+
+
+def test_the_documented_mnist5k_sizes():
+    data = load_training_data(TrainConfig(dataset="mnist5k"))
+    assert (len(data.train), len(data.bank), len(data.val)) == (3600, 3600, 400)
+    assert monitoring_cadence(len(data.train) // 256 * 256, len(data.bank), len(data.val), batchnorm=True) == 5
+
+
+def test_a_resumed_run_keeps_the_cadence_its_config_gives(tmp_path):
+    out = tmp_path / "run"
+    flags = ["--dataset", "digits", "--batch-size", "64", "--dim", "8", "--linear-probe", "none", "--no-progress"]
+    assert main(["train", *flags, "--epochs", "2", "--out", str(out)]) == 0  # unset: only the last epoch
+    assert main(["train", *flags, "--epochs", "7", "--out", str(out), "--resume"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert ["knn_acc" in record for record in records] == [False, True, False, False, True, False, True]
+    assert (out / "best.pt").is_file()
+    stored = tmp_path / "stored"
+    assert main(["train", *flags, "--epochs", "1", "--validate-every", "1", "--out", str(stored)]) == 0
+    assert main(["train", *flags, "--epochs", "2", "--out", str(stored), "--resume"]) == 0
+    assert TrainConfig.from_yaml(stored / "config.yaml").validate_every == 1
+    records = [json.loads(line) for line in (stored / "metrics.jsonl").read_text().splitlines()]
+    assert ["knn_acc" in record for record in records] == [True, True]

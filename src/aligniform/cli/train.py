@@ -59,7 +59,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         help="continue the run in --out from its checkpoint.pt (only --epochs (never below the epochs done), "
-        "--device, --data-dir, --download and --no-progress may change; each change is recorded in history.yaml)",
+        "--device, --data-dir, --download, --no-progress and --validate-every may change; each change is recorded "
+        "in history.yaml)",
     )
     parser.add_argument(
         "--overwrite",

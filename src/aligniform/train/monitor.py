@@ -56,6 +56,26 @@ def monitoring_cadence(trained_images: int, bank_images: int, val_images: int, b
     return max(1, math.ceil(monitoring / (MONITOR_SHARE * training)))
 
 
+def cadence_text(validate_every: int, epochs: int) -> str:
+    """How a run with the default cadence announces it (``validate_every`` unset).
+
+    Examples:
+        >>> cadence_text(5, 30)
+        "every 5 epochs and at the last (validate_every unset: within 8% of the training's encoder passes)"
+        >>> cadence_text(1, 30)
+        "every epoch (validate_every unset: within 8% of the training's encoder passes)"
+        >>> cadence_text(5, 3)
+        "at the last epoch only (validate_every unset: within 8% of the training's encoder passes)"
+    """
+    if validate_every == 1:
+        when = "every epoch"
+    elif epochs <= validate_every:
+        when = "at the last epoch only"
+    else:
+        when = f"every {validate_every} epochs and at the last"
+    return f"{when} (validate_every unset: within {MONITOR_SHARE:.0%} of the training's encoder passes)"
+
+
 @torch.no_grad()
 def held_out_metrics(
     model: nn.Module,

@@ -147,8 +147,12 @@ def check_folder(out: str | Path, resume: bool = False, overwrite: bool = False)
             # Starting over would replace what these files hold with a new epoch 1.
             raise CheckpointError(
                 f"checkpoint {folder / 'checkpoint.pt'} is missing but the run has finished epochs "
-                f"({', '.join(finished)}); `resume` cannot continue it. Copy best.pt to checkpoint.pt to resume "
-                f"from the best epoch, or replace the run with `overwrite`"
+                f"({', '.join(finished)}); `resume` cannot continue it. "
+                + (
+                    "Copy best.pt to checkpoint.pt to resume from the best epoch, or replace the run with `overwrite`"
+                    if "best.pt" in finished
+                    else "Replace the run with `overwrite`"
+                )
             )
         if not (folder / "config.yaml").is_file():
             raise CheckpointError(

@@ -43,7 +43,7 @@ from .features import RawOutput, check_data_options
 from .grad_cache import grad_cache_backward, grad_cache_pairs_backward
 from .lifecycle import RunFolder, check_processes, prepare_on_main
 from .moco import FeatureQueue, MomentumEncoder
-from .monitor import held_out_metrics, monitoring_cadence
+from .monitor import cadence_text, held_out_metrics, monitoring_cadence
 from .schedule import build_scheduler, follow_schedule, set_warmup, warmup_factor
 
 with requires_extra("train"):
@@ -248,10 +248,8 @@ class Trainer:
         if restored is not None:
             self.load_state_dict(restored)
         if self.config.validate_every is None and self.config.progress and self.context.is_main:
-            tqdm.write(
-                f"held-out monitoring every {self.validate_every} epochs and at the last "
-                "(validate_every unset: within 8% of the training's encoder passes)"
-            )
+            if self.epoch < self.config.epochs:
+                tqdm.write(f"held-out monitoring {cadence_text(self.validate_every, self.config.epochs)}")
         try:
             while self.epoch < self.config.epochs:
                 self._train_epoch()
