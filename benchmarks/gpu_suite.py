@@ -7,7 +7,7 @@ Usage (from the repository root):
 
 On a machine where the package is not installed (a lent GPU machine: no network, its own python3 and torch), the
 suite runs it from ``src/`` and only needs kornia, carried as wheels: ``bash benchmarks/gpu_wheels.sh`` here
-downloads them into ``.whl/`` and prints the command for the machine (docs/benchmarks.md, "GPU suite").
+downloads them into ``.gpu-wheels/`` and prints the command for the machine (docs/benchmarks.md, "GPU suite").
 
 Steps, each a group of rows of the one table printed at the end (each row is also printed as it is made, and a
 step that raises or times out becomes a failed row: the other steps still run):
@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,7 +74,32 @@ CUDA_TESTS = [  # every test that skips (or takes another branch) without CUDA
     "tests/distributed/test_batchnorm.py::test_convert_sync_batchnorm_on_cpu_and_gpu",
     "tests/distributed/test_context.py::test_single_process_context",
 ]
-TEST_TIMEOUT, TRAINING_TIMEOUT = 300, 300  # seconds for the pytest and the training subprocesses
+TEST_TIMEOUT, TRAINING_TIMEOUT = 180, 180  # seconds for the pytest and the training subprocesses
+#: Seconds the whole suite may take on a GPU (a lent machine's command gets at most 600): a step that would start
+#: later is not run, and no subprocess outlives it (see :func:`bounded`).
+GPU_BUDGET = 480
+_deadline = float("inf")  # time.monotonic() at which the suite's budget is spent
+
+
+def bounded(command: list[str], limit: float) -> subprocess.CompletedProcess:
+    """``command`` run in ``REPO`` with its output captured, killed with all its children after ``limit`` seconds.
+
+    The limit is also cut to what is left of the suite's budget. A child gets its own process group, so the workers
+    a test spawns die with it (``subprocess.run``'s timeout kills the child only).
+    """
+    timeout = max(1.0, min(limit, _deadline - time.monotonic()))
+    with subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 #: float32 against float64: value relative (absolute below 1), gradients over the largest float64 gradient.
 EXACT_TOLERANCE = {"value": 1e-5, "gradient": 1e-4}
 VALUE_TOLERANCE = 1e-4
@@ -91,8 +118,9 @@ class Row:
 
 def cuda_tests(on_gpu: bool) -> list[Row]:
     started = time.perf_counter()
-    command = [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-rs", *CUDA_TESTS]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TEST_TIMEOUT)
+    serial = ["-n", "0"] if importlib.util.find_spec("xdist") else []  # pytest-xdist off, where it is installed
+    command = [sys.executable, "-m", "pytest", *serial, "-p", "no:cacheprovider", "-rs", *CUDA_TESTS]
+    result = bounded(command, TEST_TIMEOUT)
     counts = [line for line in result.stdout.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", line)]
     summary = counts[-1].strip("= ") if counts else (result.stdout + result.stderr).strip()[-200:]
     skipped = int(match.group(1)) if (match := re.search(r"(\d+) skipped", summary)) else 0
@@ -179,9 +207,12 @@ def ratio_rows(device: torch.device, ns: list[int], repeats: int) -> list[Row]:
     names = list(LOSSES)
     measured = bench_run.time_rows(names, ns, [1], repeats, DIM, device, untiled_too=True)
     rows, peaks = [], {}
+    # Each memory process gets its share of what is left of the suite's budget, at most run.py's own limit.
+    share = (_deadline - time.monotonic()) / len(ns)
+    bench_run.MEMORY_TIMEOUT = max(1.0, min(bench_run.MEMORY_TIMEOUT, share))
     try:  # the timings stand without the memory processes
         peaks = bench_run.measure_memory(names, ns, DIM, device)
-    except (subprocess.SubprocessError, OSError, ValueError) as error:
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as error:
         rows.append(Row("ratio", "peak memory", False, " ".join(f"{type(error).__name__}: {error}".split())[:400]))
     for row in measured:
         peak = peaks.get(row["n"], {}).get(row["loss"])
@@ -204,7 +235,7 @@ def training_row(device: torch.device, epochs: int, batch_size: int) -> Row:
         command = [sys.executable, "-m", "aligniform", "train", "--dataset", "digits", "--epochs", str(epochs)]
         command += ["--batch-size", str(batch_size), "--dim", "16", "--linear-probe", "short", "--no-progress"]
         command += ["--device", device.type, "--out", os.path.join(out, "run")]
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TRAINING_TIMEOUT)
+        result = bounded(command, TRAINING_TIMEOUT)
         results_file = Path(out, "run", "results.json")
         results = json.loads(results_file.read_text()) if results_file.exists() else {}
     ok = result.returncode == 0 and results.get("knn_acc", 0) > 0.5  # chance is 0.1; one epoch gives > 0.9
@@ -259,7 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu", action="store_true", help="run every step on the CPU, small (for CI)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON (rewritten after every step)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help=f"seconds the suite may take: later steps are not run, no subprocess outlives it (GPU default "
+        f"{GPU_BUDGET}, CPU none)",
+    )
     args = parser.parse_args(argv)
+    global _deadline
     if args.cpu:
         device, ns, repeats, epochs, batch_size, exact_n = torch.device("cpu"), [128], 2, 1, 256, 640
     elif torch.cuda.is_available():
@@ -267,7 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("no CUDA device is visible; use --cpu for the CPU run")
     started = time.perf_counter()
-    print(header(device), flush=True)
+    budget = args.budget if args.budget is not None else (GPU_BUDGET if device.type == "cuda" else None)
+    _deadline = time.monotonic() + budget if budget is not None else float("inf")
+    try:
+        print(header(device), flush=True)
+    except Exception as error:  # the header is for reading; the steps still run
+        print(f"torch {torch.__version__}, {device}; header incomplete: {type(error).__name__}: {error}", flush=True)
     steps: list[tuple[str, Callable[[], list[Row]]]] = [
         ("cuda tests", lambda: cuda_tests(on_gpu=device.type == "cuda")),
         ("exactness", lambda: exactness_rows(device, exact_n, small_tiles=device.type == "cpu")),
@@ -276,15 +319,29 @@ def main(argv: list[str] | None = None) -> int:
         ("training", lambda: [training_row(device, epochs, batch_size)]),
     ]
     rows: list[Row] = []
-    for step, make_rows in steps:
-        rows += run_step(step, make_rows)
-        if args.out:
-            args.out.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
+    try:
+        run_steps(steps, rows, budget, args.out)
+    finally:
+        _deadline = float("inf")
     print()
     print(table(rows))
     failed = [row for row in rows if row.ok is False]
     print(f"\n{len(failed)} failed check(s); total {time.perf_counter() - started:.0f} s")
     return 1 if failed else 0
+
+
+def run_steps(
+    steps: list[tuple[str, Callable[[], list[Row]]]], rows: list[Row], budget: float | None, out: Path | None
+) -> None:
+    """Each step's rows into ``rows`` (and ``out``, rewritten after each step); none started past the deadline."""
+    for step, make_rows in steps:
+        if time.monotonic() >= _deadline:
+            late = Row(step, "not run", False, f"the suite's budget of {budget or 0:.0f} s was spent before this step")
+            rows += run_step(step, lambda late=late: [late])
+        else:
+            rows += run_step(step, make_rows)
+        if out:
+            out.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
 
 
 if __name__ == "__main__":

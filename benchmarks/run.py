@@ -52,7 +52,7 @@ from forms import LOSSES, LossForm, batch, forward_backward
 
 HERE = Path(__file__).resolve().parent
 CUDA_CALLS = 10  # calls per timed sample on a GPU (bench_losses.timed_samples); one on the CPU, as the baseline
-MEMORY_TIMEOUT = 300  # seconds for one peak-memory process (on the CPU at N = 4096: about 20)
+MEMORY_TIMEOUT = 180.0  # seconds for one peak-memory process (on the CPU at N = 4096: about 20)
 DEFAULT_OUT = HERE / "results.json"
 FULL = {"n": [256, 1024, 4096], "threads": [1, 2], "repeats": 7}
 QUICK = {"n": [256], "threads": [1], "repeats": 3}

@@ -9,6 +9,7 @@ import importlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,39 @@ def test_the_device_command_fits_the_device_tool_and_installs_the_carried_wheels
     assert "--no-index" in command and ".gpu-wheels/*.whl" in command  # nothing fetched there
     assert "PYTHONPATH=$PWD/src" in command and "--out $OUT/" in command  # only $OUT comes back
     assert "/.gpu-wheels/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def _gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" in status.read_text()  # a zombie waiting for its (new) parent: dead
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_gpu_suite_subprocess_that_outlives_its_limit_dies_with_its_children(bench, tmp_path):
+    gpu_suite = importlib.import_module("gpu_suite")
+    pid_file = tmp_path / "grandchild.pid"
+    grandchild = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    child = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {grandchild!r}]); time.sleep(60)"
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        gpu_suite.bounded([sys.executable, "-c", child], limit=3)
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 10
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = int(pid_file.read_text())
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(pid), "the test's own child process survived the suite's timeout"
+
+
+def test_a_spent_gpu_suite_budget_runs_no_further_step(bench, capsys):
+    gpu_suite = importlib.import_module("gpu_suite")
+    assert gpu_suite.main(["--cpu", "--budget", "0"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("not run") == 2 * 5 and "budget of 0 s was spent" in out  # as they came, then the table
+    assert "5 failed check(s)" in out
+    assert gpu_suite._deadline == float("inf")  # the budget ends with the suite
