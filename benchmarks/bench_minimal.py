@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ import torch
 
 import aligniform as af
 from allocator import steady_allocator
-from bench_losses import TAU, pair, plain_contrastive, plain_uniform
+from bench_losses import TAU, pair, plain_contrastive, plain_uniform, timed_samples
 
 UNIFORM_T = 2.0
 
@@ -121,15 +120,9 @@ def time_forms(loss: str, n: int, rounds: int, calls: int = 10) -> dict[str, flo
 
     steps = {form: step(fn) for form, fn in FORMS[loss].items()}
     for run in steps.values():
-        for _ in range(3):
+        for _ in range(2):  # with timed_samples' own, three warm-up calls each
             run()
-    samples: dict[str, list[float]] = {form: [] for form in steps}
-    for _ in range(rounds):
-        for form, run in steps.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                run()
-            samples[form].append(time.perf_counter() - start)
+    samples = timed_samples(steps, rounds, torch.device("cpu"), calls=calls)
     return {
         form: statistics.median(a / b for a, b in zip(values, samples["plain"], strict=True))
         for form, values in samples.items()

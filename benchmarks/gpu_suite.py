@@ -66,7 +66,7 @@ def _run_from_source() -> None:
 _run_from_source()
 
 import run as bench_run  # noqa: E402  (after the path set-up)
-from forms import LOSSES, batch  # noqa: E402
+from forms import LOSSES, LossForm, batch  # noqa: E402
 
 CUDA_TESTS = [  # every test that skips (or takes another branch) without CUDA
     "tests/test_device.py",
@@ -134,6 +134,23 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b).abs().max() / b.abs().max().clamp(min=1e-30))
 
 
+def _float64_reference(
+    form: LossForm, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, value: torch.Tensor, ours: tuple
+) -> tuple[float, float, list[tuple[torch.Tensor | None, torch.Tensor]]]:
+    """The plain form in float64 on ``x``, ``y``, against ``value``, the loss ours gave on the leaves ``ours``.
+
+    Returns the float64 value, the value's error (relative, absolute below 1) and the (gradient, float64 gradient)
+    pairs of the inputs the plain form differentiates.
+    """
+    a64, b64 = x.double().requires_grad_(), y.double().requires_grad_()
+    reference = form.plain(a64, b64, labels)
+    reference.backward()
+    reference_value = float(reference.detach())
+    value_error = abs(float(value.detach()) - reference_value) / max(1.0, abs(reference_value))
+    pairs = [(g.grad, r.grad) for g, r in zip(ours, (a64, b64), strict=True) if r.grad is not None]
+    return reference_value, value_error, pairs
+
+
 def exactness_rows(device: torch.device, n: int, small_tiles: bool) -> list[Row]:
     """Every loss in float32 against its plain form in float64, at a size the engine tiles (see the steps above)."""
     x, y, labels = batch(n, DIM, device)
@@ -149,21 +166,17 @@ def exactness_rows(device: torch.device, n: int, small_tiles: bool) -> list[Row]
         with shrink():
             value = form.ours(a, b, labels)
             value.backward()
-        a64, b64 = x.double().requires_grad_(), y.double().requires_grad_()
-        reference = form.plain(a64, b64, labels)
-        reference.backward()
-        value, reference = value.detach(), reference.detach()
-        value_error = abs(float(value) - float(reference)) / max(1.0, abs(float(reference)))
-        pairs = [(g, r) for g, r in ((a.grad, a64.grad), (b.grad, b64.grad)) if r is not None]
+        reference, value_error, pairs = _float64_reference(form, x, y, labels, value, (a, b))
+        value = value.detach()
         gradient_error = max(_relative(g, r) if g is not None else float("inf") for g, r in pairs)
         ok = value_error <= EXACT_TOLERANCE["value"] and gradient_error <= EXACT_TOLERANCE["gradient"]
         detail = (
-            f"value {float(value):.6f} vs {float(reference):.6f}: error {value_error:.1e} "
+            f"value {float(value):.6f} vs {reference:.6f}: error {value_error:.1e} "
             f"(tol {EXACT_TOLERANCE['value']:.0e}); gradient error {gradient_error:.1e} "
             f"(tol {EXACT_TOLERANCE['gradient']:.0e})"
         )
         rows.append(Row("exactness", f"{name} N={n}", ok, detail, time.perf_counter() - started))
-        del a, b, a64, b64, value, reference
+        del a, b, value, pairs
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
@@ -181,19 +194,14 @@ def autocast_rows(device: torch.device) -> list[Row]:
                 value = form.ours(a, b, labels)
             value.backward()
             value = value.detach()
-            a64, b64 = low_x.double().requires_grad_(), low_y.double().requires_grad_()
-            reference = form.plain(a64, b64, labels)
-            reference.backward()
-            reference = reference.detach()
-            value_error = abs(float(value) - float(reference)) / max(1.0, abs(float(reference)))
-            gradients = [(g, r) for g, r in ((a.grad, a64.grad), (b.grad, b64.grad)) if r is not None]
+            reference, value_error, gradients = _float64_reference(form, low_x, low_y, labels, value, (a, b))
             finite = bool(torch.isfinite(value)) and all(
                 g is not None and bool(g.isfinite().all()) for g, _ in gradients
             )
             gradient_error = max(_relative(g, r) for g, r in gradients if g is not None) if finite else float("nan")
             ok = finite and value_error <= VALUE_TOLERANCE and gradient_error <= tolerance
             detail = (
-                f"value {float(value):.6f} vs {float(reference):.6f}: error {value_error:.1e} "
+                f"value {float(value):.6f} vs {reference:.6f}: error {value_error:.1e} "
                 f"(tol {VALUE_TOLERANCE:.0e}); "
                 f"gradient error {gradient_error:.1e} (tol {tolerance:.0e}); finite {finite}"
             )
