@@ -66,6 +66,7 @@ def _run_from_source() -> None:
 _run_from_source()
 
 import run as bench_run  # noqa: E402  (after the path set-up)
+from aligniform._io import write_json  # noqa: E402
 from forms import LOSSES, LossForm, batch  # noqa: E402
 
 CUDA_TESTS = [  # every test that skips (or takes another branch) without CUDA
@@ -217,9 +218,9 @@ def ratio_rows(device: torch.device, ns: list[int], repeats: int) -> list[Row]:
     rows, peaks = [], {}
     # Each memory process gets its share of what is left of the suite's budget, at most run.py's own limit.
     share = (_deadline - time.monotonic()) / len(ns)
-    bench_run.MEMORY_TIMEOUT = max(1.0, min(bench_run.MEMORY_TIMEOUT, share))
+    timeout = max(1.0, min(bench_run.MEMORY_TIMEOUT, share))
     try:  # the timings stand without the memory processes
-        peaks = bench_run.measure_memory(names, ns, DIM, device)
+        peaks = bench_run.measure_memory(names, ns, DIM, device, timeout=timeout)
     except (subprocess.SubprocessError, OSError, ValueError, IndexError) as error:
         rows.append(Row("ratio", "peak memory", False, " ".join(f"{type(error).__name__}: {error}".split())[:400]))
     for row in measured:
@@ -348,8 +349,8 @@ def run_steps(
             rows += run_step(step, lambda late=late: [late])
         else:
             rows += run_step(step, make_rows)
-        if out:
-            out.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n")
+        if out:  # atomically: a run killed at the device's limit leaves the last whole file
+            write_json(out, [asdict(row) for row in rows])
 
 
 if __name__ == "__main__":

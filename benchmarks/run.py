@@ -221,15 +221,20 @@ def memory_in_this_process(names: list[str], n: int, dim: int, device: torch.dev
     return peaks
 
 
-def measure_memory(names: list[str], ns: list[int], dim: int, device: torch.device) -> dict[int, dict]:
-    """Run :func:`memory_in_this_process` for each N in a fresh process, so one N's pages do not hide the next's."""
+def measure_memory(
+    names: list[str], ns: list[int], dim: int, device: torch.device, timeout: float = MEMORY_TIMEOUT
+) -> dict[int, dict]:
+    """Run :func:`memory_in_this_process` for each N in a fresh process, so one N's pages do not hide the next's.
+
+    Each process may take ``timeout`` seconds (``subprocess.TimeoutExpired`` after that).
+    """
     environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")  # large freed blocks go back to the system
     results = {}
     for n in ns:
         command = [sys.executable, __file__, "--memory-worker", "--n", str(n), "--dim", str(dim)]
         command += ["--device", str(device), "--losses", *names]
         output = subprocess.run(
-            command, check=True, capture_output=True, text=True, env=environment, timeout=MEMORY_TIMEOUT
+            command, check=True, capture_output=True, text=True, env=environment, timeout=timeout
         ).stdout
         results[n] = json.loads(output.strip().splitlines()[-1])
     return results

@@ -313,3 +313,20 @@ def test_a_spent_gpu_suite_budget_runs_no_further_step(bench, capsys):
     assert out.count("not run") == 2 * 5 and "budget of 0 s was spent" in out  # as they came, then the table
     assert "5 failed check(s)" in out
     assert gpu_suite._deadline == float("inf")  # the budget ends with the suite
+
+
+def test_the_ratio_step_gives_each_memory_process_its_share_of_the_budget(bench, monkeypatch):
+    gpu_suite = importlib.import_module("gpu_suite")
+    bench_run = importlib.import_module("run")
+    limits = []
+
+    def memory(names, ns, dim, device, timeout):
+        limits.append(timeout)
+        return {}
+
+    monkeypatch.setattr(bench_run, "time_rows", lambda *args, **kwargs: [])
+    monkeypatch.setattr(bench_run, "measure_memory", memory)
+    monkeypatch.setattr(gpu_suite, "_deadline", time.monotonic() + 20)
+    gpu_suite.ratio_rows(torch.device("cpu"), [64, 128], repeats=1)
+    assert len(limits) == 1 and 9 < limits[0] <= 10  # half of the 20 s left, for each of the two processes
+    assert bench_run.MEMORY_TIMEOUT == 180.0  # run.py's own limit stays as it was
